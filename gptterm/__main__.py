@@ -1,0 +1,3 @@
+from gptterm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Argument parsers for every command, with parameter flags derived from PARAMS.
+
+Kept free of heavy imports: ``gptterm --help`` and ``--version`` only load this.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from gptterm import __version__
+from gptterm.errors import UsageError
+from gptterm.settings import LOAD, PARAMS, Params, find_param
+from gptterm.tasks.context import ON_OVERFLOW
+
+COMMANDS = {
+    "chat": "interactive chat in the terminal (REPL)",
+    "generate": "continue a text with no chat template (raw completion)",
+    "history": "list, show, search, delete and export stored conversations",
+    "doctor": "versions, hardware support, the model that would load, settings and paths",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and a UsageError, not usage dumps."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) -> None:
+    group = parser.add_argument_group("generation parameters" if LOAD not in kinds else "parameters")
+    for p in PARAMS:
+        if p.kind not in kinds:
+            continue
+        group.add_argument(*p.flags, dest=p.name, default=None, metavar=p.metavar or p.type.__name__.upper(),
+                           help=p.describe().replace("%", "%%"))
+
+
+def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
+    parser.add_argument("-m", "--model", metavar="MODEL", help="path of a .gguf model file (default: the bundled SmolLM2-135M-Instruct, or 'model' in the config file)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the text and statistics")
+    parser.add_argument("--no-log", action="store_true", help="do not store this exchange in the history")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and speed to stderr")
+    if chat:
+        parser.add_argument("--on-overflow", choices=ON_OVERFLOW, default="error",
+                            help="when the prompt does not fit the context: fail (default) or drop the oldest text")
+    kinds = ("sampling", "load", "prompt") if chat else ("sampling", "load")
+    _add_param_flags(parser, kinds)
+
+
+def prompt_parser() -> Parser:
+    commands = "\n".join(f"  {name:<10} {text}" for name, text in COMMANDS.items())
+    parser = Parser(
+        prog="gptterm",
+        usage="gptterm [options] [PROMPT ...]\n       gptterm COMMAND [options] ...",
+        description="Chat with, and pipe text through, a local GGUF language model.",
+        epilog=(
+            f"commands:\n{commands}\n\n"
+            "With text piped on stdin, stdin is the context and PROMPT the instruction\n"
+            "(git diff | gptterm \"explain this change\"); {input} in PROMPT places stdin.\n"
+            "With no PROMPT and a terminal, 'gptterm' starts the chat REPL.\n"
+            "Run 'gptterm COMMAND --help' for a command's options."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gptterm {__version__}")
+    parser.add_argument("prompt", nargs="*", help="the prompt (words are joined with spaces)")
+    _add_common(parser)
+    return parser
+
+
+def chat_parser() -> Parser:
+    parser = Parser(prog="gptterm chat", description=COMMANDS["chat"])
+    cont = parser.add_mutually_exclusive_group()
+    cont.add_argument("-c", "--continue", dest="cont", action="store_true", help="continue the most recent conversation")
+    cont.add_argument("--cid", type=int, metavar="ID", help="continue the conversation with this id")
+    _add_common(parser)
+    return parser
+
+
+def generate_parser() -> Parser:
+    parser = Parser(prog="gptterm generate", description=COMMANDS["generate"])
+    parser.add_argument("prompt", nargs="*", help="text to continue (default: stdin)")
+    parser.add_argument("-n", "--samples", type=int, default=1, metavar="N", help="number of samples (default 1)")
+    parser.add_argument("--no-echo", action="store_true", help="print only the continuation, not the prompt")
+    _add_common(parser, chat=False)
+    return parser
+
+
+def history_parser() -> Parser:
+    parser = Parser(prog="gptterm history", description=COMMANDS["history"])
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    ls = sub.add_parser("list", help="recent conversations (the default)")
+    ls.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20; 0 for all)")
+    ls.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="print a conversation")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    search = sub.add_parser("search", help="conversations whose title or messages contain TEXT")
+    search.add_argument("text")
+    search.add_argument("-n", "--limit", type=int, default=50)
+    search.add_argument("--json", action="store_true")
+    delete = sub.add_parser("delete", help="delete conversations")
+    delete.add_argument("ids", type=int, nargs="+", metavar="ID")
+    export = sub.add_parser("export", help="write a conversation as Markdown or JSON")
+    export.add_argument("id", type=int)
+    export.add_argument("-f", "--format", choices=("md", "json"), default="md")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    rename = sub.add_parser("rename", help="set a conversation's title")
+    rename.add_argument("id", type=int)
+    rename.add_argument("title")
+    return parser
+
+
+def doctor_parser() -> Parser:
+    parser = Parser(prog="gptterm doctor", description=COMMANDS["doctor"])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("-m", "--model", metavar="MODEL")
+    _add_param_flags(parser, ("sampling", "load", "prompt"))
+    return parser
+
+
+PARSERS = {"chat": chat_parser, "generate": generate_parser, "history": history_parser, "doctor": doctor_parser}
+
+
+def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:
+    """The parameter values given as flags, parsed and validated."""
+    out: dict[str, Any] = {}
+    for p in PARAMS:
+        raw = getattr(ns, p.name, None)
+        if raw is not None:
+            out[p.name] = find_param(p.name).parse(raw)
+    return out
+
+
+def effective_params(ns: argparse.Namespace, base: Params) -> Params:
+    return base.replace(**param_overrides(ns))

@@ -1,0 +1,250 @@
+"""One-shot prompts (with pipes) and the chat REPL."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from gptterm.cli import setup
+from gptterm.cli.io import StdoutWriter, note, read_stdin, run_reply
+from gptterm.engine.base import Message, Reply
+from gptterm.errors import GpttermError, InputError, UsageError
+from gptterm.settings import LOAD, PARAMS, find_param
+from gptterm.tasks.chat import ChatSession, compose_prompt
+from gptterm.tasks.context import head_tokens
+
+
+def run_default(ns: argparse.Namespace) -> int:
+    prompt = " ".join(ns.prompt) if ns.prompt else None
+    context = read_stdin()
+    if prompt is None and context is None:
+        if sys.stdin is not None and sys.stdin.isatty():
+            ns.cont, ns.cid = False, None
+            return run_repl(ns)
+        raise InputError("nothing to ask: give a PROMPT or pipe text on stdin")
+    if prompt is not None and not prompt.strip():
+        raise InputError("the prompt is empty")
+    if context is not None and not context.strip():
+        if prompt is None:
+            raise InputError("stdin is empty: nothing to ask (give a PROMPT or pipe some text)")
+        if "{input}" in prompt:
+            raise InputError("stdin is empty but the prompt uses {input}")
+        context = None
+    return run_oneshot(ns, prompt, context)
+
+
+def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None) -> int:
+    config, params = setup.settings(ns)
+    engine = setup.engine(ns, config, params)
+    session = ChatSession(engine, params, store=setup.store(ns), kind="oneshot",
+                          on_overflow=ns.on_overflow, on_truncate=lambda r: note(r.describe()))
+
+    def truncate_last(budget: int) -> Message:
+        # Cut the piped text, never the instruction; without a pipe, cut the prompt.
+        if context is None:
+            return {"role": "user", "content": head_tokens(engine, prompt or "", budget)}
+        fixed = engine.count_tokens(compose_prompt(prompt, ""))
+        return {"role": "user", "content": compose_prompt(prompt, head_tokens(engine, context, max(0, budget - fixed)))}
+
+    reply = session.send(compose_prompt(prompt, context), truncate_last=truncate_last)
+    writer = StdoutWriter()
+    interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
+    if ns.json:
+        print(json.dumps(reply_json(reply, engine, params, session.conversation_id), ensure_ascii=False))
+    else:
+        writer.end_line()
+    report_end(ns, reply, params, interrupted, logged=session.store is not None)
+    return 130 if interrupted else 0
+
+
+def reply_json(reply: Reply, engine: Any, params: Any, conversation_id: int | None) -> dict[str, Any]:
+    return {
+        "text": reply.text,
+        "model": engine.info.name,
+        "finish_reason": reply.finish_reason,
+        **reply.stats.as_dict(),
+        "seed": reply.seed,
+        "params": params.sampling(),
+        "conversation_id": conversation_id,
+    }
+
+
+def report_end(ns: argparse.Namespace, reply: Reply, params: Any, interrupted: bool, *, logged: bool) -> None:
+    if getattr(ns, "verbose", False):
+        note(setup.stats_line(reply))
+    if interrupted:
+        note("stopped; the partial reply is kept in history" if logged else "stopped")
+    elif reply.finish_reason == "length":
+        note(f"the reply was cut at {reply.stats.completion_tokens} tokens "
+             f"(--max-tokens is {params.max_tokens}; the context may also be full)")
+
+
+# -- REPL ----------------------------------------------------------------------
+
+HELP = """commands:
+  /system [TEXT]       show or set the system prompt (empty TEXT clears it)
+  /set [NAME [VALUE]]  show parameters, or set one (e.g. /set temperature 0.2)
+  /regen               generate the last reply again
+  /clear               start a new conversation
+  /help                this help
+  /exit                leave (also Ctrl+D, or Ctrl+C at the prompt)
+input:
+  end a line with \\ to continue on the next line; a line with only \"\"\" starts and ends a block
+  Ctrl+C during a reply stops it and keeps the partial text"""
+
+
+class Repl:
+    def __init__(self, ns: argparse.Namespace):
+        self.ns = ns
+        self.config, self.params = setup.settings(ns)
+        self.store = setup.store(ns)
+        conversation = None
+        if getattr(ns, "cont", False) or getattr(ns, "cid", None):
+            if self.store is None:
+                raise UsageError("--no-log cannot be combined with continuing a conversation")
+            conversation = self.store.get(ns.cid) if ns.cid else self.store.latest()
+            if conversation is None:
+                raise InputError("there is no conversation to continue yet")
+        self.engine = setup.engine(ns, self.config, self.params)
+        self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat",
+                                   on_overflow=ns.on_overflow, conversation=conversation,
+                                   on_truncate=lambda r: note(r.describe()))
+        self.interactive = sys.stdin.isatty()
+        self.prompt_stream = sys.stdout if sys.stdout.isatty() else sys.stderr
+        self.continued = conversation
+
+    # input -------------------------------------------------------------------
+
+    def _input(self, prompt: str) -> str:
+        if self.prompt_stream is sys.stdout and self.interactive:
+            return input(prompt)
+        self.prompt_stream.write(prompt)
+        self.prompt_stream.flush()
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    def read_message(self) -> str:
+        line = self._input(">>> ")
+        if line.strip() == '"""':
+            lines = []
+            while True:
+                more = self._input("... ")
+                if more.strip() == '"""':
+                    return "\n".join(lines)
+                lines.append(more)
+        while line.endswith("\\"):
+            line = line[:-1] + "\n" + self._input("... ")
+        return line
+
+    # loop --------------------------------------------------------------------
+
+    def banner(self) -> None:
+        info = self.engine.info
+        print(f"gptterm chat · {info.name} · context {info.n_ctx} tokens · /help for commands, Ctrl+D to exit",
+              file=sys.stderr)
+        if self.continued is not None:
+            c = self.continued
+            print(f"continuing conversation {c.id}: {c.title or '(untitled)'} ({len(c.messages)} messages)",
+                  file=sys.stderr)
+
+    def run(self) -> int:
+        if self.interactive:
+            _enable_readline()
+        self.banner()
+        while True:
+            try:
+                text = self.read_message()
+            except (EOFError, KeyboardInterrupt):
+                print(file=sys.stderr)
+                return 0
+            if not text.strip():
+                continue
+            try:
+                if text.startswith("/"):
+                    if self.command(text) == "exit":
+                        return 0
+                    continue
+                self.stream(self.session.send(text))
+            except GpttermError as err:
+                note(f"error: {err}")
+
+    def stream(self, reply: Reply) -> None:
+        writer = StdoutWriter()
+        interrupted = run_reply(reply, self.engine.cancel, writer)
+        writer.end_line()
+        report_end(self.ns, reply, self.params, interrupted, logged=self.store is not None)
+
+    # commands ------------------------------------------------------------------
+
+    def command(self, text: str) -> str | None:
+        name, _, arg = text[1:].partition(" ")
+        name = name.lower()
+        arg = arg.strip()
+        if name in ("exit", "quit", "bye", "q"):
+            return "exit"
+        if name in ("help", "?"):
+            print(HELP, file=sys.stderr)
+        elif name == "clear":
+            self.session.clear()
+            note("new conversation started")
+        elif name in ("regen", "regenerate"):
+            if not self.session.messages:
+                note("nothing to regenerate yet")
+            else:
+                self.stream(self.session.regenerate())
+        elif name == "system":
+            if not arg and not text.rstrip().endswith(" "):
+                note(f"system prompt: {self.session.system!r}" if self.session.system else
+                     "no system prompt (the model's default applies); /system TEXT sets one")
+            else:
+                self.session.set_system(arg)
+                note("system prompt set" if arg else "system prompt cleared")
+        elif name == "set":
+            self.set_param(arg)
+        else:
+            note(f"unknown command /{name}; /help lists them")
+        return None
+
+    def set_param(self, arg: str) -> None:
+        if not arg:
+            for p in PARAMS:
+                value = self.params.values[p.name]
+                shown = (p.none_means if value is None else repr(value) if p.type is str else value)
+                print(f"  {p.name:<15} {shown!s:<10} {p.help}", file=sys.stderr)
+            return
+        name, _, raw = arg.partition(" ")
+        param = find_param(name)
+        if not raw.strip() and param.type is not str and param.none_means is None:
+            print(f"  {param.name}: {self.params.values[param.name]!r} — {param.describe()}", file=sys.stderr)
+            return
+        value = param.parse(raw)
+        new_params = self.params.replace(**{param.name: value})
+        if param.kind == LOAD:
+            note(f"reloading the model with {param.name}={value} …")
+            self.engine.close()
+            try:
+                self.engine = setup.engine(self.ns, self.config, new_params)
+            except GpttermError:
+                self.engine = setup.engine(self.ns, self.config, self.params)
+                raise
+            self.session.engine = self.engine
+        if param.name == "system":
+            self.session.set_system(value)
+        self.params = new_params
+        self.session.params = new_params
+        note(f"{param.name} = {value!r}")
+
+
+def _enable_readline() -> None:
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:
+        pass
+
+
+def run_repl(ns: argparse.Namespace) -> int:
+    return Repl(ns).run()

@@ -1,0 +1,71 @@
+"""``gptterm generate``: raw continuation of a text, no chat template."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from gptterm.cli import setup
+from gptterm.cli.io import StdoutWriter, note, read_stdin, run_reply
+from gptterm.errors import InputError, UsageError
+from gptterm.tasks.context import overflow_error, reply_reserve
+
+SEPARATOR = "\n-----\n"
+
+
+def run_generate(ns: argparse.Namespace) -> int:
+    if ns.samples < 1:
+        raise UsageError("-n/--samples must be at least 1")
+    prompt = " ".join(ns.prompt) if ns.prompt else read_stdin()
+    if prompt is None or not prompt.strip():
+        raise InputError("nothing to continue: give a PROMPT or pipe text on stdin")
+    config, params = setup.settings(ns)
+    engine = setup.engine(ns, config, params)
+    n_prompt = len(engine.completion_tokens(prompt))
+    reserve = reply_reserve(params.max_tokens, engine.n_ctx)
+    if n_prompt + reserve > engine.n_ctx:
+        raise overflow_error(n_prompt, engine.n_ctx, reserve, engine.info.n_ctx_train)
+    store = setup.store(ns)
+    conversation_id = None
+    if store is not None:
+        conversation_id = store.new_conversation(kind="generate", model=engine.info.name)
+        store.add_message(conversation_id, "user", prompt)
+    base_seed = params.seed
+    samples = []
+    writer = StdoutWriter()
+    interrupted = False
+    for i in range(ns.samples):
+        # Consecutive seeds: `--seed S -n 3` repeats all three samples.
+        sample_params = params.replace(seed=None if base_seed is None else (base_seed + i) % (2**32 - 1))
+        reply = engine.complete(prompt, sample_params)
+        if store is not None:
+            reply.on_done(lambda r, p=sample_params: store.add_message(
+                conversation_id, "assistant", r.text, model=engine.info.name,
+                params={**p.sampling(), "seed": r.seed},
+                stats={**r.stats.as_dict(), "finish_reason": r.finish_reason}))
+        if not ns.json:
+            if i:
+                writer(SEPARATOR)
+            if not ns.no_echo:
+                writer(prompt)
+        interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
+        samples.append(reply)
+        if ns.verbose:
+            note(f"sample {i + 1}: {setup.stats_line(reply)}")
+        if interrupted or writer.broken:
+            break
+    if ns.json:
+        print(json.dumps({
+            "prompt": prompt,
+            "model": engine.info.name,
+            "samples": [{"text": r.text, "finish_reason": r.finish_reason, "seed": r.seed, **r.stats.as_dict()}
+                        for r in samples],
+            "params": params.sampling(),
+            "conversation_id": conversation_id,
+        }, ensure_ascii=False))
+    else:
+        writer.end_line()
+    if interrupted:
+        note("stopped; the partial text is kept in history" if store else "stopped")
+        return 130
+    return 0

@@ -1,0 +1,72 @@
+"""``gptterm history``: list, show, search, delete, rename and export conversations."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+from gptterm.cli.io import note
+from gptterm.errors import HistoryError
+from gptterm.history import export
+from gptterm.history.store import Conversation, HistoryStore
+
+
+def _row(c: Conversation) -> str:
+    when = dt.datetime.fromtimestamp(c.updated_at).strftime("%Y-%m-%d %H:%M")
+    return f"{c.id:>5}  {when}  {c.kind:<8} {c.message_count:>4}  {c.title or '(untitled)'}"
+
+
+def _print_list(convs: list[Conversation], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([{k: v for k, v in c.as_dict().items() if k != "messages"} | {"messages": c.message_count}
+                          for c in convs], ensure_ascii=False))
+        return
+    if not convs:
+        note("no conversations found")
+        return
+    print(f"{'id':>5}  {'updated':<16}  {'kind':<8} {'msgs':>4}  title")
+    for c in convs:
+        print(_row(c))
+
+
+def run_history(ns: argparse.Namespace) -> int:
+    store = HistoryStore()
+    action = ns.action or "list"
+    if action == "list":
+        _print_list(store.list_conversations(limit=getattr(ns, "limit", 20) or None), getattr(ns, "json", False))
+    elif action == "search":
+        _print_list(store.list_conversations(limit=ns.limit or None, query=ns.text), ns.json)
+    elif action == "show":
+        conv = store.get(ns.id)
+        sys.stdout.write(export.to_json(conv) if ns.json else export.to_markdown(conv))
+    elif action == "delete":
+        for cid in ns.ids:
+            store.get(cid)  # every id must exist before anything is deleted
+        for cid in ns.ids:
+            store.delete_conversation(cid)
+        note(f"deleted {len(ns.ids)} conversation(s)")
+    elif action == "rename":
+        store.rename(ns.id, ns.title)
+    elif action == "export":
+        conv = store.get(ns.id)
+        text = export.to_json(conv) if ns.format == "json" else export.to_markdown(conv)
+        if ns.output:
+            _write_file(Path(ns.output), text)
+            note(f"wrote {ns.output}")
+        else:
+            sys.stdout.write(text)
+    return 0
+
+
+def _write_file(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise HistoryError(f"cannot write {path}: {err.strerror}") from None

@@ -1,0 +1,125 @@
+"""Terminal and pipe plumbing shared by the commands.
+
+stdout carries only results; everything else (notes, progress, statistics)
+goes to stderr through ``note``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from typing import Any, Callable
+
+from gptterm.engine.base import Reply
+from gptterm.errors import InputError
+
+_END = object()
+
+
+def note(message: str) -> None:
+    """A one-line diagnostic on stderr."""
+    print(f"gptterm: {message}", file=sys.stderr, flush=True)
+
+
+def stdin_is_piped() -> bool:
+    try:
+        return not sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or missing stdin
+        return False
+
+
+def read_stdin() -> str | None:
+    """Piped stdin as text, or None when stdin is a terminal or absent.
+
+    Undecodable bytes are replaced (and the user told) rather than refused:
+    a log with one bad byte should still be usable.
+    """
+    if sys.stdin is None or not stdin_is_piped():
+        return None
+    try:
+        data = sys.stdin.buffer.read()
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read stdin: {err}") from None
+    if b"\x00" in data:
+        note("stdin looks binary (it contains NUL bytes): NULs removed, undecodable bytes replaced")
+        data = data.replace(b"\x00", b"")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        note("stdin is not valid UTF-8: undecodable bytes were replaced with \ufffd")
+        text = data.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def run_reply(reply: Reply, cancel: Callable[[], None], write: Callable[[str], Any]) -> bool:
+    """Stream ``reply`` through ``write``; Ctrl+C stops it. Returns True if interrupted.
+
+    The reply runs in a worker thread so that Ctrl+C reaches the main thread
+    at once, even while llama.cpp evaluates a long prompt in C; the main
+    thread then asks the engine to cancel and keeps what was generated.
+    """
+    pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def work() -> None:
+        try:
+            for piece in reply:
+                pieces.put(piece)
+        except BaseException as err:  # handed to the main thread
+            pieces.put(err)
+        pieces.put(_END)
+
+    worker = threading.Thread(target=work, name="gptterm-reply", daemon=True)
+    worker.start()
+    interrupted = False
+    while True:
+        try:
+            item = pieces.get()
+        except KeyboardInterrupt:
+            interrupted = True
+            cancel()
+            continue
+        if item is _END:
+            break
+        if isinstance(item, BaseException):
+            worker.join()
+            raise item
+        try:
+            write(item)
+        except KeyboardInterrupt:
+            interrupted = True
+            cancel()
+        if getattr(write, "broken", False):
+            cancel()
+    worker.join()
+    return interrupted
+
+
+class StdoutWriter:
+    """Writes reply text to stdout as it arrives; remembers whether a newline ended it."""
+
+    def __init__(self) -> None:
+        self.last = "\n"
+        self.broken = False
+
+    def __call__(self, text: str) -> None:
+        if self.broken or not text:
+            return
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            self.last = text[-1]
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): stop generating, finish
+            # quietly, and keep Python from complaining at exit.
+            self.broken = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+    def end_line(self) -> None:
+        if self.last != "\n":
+            self("\n")

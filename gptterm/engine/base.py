@@ -1,0 +1,126 @@
+"""The Engine contract every backend (local llama.cpp, remote server) satisfies.
+
+A reply is a ``Reply``: iterate it for text pieces as they are generated;
+once exhausted it holds the whole text, why it finished and its ``Stats``.
+``Engine.cancel()`` may be called from any thread; the running reply then
+ends early with ``finish_reason == "cancelled"`` and keeps its partial text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypedDict
+
+
+class Message(TypedDict):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass
+class Stats:
+    prompt_tokens: int = 0
+    #: prompt tokens whose KV state was reused from the previous request
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    decode_s: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode rate: tokens after the first, over the time after the first."""
+        if self.completion_tokens < 2 or self.decode_s <= 0:
+            return None
+        return (self.completion_tokens - 1) / self.decode_s
+
+    def as_dict(self) -> dict[str, Any]:
+        tps = self.tokens_per_s
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "completion_tokens": self.completion_tokens,
+            "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
+            "tokens_per_s": None if tps is None else round(tps, 2),
+            "total_s": round(self.total_s, 4),
+        }
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: str
+    size_bytes: int
+    architecture: str | None = None
+    n_params: int | None = None
+    n_ctx_train: int | None = None
+    n_ctx: int | None = None
+    has_chat_template: bool = False
+    gpu_layers: int = 0
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Reply:
+    """A streamed reply. Iterate once; afterwards read ``text``/``stats``/``finish_reason``.
+
+    ``run(reply)`` is the backend's generator: it yields text pieces and fills
+    in ``reply.stats`` and ``reply.finish_reason`` as it goes.
+    """
+
+    def __init__(self, run: Callable[["Reply"], Iterator[str]], *, prompt_tokens: int = 0, seed: int | None = None):
+        self._run = run
+        self.stats = Stats(prompt_tokens=prompt_tokens)
+        self.seed = seed
+        self.parts: list[str] = []
+        #: "stop" (end of text), "length" (max_tokens or context), "cancelled", "error"
+        self.finish_reason: str | None = None
+        self.done = False
+        self._on_done: list[Callable[["Reply"], None]] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def on_done(self, callback: Callable[["Reply"], None]) -> None:
+        """Call ``callback(reply)`` once the reply ends: finished, stopped, failed or abandoned."""
+        self._on_done.append(callback)
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for piece in self._run(self):
+                self.parts.append(piece)
+                yield piece
+        except BaseException:
+            if self.finish_reason is None:
+                self.finish_reason = "error"
+            raise
+        finally:
+            if not self.done:
+                self.done = True
+                for callback in self._on_done:
+                    callback(self)
+
+    def drain(self) -> str:
+        for _ in self:
+            pass
+        return self.text
+
+
+class Engine(Protocol):
+    info: ModelInfo
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def count_chat_tokens(self, messages: Sequence[Message]) -> int: ...
+
+    def chat(self, messages: Sequence[Message], params: Any) -> Reply: ...
+
+    def complete(self, prompt: str, params: Any) -> Reply: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,272 @@
+"""The local engine: one llama.cpp model in this process, via llama-cpp-python.
+
+Generation drives ``Llama.generate`` token by token (llama.cpp's C sampler
+chain, no per-token logits copy) rather than ``create_completion``, whose
+per-token bookkeeping costs ~20% of the decode rate on small models.
+``Llama.generate`` keeps the KV cache of the longest common prefix with the
+previous request, so a chat turn only evaluates its new tokens.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import io
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from gptterm.engine import llama_log
+from gptterm.engine.base import Message, ModelInfo, Reply, Stats
+from gptterm.errors import ContextOverflowError, GpttermError, ModelError
+from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
+from gptterm.models.resolve import check_gguf_file
+
+# Used when a GGUF carries no chat template (base models, some conversions):
+# ChatML is what most small instruct models were tuned on.
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def default_threads() -> int:
+    """All usable cores on small machines; half (≈ physical cores) on large ones."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return n if n <= 8 else max(8, n // 2)
+
+
+class EngineError(GpttermError):
+    exit_code = 8
+
+
+class LocalEngine:
+    """A loaded GGUF model. One reply at a time; ``cancel()`` from any thread."""
+
+    def __init__(self, model_path: Path | str, *, ctx: int, gpu_layers: int, threads: int | None, **_: Any):
+        import llama_cpp
+
+        path = Path(model_path)
+        check_gguf_file(path)
+        llama_log.install()
+        try:
+            meta = read_metadata(path)
+        except ValueError as err:
+            raise ModelError(f"cannot load model {path}: {err}") from None
+        n_ctx_train = meta.context_length
+        n_ctx = min(ctx, n_ctx_train) if n_ctx_train else ctx
+        offload = bool(llama_cpp.llama_supports_gpu_offload())
+        n_gpu_layers = gpu_layers if offload else 0
+        n_threads = threads or default_threads()
+        mark = llama_log.mark()
+        try:
+            # verbose=True keeps llama-cpp-python from dup2-ing fds 1 and 2 to
+            # /dev/null (which would blank other threads' output); its Python
+            # prints during load are caught here, llama.cpp's own log by
+            # llama_log.
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_batch=min(512, n_ctx),
+                    n_gpu_layers=n_gpu_layers,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    use_mmap=True,
+                    verbose=True,
+                )
+        except (ValueError, RuntimeError, OSError) as err:
+            reason = llama_log.failure_reason(llama_log.since(mark)) or str(err)
+            raise ModelError(f"cannot load model {path}: {reason}") from None
+        self._llm.verbose = False  # silence per-request prints from here on
+        self._lib = llama_cpp
+        self._vocab = self._llm._model.vocab
+        self._cancel = threading.Event()
+        self._busy = threading.Lock()
+        self._pieces: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
+        self._formatter = self._make_formatter(meta)
+        self.meta = meta
+        self.info = ModelInfo(
+            name=path.stem,
+            path=str(path),
+            size_bytes=path.stat().st_size,
+            architecture=meta.architecture,
+            n_params=self._llm._model.n_params(),
+            n_ctx_train=n_ctx_train,
+            n_ctx=self._llm.n_ctx(),
+            has_chat_template=meta.chat_template is not None,
+            gpu_layers=n_gpu_layers,
+            threads=n_threads,
+        )
+
+    def _make_formatter(self, meta: GGUFMetadata) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        model = self._llm._model
+        eos_id, bos_id = model.token_eos(), model.token_bos()
+        eos = model.token_get_text(eos_id) if eos_id >= 0 else ""
+        bos = model.token_get_text(bos_id) if bos_id >= 0 else ""
+        template = meta.chat_template or FALLBACK_CHAT_TEMPLATE
+        try:
+            return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        except Exception as err:  # jinja2 syntax errors in a model's template
+            raise ModelError(f"the model's chat template is invalid: {err}") from None
+
+    # -- tokens ---------------------------------------------------------------
+
+    @property
+    def n_ctx(self) -> int:
+        return self._llm.n_ctx()
+
+    def tokenize(self, text: str, *, special: bool = False, add_bos: bool = False) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self._piece(t) for t in tokens).decode("utf-8", "replace")
+
+    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
+        rendered = self.render_chat(messages)
+        bos = self._formatter.bos_token
+        add_bos = not (bos and rendered.startswith(bos))
+        return self._llm.tokenize(rendered.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def count_chat_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.chat_tokens(messages))
+
+    def render_chat(self, messages: Sequence[Message]) -> str:
+        try:
+            return self._formatter(messages=[dict(m) for m in messages]).prompt
+        except Exception as err:  # a template that raises is the model's fault, not a crash
+            raise EngineError(f"the model's chat template failed: {err}") from None
+
+    def completion_tokens(self, prompt: str) -> list[int]:
+        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+
+    # -- generation -----------------------------------------------------------
+
+    def chat(self, messages: Sequence[Message], params: Any) -> Reply:
+        return self._reply(self.chat_tokens(messages), params)
+
+    def complete(self, prompt: str, params: Any) -> Reply:
+        return self._reply(self.completion_tokens(prompt), params)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def close(self) -> None:
+        llm = getattr(self, "_llm", None)
+        if llm is not None:
+            llm.close()
+            self._llm = None
+
+    def _reply(self, tokens: list[int], params: Any) -> Reply:
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
+                prompt_tokens=len(tokens), n_ctx=self.n_ctx, reply_tokens=0,
+            )
+        self._cancel.clear()
+        seed = params.seed if params.seed is not None else secrets.randbelow(2**32 - 1)
+        return Reply(lambda reply: self._generate(reply, tokens, params, seed),
+                     prompt_tokens=len(tokens), seed=seed)
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
+            piece = self._piece_buf.raw[: max(n, 0)]
+            self._pieces[token] = piece
+        return piece
+
+    def _set_abort(self, on: bool) -> None:
+        # The abort callback runs between graph nodes of every llama_decode;
+        # a Python callback there costs GIL round-trips per node, so it is
+        # armed only while the prompt is evaluated (long, uninterruptible
+        # otherwise). During decoding, cancel is checked once per token.
+        cb = self._abort_cb if on else self._lib.ggml_abort_callback(0)
+        self._lib.llama_set_abort_callback(self._llm._ctx.ctx, cb, None)
+
+    def _generate(self, reply: Reply, tokens: list[int], params: Any, seed: int) -> Iterator[str]:
+        llm = self._llm
+        if llm is None:
+            raise EngineError("the model was closed")
+        stats = reply.stats
+        max_new = min(params.max_tokens, self.n_ctx - len(tokens))
+        is_eog = self._lib.llama_vocab_is_eog
+        vocab = self._vocab
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        with self._busy:
+            stats.cached_tokens = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+            llm.set_seed(seed)
+            t0 = time.perf_counter()
+            t_first = t_last = None
+            n = 0
+            finish = "length"
+            self._set_abort(True)
+            gen = llm.generate(
+                tokens,
+                temp=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k,
+                min_p=params.min_p,
+                repeat_penalty=params.repeat_penalty,
+                reset=True,
+            )
+            try:
+                for token in gen:
+                    t_last = time.perf_counter()
+                    if t_first is None:
+                        t_first = t_last
+                        stats.ttft_s = t_first - t0
+                        self._set_abort(False)
+                    if self._cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if is_eog(vocab, token):
+                        finish = "stop"
+                        break
+                    n += 1
+                    stats.completion_tokens = n
+                    text = decoder.decode(self._piece(token))
+                    if text:
+                        yield text
+                    if n >= max_new:
+                        break
+            except RuntimeError as err:
+                if not self._cancel.is_set():
+                    raise EngineError(f"generation failed: {err}") from None
+                finish = "cancelled"
+            finally:
+                gen.close()
+                self._set_abort(False)
+                end = time.perf_counter()
+                stats.total_s = end - t0
+                if t_first is not None and t_last is not None:
+                    stats.decode_s = t_last - t_first
+                reply.finish_reason = finish
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

