@@ -64,7 +64,10 @@ def run_cli(*args: str, input: str | bytes | None = None, timeout: float = 120, 
             **kw) -> subprocess.CompletedProcess:
     """Run the real `gptterm` in a subprocess with this test's directories."""
     full_env = {**os.environ, **(env or {})}
-    text = not isinstance(input, bytes)
-    return subprocess.run([sys.executable, "-m", "gptterm", *args], input=input, capture_output=True,
-                          text=text, timeout=timeout, env=full_env, cwd=ROOT,
+    data = input.encode("utf-8") if isinstance(input, str) else input
+    proc = subprocess.run([sys.executable, "-m", "gptterm", *args], input=data, capture_output=True,
+                          timeout=timeout, env=full_env, cwd=ROOT,
                           stdin=subprocess.DEVNULL if input is None else None, **kw)
+    proc.stdout = proc.stdout.decode("utf-8", "replace")
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    return proc

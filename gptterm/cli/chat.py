@@ -77,8 +77,11 @@ def report_end(ns: argparse.Namespace, reply: Reply, params: Any, interrupted: b
     if interrupted:
         note("stopped; the partial reply is kept in history" if logged else "stopped")
     elif reply.finish_reason == "length":
-        note(f"the reply was cut at {reply.stats.completion_tokens} tokens "
-             f"(--max-tokens is {params.max_tokens}; the context may also be full)")
+        if reply.stats.completion_tokens >= params.max_tokens:
+            note(f"the reply stopped at --max-tokens ({params.max_tokens})")
+        else:
+            note(f"the reply stopped because the context ({reply.stats.prompt_tokens + reply.stats.completion_tokens}"
+                 " tokens) is full; use a bigger --ctx")
 
 
 # -- REPL ----------------------------------------------------------------------
