@@ -1,0 +1,107 @@
+"""Decode rate and time to first token: gptterm against a bare llama-cpp-python loop.
+
+Same model, prompt, thread count and greedy sampling; runs interleaved;
+medians. The anchor is llama-cpp-python's own streaming API
+(``create_completion(stream=True)``), the loop a user of the library writes.
+The last row times the real ``gptterm generate`` process from outside
+(first to last byte on its stdout pipe).
+
+    python bench/decode.py [--model PATH] [--tokens 200] [--rounds 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gptterm.engine.local import LocalEngine, default_threads  # noqa: E402
+from gptterm.models.bundled import bundled_model_path  # noqa: E402
+from gptterm.settings import Params  # noqa: E402
+
+PROMPT = "Here is a long, detailed essay about the history of the printing press, part {i}:\n\n"
+
+
+def bare_loop(llm, prompt: str, n: int) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    first = last = None
+    count = 0
+    for _chunk in llm.create_completion(prompt, max_tokens=n, temperature=0.0, top_k=40, top_p=0.95,
+                                        min_p=0.05, repeat_penalty=1.1, stream=True):
+        last = time.perf_counter()
+        if first is None:
+            first = last
+        count += 1
+    return first - t0, (count - 1) / (last - first), count
+
+
+def engine_loop(engine, prompt: str, n: int) -> tuple[float, float, int]:
+    reply = engine.complete(prompt, Params().replace(temperature=0.0, max_tokens=n))
+    reply.drain()
+    return reply.stats.ttft_s, reply.stats.tokens_per_s, reply.stats.completion_tokens
+
+
+def cli_run(model: str, prompt: str, n: int, threads: int) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "gptterm", "generate", "--no-echo", "--no-log", "-v", "-m", model,
+                             "--temperature", "0", "--max-tokens", str(n), "--threads", str(threads), prompt],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = last = None
+    while chunk := proc.stdout.read1(65536):
+        last = time.perf_counter()
+        if first is None:
+            first = last
+    err = proc.stderr.read().decode()
+    proc.wait()
+    count = int(re.search(r"(\d+) generated", err).group(1))
+    return first - t0, (count - 1) / (last - first), count
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(bundled_model_path()))
+    ap.add_argument("--tokens", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=default_threads())
+    args = ap.parse_args()
+
+    import llama_cpp
+
+    from gptterm.engine import llama_log
+
+    llama_log.install()
+    with contextlib.redirect_stderr(io.StringIO()):
+        bare = llama_cpp.Llama(args.model, n_ctx=4096, n_batch=512, n_threads=args.threads,
+                               n_threads_batch=args.threads, verbose=False)
+    engine = LocalEngine(args.model, ctx=4096, gpu_layers=0, threads=args.threads)
+
+    results: dict[str, list[tuple[float, float, int]]] = {"bare": [], "engine": [], "cli": []}
+    for i in range(args.rounds):
+        prompt = PROMPT.format(i=i)  # a new prompt each round: no KV reuse across rounds
+        results["bare"].append(bare_loop(bare, prompt, args.tokens))
+        results["engine"].append(engine_loop(engine, prompt, args.tokens))
+        results["cli"].append(cli_run(args.model, prompt, args.tokens, args.threads))
+
+    def med(name: str, k: int) -> float:
+        return statistics.median(r[k] for r in results[name])
+
+    print(f"model {os.path.basename(args.model)}, {args.threads} threads, {args.tokens} tokens greedy, "
+          f"{args.rounds} interleaved rounds, medians")
+    print(f"{'':34} {'decode tok/s':>12} {'ratio':>6} {'TTFT ms':>8} {'tokens':>7}")
+    anchor = med("bare", 1)
+    for name, label in (("bare", "llama-cpp-python stream loop"), ("engine", "gptterm engine (in process)"),
+                        ("cli", "gptterm generate (stdout pipe)")):
+        print(f"{label:34} {med(name, 1):12.1f} {med(name, 1) / anchor:6.3f} {med(name, 0) * 1000:8.1f} "
+              f"{med(name, 2):7.0f}")
+
+
+if __name__ == "__main__":
+    main()
