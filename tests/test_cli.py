@@ -230,3 +230,23 @@ def test_help_and_version():
         assert word in out
     assert ok(run_cli("--version")).stdout.startswith("gptterm ")
     assert "--samples" in ok(run_cli("generate", "--help")).stdout
+
+
+def test_config_command_validates_and_writes_atomically(tiny_model, isolated_dirs):
+    ok(run_cli("config", "set", "temperature", "0.25"))
+    fails(run_cli("config", "set", "top_p", "3"), 2, "top_p must be in 0..1, not 3")
+    fails(run_cli("config", "set", "model", "/nope.gguf"), 4, "model file not found")
+    ok(run_cli("config", "set", "model", str(tiny_model)))
+    shown = ok(run_cli("config")).stdout
+    assert "temperature      0.25" in shown and "config" in shown
+    assert str(tiny_model) in shown
+    text = (isolated_dirs["config"] / "config.toml").read_text()
+    assert "temperature = 0.25" in text and "top_p" not in text
+    ok(run_cli("config", "unset", "temperature"))
+    assert "temperature" not in (isolated_dirs["config"] / "config.toml").read_text()
+    assert ok(run_cli("config", "path")).stdout.strip().endswith("config.toml")
+
+
+def test_repl_save_persists_changed_parameters(tiny_model, isolated_dirs):
+    ok(run_cli("chat", "-m", str(tiny_model), input="/set top_k 7\n/save\n"))
+    assert "top_k = 7" in (isolated_dirs["config"] / "config.toml").read_text()

@@ -49,6 +49,10 @@ def _dispatch(args: list[str]) -> int:
         from gptterm.cli.history import run_history
 
         return run_history(ns)
+    if command == "config":
+        from gptterm.cli.config import run_config
+
+        return run_config(ns)
     from gptterm.cli.doctor import run_doctor
 
     return run_doctor(ns)

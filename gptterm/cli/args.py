@@ -17,6 +17,7 @@ COMMANDS = {
     "chat": "interactive chat in the terminal (REPL)",
     "generate": "continue a text with no chat template (raw completion)",
     "history": "list, show, search, delete and export stored conversations",
+    "config": "show or change the settings in the config file",
     "doctor": "versions, hardware support, the model that would load, settings and paths",
 }
 
@@ -121,7 +122,20 @@ def doctor_parser() -> Parser:
     return parser
 
 
-PARSERS = {"chat": chat_parser, "generate": generate_parser, "history": history_parser, "doctor": doctor_parser}
+def config_parser() -> Parser:
+    parser = Parser(prog="gptterm config", description=COMMANDS["config"])
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    sub.add_parser("show", help="every setting, its value and where it comes from (the default)")
+    setp = sub.add_parser("set", help="set NAME to VALUE in the config file (validated)")
+    setp.add_argument("name")
+    setp.add_argument("value")
+    unset = sub.add_parser("unset", help="remove NAME from the config file (back to the default)")
+    unset.add_argument("name")
+    sub.add_parser("path", help="print the config file's path")
+    return parser
+
+
+PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser, "doctor": doctor_parser}
 
 
 def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:

@@ -89,6 +89,7 @@ def report_end(ns: argparse.Namespace, reply: Reply, params: Any, interrupted: b
 HELP = """commands:
   /system [TEXT]       show or set the system prompt (empty TEXT clears it)
   /set [NAME [VALUE]]  show parameters, or set one (e.g. /set temperature 0.2)
+  /save                save the parameters changed here to the config file
   /regen               generate the last reply again
   /clear               start a new conversation
   /help                this help
@@ -208,6 +209,8 @@ class Repl:
                 note("system prompt set" if arg else "system prompt cleared")
         elif name == "set":
             self.set_param(arg)
+        elif name == "save":
+            self.save_params()
         else:
             note(f"unknown command /{name}; /help lists them")
         return None
@@ -240,6 +243,19 @@ class Repl:
         self.params = new_params
         self.session.params = new_params
         note(f"{param.name} = {value!r}")
+
+
+    def save_params(self) -> None:
+        from gptterm.settings import save_config
+
+        changed = {k: v for k, v in self.params.values.items() if v != self.config.params.values[k]}
+        if not changed:
+            note("no parameter differs from the config file")
+            return
+        save_config({k: v for k, v in changed.items() if v is not None},
+                    remove=[k for k, v in changed.items() if v is None])
+        self.config = type(self.config)(self.params, self.config.model, self.config.path)
+        note(f"saved {', '.join(sorted(changed))} to {self.config.path}")
 
 
 def _enable_readline() -> None:

@@ -1,0 +1,53 @@
+"""``gptterm config``: read and change the config file, validated by the parameter declarations."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+
+from gptterm import paths
+from gptterm.cli.io import note
+from gptterm.errors import UsageError
+from gptterm.models.resolve import check_gguf_file
+from gptterm.settings import OTHER_KEYS, PARAMS, find_param, load_config, save_config
+
+
+def run_config(ns: argparse.Namespace) -> int:
+    action = ns.action or "show"
+    path = paths.config_file()
+    if action == "path":
+        print(path)
+        return 0
+    if action == "show":
+        config = load_config()  # validates the file
+        raw = tomllib.loads(path.read_text("utf-8")) if path.exists() else {}
+        for p in PARAMS:
+            value = config.params.values[p.name]
+            shown = p.none_means if value is None else repr(value)
+            source = "config" if p.name in raw or any(a.lstrip("-").replace("-", "_") in raw for a in p.aliases) else "default"
+            print(f"{p.name:<16} {shown:<12} {source}")
+        print(f"{'model':<16} {config.model or '(bundled)'!s:<12} {'config' if config.model else 'default'}")
+        return 0
+    name = ns.name
+    if name in OTHER_KEYS:
+        if action == "set":
+            from pathlib import Path
+
+            model = Path(ns.value).expanduser().resolve()
+            check_gguf_file(model)
+            save_config({name: str(model)})
+        else:
+            save_config({}, remove=[name])
+    else:
+        param = find_param(name)
+        if action == "set":
+            value = param.parse(ns.value)
+            if value is None:
+                raise UsageError(f"use 'gptterm config unset {param.name}' for the default ({param.none_means})")
+            save_config({param.name: value}, remove=[a.lstrip("-").replace("-", "_") for a in param.aliases])
+        else:
+            save_config({}, remove=[param.name])
+        name = param.name
+    load_config()  # the file as written must load
+    note(f"{name} {'set' if action == 'set' else 'removed'} in {path}")
+    return 0
