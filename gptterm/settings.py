@@ -175,7 +175,16 @@ def _unknown(name: str) -> Any:
 
 
 # Keys the config file may hold besides parameters (later faces add theirs here).
-OTHER_KEYS = {"model": str}
+OTHER_KEYS = {"model": str, "theme": str}
+TABLE_KEYS = ("presets", "keymap")
+
+# Named parameter sets offered by the TUI; the config file's [presets.NAME]
+# tables add to (or override) these.
+BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
+    "precise": {"temperature": 0.2, "top_p": 0.9, "top_k": 20, "min_p": 0.1, "repeat_penalty": 1.05},
+    "balanced": {p: BY_NAME[p].default for p in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")},
+    "creative": {"temperature": 1.0, "top_p": 0.98, "top_k": 100, "min_p": 0.02, "repeat_penalty": 1.1},
+}
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,24 @@ class Config:
     params: Params
     model: str | None
     path: Path
+    theme: str | None = None
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    keymap: Mapping[str, str] = field(default_factory=dict)
+
+    def all_presets(self) -> dict[str, dict[str, Any]]:
+        return {**{k: dict(v) for k, v in BUILTIN_PRESETS.items()}, **{k: dict(v) for k, v in self.presets.items()}}
+
+
+def check_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate a table of parameter values (config file, preset); canonical names."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        try:
+            param = find_param(key)
+            out[param.name] = param.check(value)
+        except ParamError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    return out
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -196,20 +223,25 @@ def load_config(path: Path | None = None) -> Config:
         pass
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read config file {path}: {err}") from None
-    params = Params()
-    changes: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in OTHER_KEYS:
-            if not isinstance(value, OTHER_KEYS[key]):
-                raise ConfigError(f"{path}: {key} must be {OTHER_KEYS[key].__name__}")
-            continue
-        try:
-            param = find_param(key)
-            changes[param.name] = param.check(value)
-        except ParamError as err:
-            raise ConfigError(f"{path}: {err}") from None
-    model = data.get("model") or None
-    return Config(params.replace(**changes), model, path)
+    for key in OTHER_KEYS:
+        if key in data and not isinstance(data[key], OTHER_KEYS[key]):
+            raise ConfigError(f"{path}: {key} must be {OTHER_KEYS[key].__name__}")
+    for key in TABLE_KEYS:
+        if key in data and not isinstance(data[key], dict):
+            raise ConfigError(f"{path}: {key} must be a table ([{key}])")
+    presets: dict[str, dict[str, Any]] = {}
+    for name, values in data.get("presets", {}).items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: presets.{name} must be a table ([presets.{name}])")
+        presets[name] = check_values(values, f"{path}: presets.{name}")
+    keymap = data.get("keymap", {})
+    for binding_id, keys in keymap.items():
+        if not isinstance(keys, str):
+            raise ConfigError(f"{path}: keymap.{binding_id} must be a string of keys, e.g. \"ctrl+n\"")
+    plain = {k: v for k, v in data.items() if k not in OTHER_KEYS and k not in TABLE_KEYS}
+    params = Params().replace(**check_values(plain, str(path)))
+    return Config(params, data.get("model") or None, path, theme=data.get("theme") or None,
+                  presets=presets, keymap=dict(keymap))
 
 
 def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: Iterable[str] = ()) -> Path:
@@ -230,6 +262,10 @@ def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: It
     for key, value in updates.items():
         if value is None:
             doc.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(doc.get(key), Mapping):
+            table = doc[key]
+            for sub, subvalue in value.items():
+                table[sub] = subvalue  # merge into an existing table, keeping its other entries
         else:
             doc[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)

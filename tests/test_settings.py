@@ -89,3 +89,30 @@ def test_save_config_does_not_touch_a_broken_file(isolated_dirs):
     with pytest.raises(ConfigError):
         save_config({"top_k": 10})
     assert path.read_text() == "temperature = = 1\n"
+
+
+def test_presets_theme_and_keymap_in_config(isolated_dirs):
+    path = isolated_dirs["config"] / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text('theme = "nord"\n[presets.mine]\ntemperature = 0.4\n[keymap]\nnew-conversation = "ctrl+t"\n')
+    cfg = load_config()
+    assert cfg.theme == "nord"
+    assert cfg.all_presets()["mine"] == {"temperature": 0.4}
+    assert {"precise", "balanced", "creative"} <= set(cfg.all_presets())
+    assert cfg.keymap == {"new-conversation": "ctrl+t"}
+    save_config({"presets": {"other": {"top_k": 5}}})
+    assert set(load_config().presets) == {"mine", "other"}
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("[presets.bad]\ntemperature = 9\n", "presets.bad: temperature must be in 0..5"),
+    ("presets = 3\n", "presets must be a table"),
+    ("[keymap]\nsend = 4\n", "keymap.send must be a string"),
+    ("theme = 1\n", "theme must be str"),
+])
+def test_bad_tables_in_config(isolated_dirs, content, needle):
+    path = isolated_dirs["config"] / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=needle):
+        load_config()

@@ -20,6 +20,8 @@ def run_default(ns: argparse.Namespace) -> int:
     prompt = " ".join(ns.prompt) if ns.prompt else None
     context = read_stdin()
     if prompt is None and context is None:
+        if sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty():
+            return run_tui(ns)
         if sys.stdin is not None and sys.stdin.isatty():
             ns.cont, ns.cid = False, None
             return run_repl(ns)
@@ -33,6 +35,14 @@ def run_default(ns: argparse.Namespace) -> int:
             raise InputError("stdin is empty but the prompt uses {input}")
         context = None
     return run_oneshot(ns, prompt, context)
+
+
+def run_tui(ns: argparse.Namespace) -> int:
+    from gptterm.cli.args import param_overrides
+    from gptterm.tui.app import create_app
+
+    create_app(model=ns.model, overrides=param_overrides(ns)).run()
+    return 0
 
 
 def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None) -> int:

@@ -1,0 +1,78 @@
+"""Every TUI action, declared once: key bindings (with ids for keymaps),
+the footer, the help screen and the command palette all come from here.
+
+A user remaps keys in the config file by binding id::
+
+    [keymap]
+    new-conversation = "ctrl+t"
+    stop = "escape,ctrl+g"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    keys: str
+    action: str
+    label: str
+    help: str
+    show: bool = True
+    priority: bool = False
+
+    def binding(self) -> Binding:
+        return Binding(self.keys, self.action, self.label, show=self.show, priority=self.priority, id=self.id,
+                       tooltip=self.help)
+
+
+# Application-wide actions (App.BINDINGS). Keys avoid those the message
+# input (a TextArea) already uses: ctrl+a/c/d/e/k/u/v/w/x/y/z, f6, f7.
+APP_ACTIONS: tuple[Action, ...] = (
+    Action("help", "f1", "help", "Help", "Show every key binding"),
+    Action("show-chat", "f2", "show_tab('chat')", "Chat", "Show the chat pane"),
+    Action("show-settings", "f3", "show_tab('settings')", "Settings", "Show the generation settings pane"),
+    Action("new-conversation", "ctrl+n", "new_conversation", "New", "Start a new conversation"),
+    Action("stop", "escape", "stop", "Stop", "Stop the reply being generated (its text is kept)", priority=True),
+    Action("regenerate", "ctrl+r", "regenerate", "Regenerate", "Generate the last reply again"),
+    Action("toggle-sidebar", "ctrl+b", "toggle_sidebar", "Conversations", "Show or hide the conversation list"),
+    Action("search-conversations", "ctrl+f", "search_conversations", "Search", "Search conversations by text",
+           show=False),
+    Action("focus-input", "ctrl+l", "focus_input", "Input", "Move the cursor to the message input", show=False),
+    Action("copy-last", "ctrl+t", "copy_last", "Copy reply", "Copy the last reply to the clipboard", show=False),
+    Action("save-settings", "ctrl+s", "save_settings", "Save settings",
+           "Save the current parameters to the config file", show=False),
+    Action("rename-conversation", "f4", "rename_conversation", "Rename", "Rename the current conversation",
+           show=False),
+    Action("export-conversation", "f5", "export_conversation", "Export",
+           "Export the current conversation to Markdown or JSON", show=False),
+    Action("delete-conversation", "f8", "delete_conversation", "Delete", "Delete the current conversation",
+           show=False),
+    Action("show-earlier", "ctrl+o", "show_earlier", "Earlier", "Show earlier messages of a long conversation",
+           show=False),
+    Action("reload-model", "f9", "reload_model", "Reload model", "Load the model again with the load settings",
+           show=False),
+)
+
+# Actions on the selected message of the chat log (ChatLog.BINDINGS).
+MESSAGE_ACTIONS: tuple[Action, ...] = (
+    Action("message-up", "up,k", "select(-1)", "Previous", "Select the previous message", show=False),
+    Action("message-down", "down,j", "select(1)", "Next", "Select the next message", show=False),
+    Action("message-copy", "c", "copy_message", "Copy", "Copy the selected message"),
+    Action("message-copy-code", "y", "copy_code", "Copy code", "Copy the code blocks of the selected message"),
+    Action("message-edit", "e", "edit_message", "Edit", "Edit the selected user message and resend it "
+           "(the conversation continues from there)"),
+)
+
+# Keys of the message input (PromptInput).
+INPUT_ACTIONS: tuple[Action, ...] = (
+    Action("send", "enter", "send", "Send", "Send the message"),
+    Action("newline", "ctrl+j,shift+enter", "newline", "Newline", "Insert a line break (many terminals never "
+           "send ctrl+enter)"),
+)
+
+ALL_ACTIONS = APP_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS

@@ -1,0 +1,551 @@
+"""The Textual app: chat and settings panes over the same core as the CLI.
+
+Model loading and generation run in thread workers that only post messages
+(``tui.messages``); the handlers below are the only code that changes
+widgets. The first frame is drawn before the model has loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from gptterm.engine.base import Reply
+from gptterm.errors import GpttermError
+from gptterm.history import export
+from gptterm.history.store import HistoryStore
+from gptterm.settings import Config, Params, save_config
+from gptterm.tasks.chat import ChatSession
+from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS
+from gptterm.tui.messages import ModelFailed, ModelLoaded, ReplyChunk, ReplyFinished
+from gptterm.tui.screens import AskScreen, ConfirmScreen, ExportScreen, HelpScreen
+from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
+from gptterm.tui.widgets.settings import SettingsPane
+from gptterm.tui.widgets.sidebar import Sidebar
+
+# Opening a conversation renders its latest messages; older ones on request.
+PAGE = 50
+
+
+class GpttermApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "gptterm"
+    BINDINGS = [a.binding() for a in APP_ACTIONS]
+
+    def __init__(self, *, config: Config, params: Params, model: str | None, store: HistoryStore,
+                 conversation_id: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.params = params
+        self.model_spec = model
+        self.store = store
+        self.engine: Any = None
+        self.model_state = "loading"
+        self.model_error: str | None = None
+        self.session = ChatSession(None, params, store=store, kind="chat")
+        self.reply: Reply | None = None
+        self.reply_id = 0
+        self.reply_item: MessageItem | None = None
+        self.editing: int | None = None
+        self.last_stats: Any = None
+        self.context_used = 0
+        self._initial_conversation = conversation_id
+        self._theme_ready = False
+
+    # -- layout -----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="chat", id="tabs"):
+            with TabPane("Chat", id="chat"):
+                with Horizontal():
+                    yield Sidebar(id="sidebar")
+                    with Vertical(id="chat-main"):
+                        yield ChatLog(id="chat-log")
+                        yield PromptInput(id="prompt")
+            with TabPane("Settings", id="settings"):
+                yield SettingsPane(self.params.as_dict(), self.model_spec or "",
+                                   sorted(self.config.all_presets()), id="settings-pane")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.config.keymap:
+            self.set_keymap(dict(self.config.keymap))
+        if self.config.theme and self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+        self._theme_ready = True
+        self.query_one(ChatLog).anchor()
+        self.update_status()
+        self.load_model()
+        self.refresh_conversations()
+        if self._initial_conversation is not None:
+            self.open_conversation(self._initial_conversation)
+        self.set_interval(5, self.refresh_conversations)  # conversations made by the CLI meanwhile
+        self.query_one(PromptInput).focus()
+
+    def watch_theme(self, theme: str) -> None:
+        if self._theme_ready and theme != self.config.theme:
+            try:
+                save_config({"theme": theme})
+                self.config = Config(self.config.params, self.config.model, self.config.path, theme=theme,
+                                     presets=self.config.presets, keymap=self.config.keymap)
+            except GpttermError as err:
+                self.notify(str(err), severity="error")
+
+    # -- status -------------------------------------------------------------------
+
+    def update_status(self) -> None:
+        name = self.engine.info.name if self.engine is not None else Path(self.model_spec or "SmolLM2-135M-Instruct").stem
+        if self.model_state == "loading":
+            state = "[yellow]loading model…[/yellow]"
+        elif self.model_state == "failed":
+            state = "[red]model failed to load[/red]"
+        elif self.reply is not None:
+            state = "[green]generating… (Esc stops)[/green]"
+        elif self.editing is not None:
+            state = "[cyan]editing a message: Enter resends, Esc cancels[/cyan]"
+        else:
+            state = "ready"
+        parts = [f"[b]{name}[/b]", state]
+        if self.engine is not None:
+            parts.append(f"context {self.context_used}/{self.engine.n_ctx}")
+        if self.last_stats is not None and self.last_stats.tokens_per_s:
+            parts.append(f"{self.last_stats.tokens_per_s:.1f} tok/s")
+        self.query_one("#status", Static).update(" · ".join(parts))
+
+    # -- model --------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def load_model(self) -> None:
+        from gptterm.engine import load_engine
+
+        start = time.perf_counter()
+        try:
+            engine = load_engine(self.model_spec, self.params)
+        except GpttermError as err:
+            self.post_message(ModelFailed(str(err)))
+            return
+        self.post_message(ModelLoaded(engine, time.perf_counter() - start))
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        old, self.engine = self.engine, message.engine
+        if old is not None:
+            old.close()
+        self.model_state = "ready"
+        self.model_error = None
+        self.session.engine = self.engine
+        self.context_used = self.session.context_tokens() if self.session.messages else 0
+        self.sub_title = self.engine.info.name
+        self.update_status()
+
+    def on_model_failed(self, message: ModelFailed) -> None:
+        self.model_state = "failed" if self.engine is None else "ready"
+        self.model_error = message.error
+        self.notify(message.error, title="Model not loaded", severity="error", timeout=10)
+        self.update_status()
+
+    def action_reload_model(self) -> None:
+        if self.reply is not None:
+            self.notify("Stop the reply first (Esc)", severity="warning")
+            return
+        if self.engine is None:
+            self.model_state = "loading"
+        self.notify("Loading the model…")
+        self.update_status()
+        self.load_model()
+
+    # -- conversations ------------------------------------------------------------
+
+    def refresh_conversations(self) -> None:
+        sidebar = self.query_one(Sidebar)
+        try:
+            convs = self.store.list_conversations(limit=500, query=sidebar.query_text or None)
+        except GpttermError as err:
+            self.notify(str(err), severity="error")
+            return
+        sidebar.show(convs, self.session.conversation_id)
+
+    @on(Sidebar.Selected)
+    def on_conversation_selected(self, message: Sidebar.Selected) -> None:
+        if message.conversation_id != self.session.conversation_id:
+            self.open_conversation(message.conversation_id)
+        self.query_one(PromptInput).focus()
+
+    def on_input_changed(self, event: Any) -> None:
+        if getattr(event.input, "id", None) == "conversation-search":
+            self.refresh_conversations()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        if self.reply is not None:
+            self.notify("Stop the reply first (Esc)", severity="warning")
+            return
+        try:
+            conv = self.store.get(conversation_id)
+        except GpttermError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat", conversation=conv)
+        self.editing = None
+        self.render_messages()
+        self.context_used = self.session.context_tokens() if self.engine is not None and conv.messages else 0
+        self.refresh_conversations()
+        self.update_status()
+
+    def render_messages(self, shown: int = PAGE) -> None:
+        """Show the latest ``shown`` messages of the current conversation, as stored."""
+        log = self.query_one(ChatLog)
+        log.remove_children()
+        cid = self.session.conversation_id
+        messages = [m for m in self.store.get(cid).messages if m.role in ("user", "assistant")] if cid else []
+        hidden = max(0, len(messages) - shown)
+        log.hidden_count = hidden
+        items: list[Any] = []
+        if hidden:
+            items.append(Static(f"[dim]{hidden} earlier messages — ctrl+o shows more[/dim]", id="earlier"))
+        items += [MessageItem(m.role, m.content, info=stats_text(m.stats)) for m in messages[hidden:]]
+        log.mount_all(items)
+        log.scroll_end(animate=False)
+
+    def action_show_earlier(self) -> None:
+        log = self.query_one(ChatLog)
+        if log.hidden_count:
+            self.render_messages(len(self.session.messages) - log.hidden_count + PAGE)
+
+    def action_new_conversation(self) -> None:
+        if self.reply is not None:
+            self.notify("Stop the reply first (Esc)", severity="warning")
+            return
+        self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat")
+        self.editing = None
+        self.context_used = 0
+        self.query_one(ChatLog).remove_children()
+        self.query_one(ChatLog).hidden_count = 0
+        self.query_one(Sidebar).query_one("ListView").index = None
+        self.query_one(PromptInput).focus()
+        self.update_status()
+
+    def action_search_conversations(self) -> None:
+        self.query_one(Sidebar).display = True
+        self.query_one("#conversation-search").focus()
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(Sidebar)
+        sidebar.display = not sidebar.display
+
+    def _current_conversation(self) -> int | None:
+        cid = self.session.conversation_id
+        if cid is None:
+            self.notify("This conversation has no messages yet", severity="warning")
+        return cid
+
+    def action_rename_conversation(self) -> None:
+        cid = self._current_conversation()
+        if cid is None:
+            return
+
+        def done(title: str | None) -> None:
+            if title:
+                self.store.rename(cid, title)
+                self.refresh_conversations()
+
+        self.push_screen(AskScreen("New title", self.store.get(cid).title), done)
+
+    def action_delete_conversation(self) -> None:
+        cid = self._current_conversation()
+        if cid is None or self.reply is not None:
+            return
+        title = self.store.get(cid).title or "(untitled)"
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.store.delete_conversation(cid)
+                self.action_new_conversation()
+                self.refresh_conversations()
+                self.notify(f"Deleted “{title}”")
+
+        self.push_screen(ConfirmScreen(f"Delete the conversation “{title}”? This cannot be undone."), done)
+
+    def action_export_conversation(self) -> None:
+        cid = self._current_conversation()
+        if cid is None:
+            return
+
+        def done(choice: tuple[str, str] | None) -> None:
+            if not choice:
+                return
+            fmt, target = choice
+            conv = self.store.get(cid)
+            text = export.to_json(conv) if fmt == "json" else export.to_markdown(conv)
+            path = Path(target).expanduser()
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, path)
+            except OSError as err:
+                tmp.unlink(missing_ok=True)
+                self.notify(f"Cannot write {path}: {err.strerror}", severity="error")
+                return
+            self.notify(f"Exported to {path.resolve()}")
+
+        self.push_screen(ExportScreen(f"conversation-{cid}"), done)
+
+    # -- chatting -----------------------------------------------------------------
+
+    def _can_generate(self) -> bool:
+        if self.engine is None:
+            self.notify(self.model_error or "The model is still loading", severity="warning")
+            return False
+        if self.reply is not None:
+            self.notify("A reply is being generated (Esc stops it)", severity="warning")
+            return False
+        return True
+
+    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        if not self._can_generate():
+            return
+        log = self.query_one(ChatLog)
+        try:
+            if self.editing is not None:
+                index = self.editing
+                reply = self.session.edit(index, message.text)
+                for item in log.items[max(0, index - log.hidden_count):]:
+                    await item.remove()
+                self.editing = None
+            else:
+                reply = self.session.send(message.text)
+        except (GpttermError, ValueError) as err:
+            self.notify(str(err), severity="error", timeout=10)
+            return
+        self.query_one(PromptInput).clear()
+        user = MessageItem("user", message.text)
+        await log.mount(user)
+        await self.start_reply(reply)
+
+    async def start_reply(self, reply: Reply) -> None:
+        log = self.query_one(ChatLog)
+        self.reply_item = MessageItem("assistant", info="…")
+        await log.mount(self.reply_item)
+        log.scroll_end(animate=False)
+        self.reply = reply
+        self.reply_id += 1
+        self.update_status()
+        self.run_reply(reply, self.reply_id)
+
+    @work(thread=True, group="reply", exit_on_error=False)
+    def run_reply(self, reply: Reply, reply_id: int) -> None:
+        error = None
+        try:
+            for piece in reply:
+                self.post_message(ReplyChunk(reply_id, piece))
+        except GpttermError as err:
+            error = str(err)
+        self.post_message(ReplyFinished(reply_id, reply, error))
+
+    async def on_reply_chunk(self, message: ReplyChunk) -> None:
+        if message.reply_id == self.reply_id and self.reply_item is not None:
+            await self.reply_item.write(message.text)
+
+    async def on_reply_finished(self, message: ReplyFinished) -> None:
+        if message.reply_id != self.reply_id:
+            return
+        reply = message.reply
+        stats = {**reply.stats.as_dict(), "finish_reason": reply.finish_reason}
+        if self.reply_item is not None:
+            if not reply.text and reply.finish_reason == "cancelled":
+                await self.reply_item.remove()
+            else:
+                await self.reply_item.finish(reply.text, stats_text(stats))
+        self.reply = None
+        self.reply_item = None
+        self.last_stats = reply.stats
+        self.context_used = reply.stats.prompt_tokens + reply.stats.completion_tokens
+        if message.error:
+            self.notify(message.error, severity="error", timeout=10)
+        elif reply.finish_reason == "length":
+            self.notify(f"The reply stopped at max_tokens ({self.params.max_tokens}) or a full context",
+                        severity="warning")
+        self.update_status()
+        self.refresh_conversations()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            # A bug, not a user error: say so without taking the app down.
+            self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}", title="Internal error",
+                        severity="error", timeout=15)
+            if event.worker.group == "reply":
+                self.reply = None
+                self.reply_item = None
+                self.update_status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            # Esc is left to dialogs and widgets unless there is something to stop.
+            return self.reply is not None or self.editing is not None
+        return True
+
+    def action_stop(self) -> None:
+        if self.reply is not None and self.engine is not None:
+            self.engine.cancel()
+        elif self.editing is not None:
+            self.editing = None
+            self.query_one(PromptInput).clear()
+            self.update_status()
+
+    async def action_regenerate(self) -> None:
+        if not self._can_generate():
+            return
+        if not self.session.messages:
+            self.notify("Nothing to regenerate yet", severity="warning")
+            return
+        log = self.query_one(ChatLog)
+        try:
+            reply = self.session.regenerate()
+        except GpttermError as err:
+            self.notify(str(err), severity="error")
+            return
+        items = log.items
+        if items and items[-1].role == "assistant":
+            await items[-1].remove()
+        await self.start_reply(reply)
+
+    @on(ChatLog.EditRequested)
+    def on_edit_requested(self, message: ChatLog.EditRequested) -> None:
+        if self.reply is not None:
+            self.notify("Stop the reply first (Esc)", severity="warning")
+            return
+        self.editing = message.index
+        prompt = self.query_one(PromptInput)
+        prompt.text = message.text
+        prompt.focus()
+        self.update_status()
+
+    def action_copy_last(self) -> None:
+        for m in reversed(self.session.messages):
+            if m["role"] == "assistant":
+                self.copy_to_clipboard(m["content"])
+                self.notify("Last reply copied to the clipboard")
+                return
+        self.notify("No reply to copy yet", severity="warning")
+
+    def action_focus_input(self) -> None:
+        self.show_tab("chat")
+
+    # -- settings -----------------------------------------------------------------
+
+    def show_tab(self, tab: str) -> None:
+        # Focus moves first: TabbedContent follows focus, and would switch
+        # back if the focused widget stayed in the pane being hidden.
+        if tab == "settings":
+            self.query_one("#preset-select").focus()
+        else:
+            self.query_one(PromptInput).focus()
+        self.query_one(TabbedContent).active = tab
+
+    def action_show_tab(self, tab: str) -> None:
+        self.show_tab(tab)
+
+    def _set_params(self, params: Params) -> None:
+        self.params = params
+        self.session.params = params
+
+    def on_settings_pane_param_changed(self, message: SettingsPane.ParamChanged) -> None:
+        try:
+            self._set_params(self.params.replace(**{message.name: message.value}))
+        except GpttermError as err:
+            self.notify(str(err), severity="error")
+            return
+        if message.name == "system":
+            self.session.set_system(message.value)
+        if message.reload:
+            self.action_reload_model()
+
+    def on_settings_pane_model_path_submitted(self, message: SettingsPane.ModelPathSubmitted) -> None:
+        from gptterm.models.resolve import check_gguf_file
+
+        if message.path:
+            try:
+                check_gguf_file(Path(message.path).expanduser())
+            except GpttermError as err:
+                self.notify(str(err), severity="error")
+                return
+        self.model_spec = message.path or None
+        self.action_reload_model()
+
+    def on_settings_pane_preset_chosen(self, message: SettingsPane.PresetChosen) -> None:
+        values = self.config.all_presets().get(message.name, {})
+        self._set_params(self.params.replace(**values))
+        self.query_one(SettingsPane).set_values(values)
+        self.notify(f"Preset “{message.name}” applied to the next reply")
+
+    def on_settings_pane_save_requested(self) -> None:
+        self.action_save_settings()
+
+    def action_save_settings(self) -> None:
+        changed = {k: v for k, v in self.params.values.items() if v != self.config.params.values[k]}
+        updates: dict[str, Any] = {k: v for k, v in changed.items() if v is not None}
+        if (self.model_spec or None) != self.config.model:
+            updates["model"] = self.model_spec
+        try:
+            path = save_config(updates, remove=[k for k, v in changed.items() if v is None]
+                               + (["model"] if self.model_spec is None and self.config.model else []))
+        except GpttermError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.config = Config(self.params, self.model_spec, self.config.path, theme=self.config.theme,
+                             presets=self.config.presets, keymap=self.config.keymap)
+        self.notify(f"Settings saved to {path}" if updates or changed else "Nothing changed since the last save")
+
+    def on_settings_pane_save_preset_requested(self) -> None:
+        def done(name: str | None) -> None:
+            if not name:
+                return
+            values = {k: v for k, v in self.params.sampling().items() if k not in ("seed", "max_tokens")}
+            try:
+                save_config({"presets": {name: values}})
+            except GpttermError as err:
+                self.notify(str(err), severity="error")
+                return
+            presets = {**self.config.presets, name: values}
+            self.config = Config(self.config.params, self.config.model, self.config.path, theme=self.config.theme,
+                                 presets=presets, keymap=self.config.keymap)
+            self.query_one(SettingsPane).set_presets(sorted(self.config.all_presets()))
+            self.notify(f"Preset “{name}” saved")
+
+        self.push_screen(AskScreen("Name of the new preset"), done)
+
+    # -- help and palette ---------------------------------------------------------------
+
+    def current_keys(self) -> dict[str, str]:
+        keymap = dict(self.config.keymap)
+        return {a.id: keymap.get(a.id, a.keys) for a in ALL_ACTIONS}
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.current_keys()))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        keys = self.current_keys()
+        for a in APP_ACTIONS:
+            yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_action, a.action))
+
+
+def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = None,
+               conversation_id: int | None = None) -> GpttermApp:
+    """The one factory used by the CLI and the tests."""
+    from gptterm.settings import load_config
+
+    config = load_config()
+    params = config.params.replace(**(overrides or {}))
+    return GpttermApp(config=config, params=params, model=model or config.model, store=HistoryStore(),
+                      conversation_id=conversation_id)

@@ -1,0 +1,180 @@
+"""The chat pane: a scrolling log of messages and the input box."""
+
+from __future__ import annotations
+
+import re
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Label, Markdown, TextArea
+from textual.widgets.markdown import MarkdownStream
+
+from gptterm.tui.actions import INPUT_ACTIONS, MESSAGE_ACTIONS
+
+CODE_BLOCK = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
+
+ROLE_LABELS = {"user": "You", "assistant": "Assistant", "system": "System"}
+
+
+def code_blocks(text: str) -> list[str]:
+    return [m.group(2).rstrip("\n") for m in CODE_BLOCK.finditer(text)]
+
+
+def stats_text(stats: dict | None) -> str:
+    if not stats:
+        return ""
+    parts = []
+    if stats.get("finish_reason") == "cancelled":
+        parts.append("stopped")
+    if stats.get("completion_tokens"):
+        parts.append(f"{stats['completion_tokens']} tokens")
+    if stats.get("tokens_per_s"):
+        parts.append(f"{stats['tokens_per_s']:.1f} tok/s")
+    if stats.get("ttft_s") is not None:
+        parts.append(f"first token {stats['ttft_s']:.2f} s")
+    return " · ".join(parts)
+
+
+class MessageItem(Vertical):
+    """One message: a header line and its Markdown body (streamed while generated)."""
+
+    def __init__(self, role: str, content: str = "", *, info: str = "") -> None:
+        super().__init__(classes=f"message -{role}")
+        self.role = role
+        self.content = content
+        self.info = info
+        self._stream: MarkdownStream | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._header(), classes="header")
+        yield Markdown(self.content, classes="body")
+
+    def _header(self) -> str:
+        label = ROLE_LABELS.get(self.role, self.role)
+        return f"{label}  [dim]{self.info}[/dim]" if self.info else label
+
+    @property
+    def body(self) -> Markdown:
+        return self.query_one(".body", Markdown)
+
+    async def write(self, text: str) -> None:
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.body)
+        self.content += text
+        await self._stream.write(text)
+
+    async def finish(self, content: str, info: str = "") -> None:
+        """End streaming and render the final text in full, so no last token is ever lost."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.content = content
+        self.info = info
+        await self.body.update(content)
+        self.query_one(".header", Label).update(self._header())
+
+
+class ChatLog(VerticalScroll, can_focus=True):
+    """Messages of the current conversation; one is selected for copy/edit."""
+
+    BINDINGS = [a.binding() for a in MESSAGE_ACTIONS]
+
+    selected: reactive[int] = reactive(-1, init=False)
+
+    class EditRequested(Message):
+        def __init__(self, index: int, text: str) -> None:
+            super().__init__()
+            self.index = index
+            self.text = text
+
+    @property
+    def items(self) -> list[MessageItem]:
+        return list(self.query(MessageItem))
+
+    def watch_selected(self, old: int, new: int) -> None:
+        items = self.items
+        if 0 <= old < len(items):
+            items[old].remove_class("-selected")
+        if 0 <= new < len(items):
+            items[new].add_class("-selected")
+            self.scroll_to_widget(items[new], animate=False)
+
+    def on_focus(self) -> None:
+        if self.selected < 0 and self.items:
+            self.selected = len(self.items) - 1
+
+    def on_blur(self) -> None:
+        self.selected = -1
+
+    def action_select(self, step: int) -> None:
+        items = self.items
+        if items:
+            self.selected = max(0, min(len(items) - 1, (self.selected if self.selected >= 0 else len(items)) + step))
+
+    def _current(self) -> MessageItem | None:
+        items = self.items
+        return items[self.selected] if 0 <= self.selected < len(items) else None
+
+    def action_copy_message(self) -> None:
+        item = self._current()
+        if item is not None:
+            self.app.copy_to_clipboard(item.content)
+            self.notify("Message copied to the clipboard")
+
+    def action_copy_code(self) -> None:
+        item = self._current()
+        if item is None:
+            return
+        blocks = code_blocks(item.content)
+        if not blocks:
+            self.notify("This message has no code block", severity="warning")
+            return
+        self.app.copy_to_clipboard("\n\n".join(blocks))
+        self.notify(f"Copied {len(blocks)} code block{'s' if len(blocks) > 1 else ''}")
+
+    def action_edit_message(self) -> None:
+        item = self._current()
+        if item is None or item.role != "user":
+            self.notify("Only your own messages can be edited", severity="warning")
+            return
+        self.post_message(self.EditRequested(self.index_of(item), item.content))
+
+    def index_of(self, item: MessageItem) -> int:
+        """Index of ``item`` among the conversation's messages (the log may show only the latest)."""
+        return self.items.index(item) + self.hidden_count
+
+    hidden_count = 0  # messages of the conversation not shown (older than the first item)
+
+
+class PromptInput(TextArea):
+    """Multi-line input: Enter sends, ctrl+j (or shift+enter where it arrives) adds a line."""
+
+    BINDINGS = [a.binding() for a in INPUT_ACTIONS]
+
+    class Submitted(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Keys bound here (send, newline; remappable through the keymap) are
+        # not typed into the text: TextArea's own handler is skipped and the
+        # key bubbles on to the bindings.
+        active = self.screen.active_bindings.get(event.key)
+        if active is not None and active.node is self and active.binding.action in ("send", "newline"):
+            event.prevent_default()
+
+    def action_send(self) -> None:
+        text = self.text
+        if text.strip():
+            self.post_message(self.Submitted(text))
+
+    def action_newline(self) -> None:
+        start, end = self.selection
+        self._replace_via_keyboard("\n", start, end)
