@@ -90,7 +90,7 @@ class GpttermApp(App[None]):
         self.load_model()
         self.refresh_conversations()
         if self._initial_conversation is not None:
-            self.open_conversation(self._initial_conversation)
+            self.call_later(self.open_conversation, self._initial_conversation)
         self.set_interval(5, self.refresh_conversations)  # conversations made by the CLI meanwhile
         self.query_one(PromptInput).focus()
 
@@ -177,16 +177,16 @@ class GpttermApp(App[None]):
         sidebar.show(convs, self.session.conversation_id)
 
     @on(Sidebar.Selected)
-    def on_conversation_selected(self, message: Sidebar.Selected) -> None:
+    async def on_conversation_selected(self, message: Sidebar.Selected) -> None:
         if message.conversation_id != self.session.conversation_id:
-            self.open_conversation(message.conversation_id)
+            await self.open_conversation(message.conversation_id)
         self.query_one(PromptInput).focus()
 
     def on_input_changed(self, event: Any) -> None:
         if getattr(event.input, "id", None) == "conversation-search":
             self.refresh_conversations()
 
-    def open_conversation(self, conversation_id: int) -> None:
+    async def open_conversation(self, conversation_id: int) -> None:
         if self.reply is not None:
             self.notify("Stop the reply first (Esc)", severity="warning")
             return
@@ -197,15 +197,15 @@ class GpttermApp(App[None]):
             return
         self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat", conversation=conv)
         self.editing = None
-        self.render_messages()
+        await self.render_messages()
         self.context_used = self.session.context_tokens() if self.engine is not None and conv.messages else 0
         self.refresh_conversations()
         self.update_status()
 
-    def render_messages(self, shown: int = PAGE) -> None:
+    async def render_messages(self, shown: int = PAGE) -> None:
         """Show the latest ``shown`` messages of the current conversation, as stored."""
         log = self.query_one(ChatLog)
-        log.remove_children()
+        await log.remove_children()
         cid = self.session.conversation_id
         messages = [m for m in self.store.get(cid).messages if m.role in ("user", "assistant")] if cid else []
         hidden = max(0, len(messages) - shown)
@@ -214,22 +214,22 @@ class GpttermApp(App[None]):
         if hidden:
             items.append(Static(f"[dim]{hidden} earlier messages — ctrl+o shows more[/dim]", id="earlier"))
         items += [MessageItem(m.role, m.content, info=stats_text(m.stats)) for m in messages[hidden:]]
-        log.mount_all(items)
+        await log.mount_all(items)
         log.scroll_end(animate=False)
 
-    def action_show_earlier(self) -> None:
+    async def action_show_earlier(self) -> None:
         log = self.query_one(ChatLog)
         if log.hidden_count:
-            self.render_messages(len(self.session.messages) - log.hidden_count + PAGE)
+            await self.render_messages(len(self.session.messages) - log.hidden_count + PAGE)
 
-    def action_new_conversation(self) -> None:
+    async def action_new_conversation(self) -> None:
         if self.reply is not None:
             self.notify("Stop the reply first (Esc)", severity="warning")
             return
         self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat")
         self.editing = None
         self.context_used = 0
-        self.query_one(ChatLog).remove_children()
+        await self.query_one(ChatLog).remove_children()
         self.query_one(ChatLog).hidden_count = 0
         self.query_one(Sidebar).query_one("ListView").index = None
         self.query_one(PromptInput).focus()
@@ -267,10 +267,10 @@ class GpttermApp(App[None]):
             return
         title = self.store.get(cid).title or "(untitled)"
 
-        def done(yes: bool | None) -> None:
+        async def done(yes: bool | None) -> None:
             if yes:
                 self.store.delete_conversation(cid)
-                self.action_new_conversation()
+                await self.action_new_conversation()
                 self.refresh_conversations()
                 self.notify(f"Deleted “{title}”")
 

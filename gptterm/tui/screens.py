@@ -50,6 +50,9 @@ class AskScreen(ModalScreen[str | None]):
             yield Input(self.value, id="answer")
             yield Label("Enter to accept, Esc to cancel", classes="hint")
 
+    def on_mount(self) -> None:
+        self.query_one("#answer", Input).focus()
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
 
@@ -70,7 +73,10 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
                 yield RadioButton("Markdown", value=True, id="md")
                 yield RadioButton("JSON", id="json")
             yield Input(f"{self.default_stem}.md", id="path")
-            yield Label("Enter to write the file, Esc to cancel", classes="hint")
+            yield Label("Enter writes the file · Tab reaches the format · Esc cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         path = self.query_one("#path", Input)
