@@ -33,8 +33,23 @@ from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_te
 from gptterm.tui.widgets.settings import SettingsPane
 from gptterm.tui.widgets.sidebar import Sidebar
 
+def _ui_cpu_share() -> float:
+    """Share of one core the UI may spend redrawing while a reply streams."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 0.1 if cores <= 4 else 0.5
+
+
+UI_CPU_SHARE = _ui_cpu_share()
+
 # Opening a conversation renders its latest messages; older ones on request.
 PAGE = 50
+# Streamed text reaches the screen at most this often (seconds); the
+# interval grows when redrawing costs more than UI_CPU_SHARE of a core.
+MIN_CHUNK_INTERVAL_S = 0.1
+MAX_CHUNK_INTERVAL_S = 0.6
 
 
 class GpttermApp(App[None]):
@@ -59,6 +74,12 @@ class GpttermApp(App[None]):
         self.editing: int | None = None
         self.last_stats: Any = None
         self.context_used = 0
+        # Each screen update re-lays out the chat (~25 ms of CPU on a small
+        # VM); when llama.cpp's threads already use every core, that time is
+        # taken from generation, so updates are spaced to keep the UI thread
+        # near UI_CPU_SHARE of a core. Read by the reply worker.
+        self.chunk_interval = MIN_CHUNK_INTERVAL_S
+        self._ui_cpu_mark = 0.0
         self._initial_conversation = conversation_id
         self._theme_ready = False
 
@@ -87,7 +108,7 @@ class GpttermApp(App[None]):
         self._theme_ready = True
         self.query_one(ChatLog).anchor()
         self.update_status()
-        self.load_model()
+        self.load_model()  # in a thread: the first frame does not wait for it
         self.refresh_conversations()
         if self._initial_conversation is not None:
             self.call_later(self.open_conversation, self._initial_conversation)
@@ -339,22 +360,38 @@ class GpttermApp(App[None]):
         log.scroll_end(animate=False)
         self.reply = reply
         self.reply_id += 1
+        self._ui_cpu_mark = time.thread_time()
         self.update_status()
         self.run_reply(reply, self.reply_id)
 
     @work(thread=True, group="reply", exit_on_error=False)
     def run_reply(self, reply: Reply, reply_id: int) -> None:
+        # Pieces are batched: each UI update re-parses Markdown on the one
+        # event loop, and on a small machine that work competes with
+        # llama.cpp's threads for the CPU (and with this thread for the GIL).
         error = None
+        pending: list[str] = []
+        last = time.perf_counter()
         try:
             for piece in reply:
-                self.post_message(ReplyChunk(reply_id, piece))
+                pending.append(piece)
+                now = time.perf_counter()
+                if now - last >= self.chunk_interval:
+                    self.post_message(ReplyChunk(reply_id, "".join(pending)))
+                    pending.clear()
+                    last = now
         except GpttermError as err:
             error = str(err)
+        if pending:
+            self.post_message(ReplyChunk(reply_id, "".join(pending)))
         self.post_message(ReplyFinished(reply_id, reply, error))
 
     async def on_reply_chunk(self, message: ReplyChunk) -> None:
         if message.reply_id == self.reply_id and self.reply_item is not None:
             await self.reply_item.write(message.text)
+            now = time.thread_time()  # CPU this (UI) thread spent since the last update
+            cost, self._ui_cpu_mark = now - self._ui_cpu_mark, now
+            self.chunk_interval = min(MAX_CHUNK_INTERVAL_S, max(MIN_CHUNK_INTERVAL_S, cost / UI_CPU_SHARE))
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
         if message.reply_id != self.reply_id:

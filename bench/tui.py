@@ -1,0 +1,121 @@
+"""TUI: time to first frame, and streaming decode rate against the CLI.
+
+The real ``gptterm`` runs in a pseudo-terminal (120x40). First frame: from
+spawning the process to the first screen that shows the status line (the
+model is still loading then). Streaming: a prompt is typed, Enter pressed,
+and the tokens/s the app reports for the reply is read from the screen;
+the anchor is ``gptterm --json`` on the same prompt, greedy, same length.
+Runs are interleaved; medians.
+
+    python bench/tui.py [--rounds 3] [--tokens 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pty
+import re
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
+PROMPT = "Write a long essay about the history of the printing press ({i})."
+
+
+class Term:
+    def __init__(self, args: list[str], env: dict[str, str]):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execvpe(args[0], args, env)
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.raw = b""
+
+    def text(self) -> str:
+        return ANSI.sub(b"", self.raw).decode("utf-8", "replace")
+
+    def read_until(self, predicate, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.02)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except OSError:
+                    return None
+                self.raw += chunk
+                if predicate(self.text()):
+                    return time.monotonic()
+        return None
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def close(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
+
+
+def tui_round(env: dict[str, str], i: int, tokens: int) -> tuple[float, float | None]:
+    start = time.monotonic()
+    term = Term([sys.executable, "-m", "gptterm", "--temperature", "0", "--max-tokens", str(tokens)], env)
+    try:
+        first = term.read_until(lambda t: "context" in t or "loading model" in t, 20)
+        first_frame = (first or float("nan")) - start
+        term.read_until(lambda t: "ready" in t, 30)
+        term.raw = b""
+        term.send(PROMPT.format(i=i).encode() + b"\r")
+        term.read_until(lambda t: re.search(r"(\d+\.\d) tok/s", t) is not None, 120)
+        term.read_until(lambda t: False, 0.3)  # let the final status settle
+        rates = re.findall(r"(\d+\.\d) tok/s", term.text())
+        return first_frame, float(rates[-1]) if rates else None
+    finally:
+        term.close()
+
+
+def cli_round(env: dict[str, str], i: int, tokens: int) -> float:
+    out = subprocess.run([sys.executable, "-m", "gptterm", "--json", "--temperature", "0", "--max-tokens",
+                          str(tokens), PROMPT.format(i=i)], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["tokens_per_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=200)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp()
+    env = {**os.environ, "TERM": "xterm-256color", "GPTTERM_DATA_DIR": tmp + "/data",
+           "GPTTERM_CONFIG_DIR": tmp + "/config", "COLUMNS": "120", "LINES": "40"}
+    frames, tui, cli = [], [], []
+    for i in range(args.rounds):
+        frame, rate = tui_round(env, i, args.tokens)
+        frames.append(frame)
+        if rate:
+            tui.append(rate)
+        cli.append(cli_round(env, i, args.tokens))
+    baseline = subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
+    print(f"bundled model, {args.tokens} tokens greedy, {args.rounds} interleaved rounds, medians")
+    print(f"{'':28} {'value':>8} {'anchor':>8} {'ratio':>6}")
+    c, t = statistics.median(cli), statistics.median(tui) if tui else float("nan")
+    print(f"{'streaming tok/s (TUI/CLI)':28} {t:8.1f} {c:8.1f} {t / c:6.3f}")
+    f = statistics.median(frames)
+    print(f"{'first frame s (target 0.5)':28} {f:8.2f} {0.5:8.2f} {f / 0.5:6.3f}")
+    del baseline
+
+
+if __name__ == "__main__":
+    main()
