@@ -1,0 +1,43 @@
+"""Rules of the design that a test can hold: the core never imports a UI,
+and the fast paths import nothing heavy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+HEAVY = ("llama_cpp", "textual", "huggingface_hub", "rich")
+CORE_MODULES = ["gptterm.engine.base", "gptterm.engine.local", "gptterm.tasks.chat", "gptterm.tasks.context",
+                "gptterm.history.store", "gptterm.history.export", "gptterm.settings", "gptterm.models.resolve",
+                "gptterm.models.gguf_meta", "gptterm.cli", "gptterm.cli.chat", "gptterm.cli.generate",
+                "gptterm.cli.history", "gptterm.cli.doctor", "gptterm.cli.config"]
+
+
+def imported_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+                         capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    return {name.split(".")[0] for name in out.split()}
+
+
+def test_core_never_imports_textual():
+    mods = imported_after("\n".join(f"import {m}" for m in CORE_MODULES))
+    assert "textual" not in mods
+
+
+def test_core_sources_do_not_mention_textual():
+    for path in (ROOT / "gptterm").rglob("*.py"):
+        if "tui" in path.relative_to(ROOT / "gptterm").parts:
+            continue
+        text = path.read_text()
+        assert "import textual" not in text and "from textual" not in text, path
+
+
+def test_help_and_version_import_nothing_heavy():
+    for argv in (["--help"], ["--version"], ["chat", "--help"]):
+        code = ("import sys\nsys.argv = ['gptterm', %r]\nfrom gptterm.cli import main\n"
+                "try:\n    main(%r)\nexcept SystemExit:\n    pass" % (argv[0], argv))
+        mods = imported_after(code)
+        assert not (mods & set(HEAVY)), (argv, mods & set(HEAVY))
