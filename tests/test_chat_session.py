@@ -40,14 +40,21 @@ def test_regenerate_replaces_last_reply(tiny_engine, isolated_dirs):
     assert [m.content for m in msgs] == ["hi", second]
 
 
-def test_edit_forks_from_that_message(tiny_engine, isolated_dirs):
+def test_edit_forks_from_that_message_and_keeps_the_original(tiny_engine, isolated_dirs):
     store = HistoryStore()
     s = ChatSession(tiny_engine, P, store=store)
     s.send("one").drain()
     s.send("two").drain()
-    s.edit(0, "uno").drain()
-    assert [m.content for m in store.get(s.conversation_id).messages][:1] == ["uno"]
-    assert len(store.get(s.conversation_id).messages) == 2
+    original = s.conversation_id
+    s.edit(2, "dos").drain()
+    fork = s.conversation_id
+    assert fork != original
+    assert [m.content for m in store.get(original).messages if m.role == "user"] == ["one", "two"]
+    assert [m.content for m in store.get(fork).messages if m.role == "user"] == ["one", "dos"]
+    assert len(store.get(fork).messages) == 4
+    assert store.get(fork).title.endswith("(edited)")
+    s.regenerate().drain()  # the session's ids follow the fork
+    assert len(store.get(fork).messages) == 4 and len(store.get(original).messages) == 4
 
 
 def test_cancelled_reply_keeps_partial_text(tiny_engine, isolated_dirs):

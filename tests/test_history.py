@@ -94,3 +94,15 @@ def test_exports(store):
     assert "# q" in md and "## System" in md and "## Assistant (stopped)" in md
     data = json.loads(export.to_json(conv))
     assert data["messages"][1]["finish_reason"] == "cancelled"
+
+
+def test_fork_copies_messages_before_the_edit(store):
+    cid = store.new_conversation(system="s")
+    ids = [store.add_message(cid, role, text, stats={"completion_tokens": 3} if role == "assistant" else None)
+           for role, text in [("user", "1"), ("assistant", "2"), ("user", "3"), ("assistant", "4")]]
+    new, copied = store.fork(cid, ids[2])
+    fork = store.get(new)
+    assert [m.content for m in fork.messages] == ["1", "2"] and [m.id for m in fork.messages] == copied
+    assert fork.system == "s" and fork.messages[1].stats["completion_tokens"] == 3
+    assert fork.title == "1 (edited)"
+    assert len(store.get(cid).messages) == 4

@@ -137,6 +137,9 @@ def test_edit_and_resend_forks_the_conversation(app_factory):
             await reply_done(pilot, app)
             assert [m.content for m in stored_messages()][0] == "Say thanks."
             assert len(stored_messages()) == 2
+            # the original conversation is kept as it was
+            original = HistoryStore().list_conversations()[1]
+            assert original.message_count == 4 and original.title == "Say hello."
             assert [i.role for i in app.query(MessageItem)] == ["user", "assistant"]
     asyncio.run(run())
 

@@ -169,6 +169,34 @@ class HistoryStore:
                                    (conversation_id, message_id))
         return cur.rowcount
 
+    def fork(self, conversation_id: int, before_message_id: int | None) -> tuple[int, list[int]]:
+        """Copy a conversation up to (not including) ``before_message_id`` into a new one.
+
+        Editing an earlier message continues in the copy, so the original
+        conversation stays as it was. Returns the new id and the copied messages' ids.
+        """
+        now = time.time()
+        with self._tx():
+            src = self._db.execute("SELECT * FROM conversations WHERE id=?", (conversation_id,)).fetchone()
+            if src is None:
+                raise HistoryError(f"no conversation {conversation_id}")
+            title = src["title"] if src["title"].endswith("(edited)") else f"{src['title']} (edited)".strip()
+            cur = self._db.execute(
+                "INSERT INTO conversations (title, kind, model, system, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+                (title, src["kind"], src["model"], src["system"], now, now))
+            new_id = int(cur.lastrowid)
+            limit = before_message_id if before_message_id is not None else -1
+            cols = "role, content, created_at, model, params, " + ", ".join(STAT_COLUMNS)
+            ids = []
+            for row in self._db.execute(
+                    f"SELECT id FROM messages WHERE conversation_id=? AND (?<0 OR id<?) ORDER BY id",
+                    (conversation_id, limit, limit)).fetchall():
+                cur = self._db.execute(
+                    f"INSERT INTO messages (conversation_id, {cols}) SELECT ?, {cols} FROM messages WHERE id=?",
+                    (new_id, row["id"]))
+                ids.append(int(cur.lastrowid))
+        return new_id, ids
+
     def set_system(self, conversation_id: int, system: str) -> None:
         with self._tx():
             self._db.execute("UPDATE conversations SET system=? WHERE id=?", (system, conversation_id))

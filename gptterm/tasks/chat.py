@@ -96,10 +96,19 @@ class ChatSession:
         return self._start(fitted)
 
     def edit(self, index: int, text: str) -> Reply:
-        """Replace user message ``index``, forget everything after it, and reply anew."""
+        """Resend user message ``index`` with new text; the conversation forks there.
+
+        The stored conversation keeps its original messages; the session goes
+        on in a copy holding the messages before ``index``.
+        """
         if not (0 <= index < len(self.messages)) or self.messages[index]["role"] != "user":
             raise ValueError("only a user message can be edited")
-        self._forget_from(index)
+        if self.store is not None and self.conversation_id is not None:
+            self.conversation_id, kept = self.store.fork(self.conversation_id, self._ids[index])
+            self._ids = list(kept)
+        del self.messages[index:]
+        del self._ids[index:]
+        self.window_start = min(self.window_start, len(self.messages))
         return self.send(text)
 
     def set_system(self, text: str) -> None:
