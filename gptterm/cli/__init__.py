@@ -49,6 +49,10 @@ def _dispatch(args: list[str]) -> int:
         from gptterm.cli.history import run_history
 
         return run_history(ns)
+    if command in ("summarize", "translate"):
+        from gptterm.cli import tasks
+
+        return tasks.run_summarize(ns) if command == "summarize" else tasks.run_translate(ns)
     if command == "config":
         from gptterm.cli.config import run_config
 

@@ -16,6 +16,8 @@ from gptterm.tasks.context import ON_OVERFLOW
 COMMANDS = {
     "chat": "interactive chat in the terminal (REPL)",
     "generate": "continue a text with no chat template (raw completion)",
+    "summarize": "summarize files or stdin of any length",
+    "translate": "translate files or stdin of any length, keeping paragraphs, Markdown and code",
     "history": "list, show, search, delete and export stored conversations",
     "config": "show or change the settings in the config file",
     "doctor": "versions, hardware support, the model that would load, settings and paths",
@@ -89,6 +91,39 @@ def generate_parser() -> Parser:
     return parser
 
 
+def _task_common(parser: Parser) -> None:
+    parser.add_argument("files", nargs="*", metavar="FILE", help="text files (default: stdin)")
+    parser.add_argument("-m", "--model", metavar="MODEL", help="model file or name (default: the configured model)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with per-part results and stats")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and time to stderr")
+    _add_param_flags(parser, ("sampling", "load"))
+    parser.epilog = "Tasks decode greedily (temperature 0, repeat penalty 1) unless those flags are given."
+
+
+def summarize_parser() -> Parser:
+    parser = Parser(prog="gptterm summarize", description=COMMANDS["summarize"] + ": one pass when it fits the "
+                    "context, else part by part and then combined")
+    parser.add_argument("--length", default="medium", metavar="LEN",
+                        help="short, medium, long, or a target number of words (default medium)")
+    parser.add_argument("--form", default="paragraph", choices=("paragraph", "bullets", "tldr"),
+                        help="paragraph (default), bullets or tldr (one sentence)")
+    parser.add_argument("--lang", metavar="LANG", help="write the summary in this language (code or name)")
+    parser.add_argument("--focus", metavar="TEXT", help="what to stress, e.g. \"the risks\"")
+    _task_common(parser)
+    return parser
+
+
+def translate_parser() -> Parser:
+    parser = Parser(prog="gptterm translate", description=COMMANDS["translate"])
+    parser.add_argument("--to", metavar="LANG", help="target language code or name, e.g. zh, fr, German (required)")
+    parser.add_argument("--from", dest="source", metavar="LANG", help="source language (default: detected)")
+    parser.add_argument("--glossary", metavar="FILE",
+                        help="required term translations: 'term<TAB>translation' or 'term = translation' lines, "
+                             "or a JSON object")
+    _task_common(parser)
+    return parser
+
+
 def history_parser() -> Parser:
     parser = Parser(prog="gptterm history", description=COMMANDS["history"])
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
@@ -135,7 +170,7 @@ def config_parser() -> Parser:
     return parser
 
 
-PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser, "doctor": doctor_parser}
+PARSERS = {"chat": chat_parser, "config": config_parser, "summarize": summarize_parser, "translate": translate_parser, "generate": generate_parser, "history": history_parser, "doctor": doctor_parser}
 
 
 def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:

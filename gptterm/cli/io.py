@@ -10,7 +10,7 @@ import os
 import queue
 import sys
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from gptterm.engine.base import Reply
 from gptterm.errors import InputError
@@ -56,17 +56,22 @@ def read_stdin() -> str | None:
 
 
 def run_reply(reply: Reply, cancel: Callable[[], None], write: Callable[[str], Any]) -> bool:
-    """Stream ``reply`` through ``write``; Ctrl+C stops it. Returns True if interrupted.
+    """Stream ``reply`` through ``write``; Ctrl+C stops it. Returns True if interrupted."""
+    return run_stream(reply, cancel, write)
 
-    The reply runs in a worker thread so that Ctrl+C reaches the main thread
-    at once, even while llama.cpp evaluates a long prompt in C; the main
-    thread then asks the engine to cancel and keeps what was generated.
+
+def run_stream(items: Iterable[Any], cancel: Callable[[], None], handle: Callable[[Any], Any]) -> bool:
+    """Hand each item of ``items`` to ``handle``; Ctrl+C calls ``cancel``. Returns True if interrupted.
+
+    The items are produced in a worker thread so that Ctrl+C reaches the main
+    thread at once, even while llama.cpp evaluates a long prompt in C; the
+    main thread then asks for a stop and keeps what was produced.
     """
     pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def work() -> None:
         try:
-            for piece in reply:
+            for piece in items:
                 pieces.put(piece)
         except BaseException as err:  # handed to the main thread
             pieces.put(err)
@@ -88,11 +93,11 @@ def run_reply(reply: Reply, cancel: Callable[[], None], write: Callable[[str], A
             worker.join()
             raise item
         try:
-            write(item)
+            handle(item)
         except KeyboardInterrupt:
             interrupted = True
             cancel()
-        if getattr(write, "broken", False):
+        if getattr(handle, "broken", False):
             cancel()
     worker.join()
     return interrupted

@@ -1,0 +1,146 @@
+"""``gptterm summarize`` and ``gptterm translate``: long-text tasks on files or stdin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from gptterm.cli import setup
+from gptterm.cli.args import param_overrides
+from gptterm.cli.io import StdoutWriter, note, read_stdin, run_stream
+from gptterm.errors import InputError
+from gptterm.tasks.job import Job, TaskEvent
+
+# Tasks copy and condense text: greedy decoding without a repeat penalty
+# unless the user asks otherwise with flags.
+TASK_DEFAULTS = {"temperature": 0.0, "repeat_penalty": 1.0}
+
+
+def read_inputs(files: list[str]) -> str:
+    """The named files joined by blank lines, or piped stdin; one clear error for each bad input."""
+    if not files:
+        text = read_stdin()
+        if text is None:
+            raise InputError("give one or more FILEs or pipe text on stdin")
+        return text
+    texts = []
+    for name in files:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except IsADirectoryError:
+            raise InputError(f"{name} is a directory, not a text file") from None
+        except OSError as err:
+            raise InputError(f"cannot read {name}: {err.strerror}") from None
+        if b"\x00" in data:
+            raise InputError(f"{name} looks like a binary file, not text")
+        try:
+            texts.append(data.decode("utf-8").removeprefix("\ufeff"))
+        except UnicodeDecodeError as err:
+            raise InputError(f"{name} is not UTF-8 text (bad byte at offset {err.start})") from None
+    return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
+
+
+def task_params(ns: argparse.Namespace, params: Any) -> Any:
+    given = param_overrides(ns)
+    return params.replace(**{k: v for k, v in TASK_DEFAULTS.items() if k not in given})
+
+
+class Progress:
+    """Progress on stderr: one rewritten line on a terminal, a line per part otherwise."""
+
+    def __init__(self, verb: str):
+        self.verb = verb
+        self.tty = sys.stderr.isatty()
+        self.start = time.perf_counter()
+        self.shown = False
+
+    def update(self, event: TaskEvent) -> None:
+        if event.kind == "progress" and event.total > 1:
+            level = f" (round {event.level + 1})" if event.level else ""
+            self._show(f"{self.verb}: part {event.index + 1} of {event.total}{level}…")
+        elif event.kind == "chunk" and event.total > 1 and event.result:
+            r = event.result
+            rate = f", {r['tokens_per_s']:.0f} tok/s" if r.get("tokens_per_s") else ""
+            self._show(f"{self.verb}: part {event.index + 1} of {event.total} done "
+                       f"({r.get('input_tokens', 0)} tokens in{rate})", final=not self.tty)
+
+    def _show(self, line: str, final: bool = False) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.flush()
+            self.shown = True
+        elif final:
+            note(line)
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Callable[[], dict[str, Any]]) -> int:
+    writer = StdoutWriter()
+    progress = Progress(verb)
+
+    def handle(event: TaskEvent) -> None:
+        if event.kind == "text":
+            if not ns.json:
+                progress.done()
+                writer(event.text)
+        else:
+            progress.update(event)
+
+    interrupted = run_stream(job.run(text), job.cancel, handle)
+    progress.done()
+    if ns.json:
+        print(json.dumps({"text": job.text, "model": job.engine.info.name, **extra(), "chunks": job.chunks,
+                          "stats": job.stats()}, ensure_ascii=False))
+    else:
+        writer.end_line()
+    if getattr(ns, "verbose", False):
+        s = job.stats()
+        note(f"{s['model_calls']} model calls, {s['prompt_tokens']} prompt and {s['completion_tokens']} "
+             f"generated tokens, {s['seconds']:.1f} s")
+    if interrupted or job.cancelled:
+        note("stopped; the output so far is above")
+        return 130
+    return 0
+
+
+def run_summarize(ns: argparse.Namespace) -> int:
+    from gptterm.tasks.summarize import Summarizer, SummaryOptions
+
+    options = SummaryOptions.parse(ns.length, ns.form, ns.lang, ns.focus)
+    text = read_inputs(ns.files)
+    if not text.strip():
+        raise InputError("nothing to summarize: the input is empty")
+    config, params = setup.settings(ns)
+    engine = setup.engine(ns, config, params)
+    job = Summarizer(engine, task_params(ns, params), options)
+    return run_job(ns, job, text, "summarizing", lambda: {"options": {
+        "length": options.length, "form": options.form, "language": options.language, "focus": options.focus}})
+
+
+def run_translate(ns: argparse.Namespace) -> int:
+    from gptterm.assets import language_name
+    from gptterm.tasks.translate import Translator, check_target, load_glossary
+
+    check_target(ns.to)
+    if ns.source:
+        language_name(ns.source)
+    glossary = load_glossary(ns.glossary) if ns.glossary else None
+    text = read_inputs(ns.files)
+    if not text.strip():
+        raise InputError("nothing to translate: the input is empty")
+    config, params = setup.settings(ns)
+    engine = setup.engine(ns, config, params)
+    job = Translator(engine, task_params(ns, params), target=ns.to, source=ns.source, glossary=glossary)
+    code = run_job(ns, job, text, "translating", lambda: {"source": job.source, "target": job.target})
+    if ns.source is None and job.source:
+        note(f"detected source language: {job.source}")
+    return code

@@ -1,0 +1,130 @@
+"""Split text into pieces that each fit a token budget, at natural boundaries.
+
+The pieces concatenate back to exactly the input (nothing dropped, nothing
+repeated, order kept). Boundaries are tried from coarse to fine: paragraphs
+(a fenced code block counts as one), sentences, words, and only as a last
+resort characters. Sizes are measured with the model's own tokenizer.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterator
+
+Counter = Callable[[str], int]
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Zero-width split points: after sentence-ending punctuation followed by
+# whitespace, after CJK full stops, and after newlines.
+_SENTENCE = re.compile(r"(?<=[.!?])(?=\s)|(?<=[。！？；])|(?<=\n)")
+_WORD = re.compile(r"(?<=\s)(?=\S)")
+
+
+def paragraphs(text: str) -> list[str]:
+    """Paragraphs with their trailing blank lines; a fenced code block stays whole."""
+    units: list[str] = []
+    current: list[str] = []
+    fence: str | None = None
+    boundary = False  # the next non-blank line starts a new unit
+
+    def flush() -> None:
+        if current:
+            units.append("".join(current))
+            current.clear()
+
+    for line in text.splitlines(keepends=True):
+        if fence is not None:
+            current.append(line)
+            if _closes(line, fence):
+                fence = None
+                boundary = True
+            continue
+        if not line.strip():
+            current.append(line)
+            boundary = boundary or any(part.strip() for part in current)
+            continue
+        opening = _FENCE.match(line)
+        if boundary or (opening and any(part.strip() for part in current)):
+            flush()
+            boundary = False
+        if opening:
+            fence = opening.group(1)
+        current.append(line)
+    flush()
+    return units
+
+
+def _closes(line: str, fence: str) -> bool:
+    match = _FENCE.match(line)
+    return bool(match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence)
+                and not line.strip()[len(match.group(1)):].strip())
+
+
+def _split(text: str, pattern: re.Pattern[str]) -> list[str]:
+    return [part for part in pattern.split(text) if part]
+
+
+def _fit_prefix(text: str, budget: int, count: Counter) -> int:
+    """Longest prefix length (in characters, at least 1) whose token count fits ``budget``."""
+    lo, hi = 1, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(text[:mid]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _atoms(unit: str, budget: int, count: Counter) -> Iterator[str]:
+    """Break one unit into parts that each fit, trying finer boundaries in turn."""
+    if count(unit) <= budget:
+        yield unit
+        return
+    for pattern in (_SENTENCE, _WORD):
+        parts = _split(unit, pattern)
+        if len(parts) > 1:
+            for part in parts:
+                yield from _atoms(part, budget, count)
+            return
+    while unit:  # one unbreakable run (a long URL, CJK without punctuation)
+        cut = _fit_prefix(unit, budget, count)
+        yield unit[:cut]
+        unit = unit[cut:]
+
+
+def chunk_text(text: str, budget: int, count: Counter) -> list[str]:
+    """Pieces of ``text``, each at most ``budget`` tokens, joined back giving ``text``."""
+    if budget < 1:
+        raise ValueError("the token budget must be at least 1")
+    atoms = [a for unit in paragraphs(text) for a in _atoms(unit, budget, count)]
+    chunks: list[str] = []
+    current: list[str] = []
+    estimate = 0
+    for atom in atoms:
+        size = count(atom)
+        if current and estimate + size > budget:
+            chunks.extend(_settle(current, budget, count))
+            current, estimate = [], 0
+        current.append(atom)
+        estimate += size
+    if current:
+        chunks.extend(_settle(current, budget, count))
+    return chunks
+
+
+def _settle(atoms: list[str], budget: int, count: Counter) -> list[str]:
+    """Join ``atoms`` into as few chunks as fit, checked on the joined text.
+
+    Counts of separately tokenized pieces need not add up to the count of
+    their concatenation, so each chunk is measured as a whole and trimmed.
+    """
+    out: list[str] = []
+    start = 0
+    while start < len(atoms):
+        end = len(atoms)
+        while end - start > 1 and count("".join(atoms[start:end])) > budget:
+            end -= 1
+        out.append("".join(atoms[start:end]))
+        start = end
+    return out

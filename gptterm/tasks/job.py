@@ -1,0 +1,167 @@
+"""What long-text tasks (summarize, translate) share: events, cancellation, cleanup.
+
+A job is iterated for ``TaskEvent``s: ``progress`` before each model call,
+``chunk`` when one finishes (with its result), ``text`` for the output as
+it streams. ``cancel()`` may come from any thread; the job then ends after
+the current model call, keeping everything finished so far.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from gptterm.engine.base import Reply
+from gptterm.errors import GpttermError
+
+
+class TaskError(GpttermError):
+    exit_code = 9
+
+
+@dataclass
+class TaskEvent:
+    kind: str  # "progress" | "chunk" | "text"
+    text: str = ""
+    index: int = 0
+    total: int = 0
+    level: int = 0
+    result: dict[str, Any] | None = None
+
+
+@dataclass
+class Job:
+    engine: Any
+    params: Any
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self.engine.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def record(self, reply: Reply, **info: Any) -> dict[str, Any]:
+        result = {**info, "output": reply.text, "finish_reason": reply.finish_reason, **reply.stats.as_dict()}
+        self.chunks.append(result)
+        if reply.finish_reason == "cancelled":
+            self.cancelled = True
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        generated = sum(c.get("completion_tokens", 0) for c in self.chunks)
+        seconds = sum(c.get("total_s", 0.0) for c in self.chunks)
+        return {"model_calls": len(self.chunks), "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in self.chunks),
+                "completion_tokens": generated, "seconds": round(seconds, 3), "cancelled": self.cancelled}
+
+
+# "Sure! Here is the summary:" / "Translation:" — a first line that only announces the answer.
+_PREAMBLE = re.compile(
+    r"^\s*(?:(?:sure|certainly|of course|okay|ok|absolutely)[!.,]\s*|"
+    r"(?:here(?:'s| is| are)|below is|the following is)\b[^\n]*?[:：]\s*|"
+    r"(?:summary|translation|translated text|tl;dr)\s*[:：]\s*)",
+    re.IGNORECASE,
+)
+
+
+def strip_preamble(text: str) -> str:
+    """Drop an announcing first line (small models add them despite the prompt)."""
+    while True:
+        match = _PREAMBLE.match(text)
+        if not match or not match.group(0).strip():
+            return text.lstrip("\n") if match else text
+        text = text[match.end():]
+
+
+class PreambleFilter:
+    """Streaming version of ``strip_preamble``: holds back the start until it can decide."""
+
+    HOLD = 160
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._decided = False
+        self._leading = True  # nothing emitted yet: leading newlines are dropped
+
+    def feed(self, piece: str) -> str:
+        if self._decided:
+            if self._leading:
+                piece = piece.lstrip("\n")
+                self._leading = not piece
+            return piece
+        self._buffer += piece
+        head = self._buffer.lstrip()
+        if len(head) < self.HOLD and "\n" not in head and not re.search(r"[:：]\s", head):
+            return ""
+        return self._release()
+
+    def _release(self) -> str:
+        self._decided = True
+        out, self._buffer = strip_preamble(self._buffer).lstrip("\n"), ""
+        self._leading = not out
+        return out
+
+    def flush(self) -> str:
+        return "" if self._decided else self._release()
+
+
+class LoopGuard:
+    """Spots a reply that has started repeating itself (small models loop under greedy decoding)."""
+
+    MIN_SENTENCE = 30
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.seen: set[str] = set()
+        self.checked = 0
+        self.tripped = False
+        self.keep = 0  # length of the text before the repeated sentence
+
+    def feed(self, piece: str) -> bool:
+        self.text += piece
+        while True:
+            match = re.search(r"[^.!?。！？\n]+[.!?。！？\n]", self.text[self.checked:])
+            if not match:
+                return False
+            start = self.checked + match.start()
+            self.checked += match.end()
+            sentence = " ".join(match.group(0).split())
+            if len(sentence) >= self.MIN_SENTENCE:
+                if sentence in self.seen:
+                    self.tripped = True
+                    self.keep = start
+                    return True
+                self.seen.add(sentence)
+
+
+def stream_reply(job: Job, reply: Reply, *, emit: bool, strip: bool = True) -> Iterator[TaskEvent]:
+    """Run ``reply``; with ``emit`` its text streams out as ``text`` events (preamble removed).
+
+    A reply caught repeating a sentence is stopped there and marked
+    ``finish_reason = "repetition"`` (not a user's cancel).
+    """
+    filt = PreambleFilter() if strip else None
+    guard = LoopGuard()
+    for piece in reply:
+        if guard.tripped:
+            continue  # the stop is on its way; drop what comes meanwhile
+        if guard.feed(piece):
+            job.engine.cancel()
+            continue
+        if emit:
+            out = filt.feed(piece) if filt else piece
+            if out:
+                yield TaskEvent("text", out)
+    if guard.tripped and not job.stopping:
+        reply.finish_reason = "repetition"
+        reply.parts[:] = [guard.text[:guard.keep].rstrip() + "\n"]
+    if emit and filt:
+        tail = filt.flush()
+        if tail:
+            yield TaskEvent("text", tail)

@@ -1,0 +1,214 @@
+"""Translate documents of any length, keeping their shape.
+
+The document is cut into paragraphs; blank lines and fenced code blocks are
+copied verbatim, Markdown markers (headings, list bullets, quotes,
+indentation) are kept out of what the model sees and put back, and each
+paragraph keeps its line count: a multi-line paragraph is translated whole
+and accepted only if the line count matches, else line by line. A paragraph
+too long for the context is cut at sentence boundaries. The system prompt
+is identical for every piece, so its KV cache is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+from gptterm.assets import language_name, load_prompt
+from gptterm.errors import InputError, UsageError
+from gptterm.tasks.chunking import chunk_text, paragraphs
+from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
+
+_MARKER = re.compile(r"^(\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+|>\s?)*)")
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+SAFETY_TOKENS = 16
+# Languages both offered by gptterm (assets/languages.tsv) and known to py3langid's model.
+_KNOWN_TO_LANGID = ["af", "am", "ar", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "eo",
+                    "es", "et", "eu", "fa", "fi", "fr", "ga", "gl", "gu", "ha", "he", "hi", "hr", "ht", "hu", "hy",
+                    "id", "ig", "is", "it", "ja", "jv", "ka", "kk", "km", "kn", "ko", "ku", "ky", "la", "lb", "lo",
+                    "lt", "lv", "mg", "mk", "ml", "mn", "mr", "ms", "mt", "my", "ne", "nl", "no", "pa", "pl", "ps",
+                    "pt", "ro", "ru", "si", "sk", "sl", "so", "sq", "sr", "sv", "sw", "ta", "te", "tg", "th", "tl",
+                    "tr", "tt", "ug", "uk", "ur", "uz", "vi", "xh", "yo", "zh", "zu"]
+
+
+def detect_language(text: str) -> str:
+    """Language code of ``text`` (py3langid, restricted to the languages gptterm offers)."""
+    import py3langid.langid as langid
+
+    sample = "\n".join(p for p in paragraphs(text) if not p.lstrip().startswith(("```", "~~~")))[:4000]
+    if not _LETTER.search(sample):
+        raise InputError("cannot tell the language of the input (no letters); pass --from")
+    langid.set_languages(_KNOWN_TO_LANGID)
+    code, _score = langid.classify(sample)
+    return code
+
+
+def load_glossary(path: str | Path) -> dict[str, str]:
+    """Term -> translation from a JSON object, or lines ``term<TAB>translation`` / ``term = translation``."""
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read glossary {p}: {getattr(err, 'strerror', None) or err}") from None
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"glossary {p} is not valid JSON: {err}") from None
+        if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+            raise InputError(f"glossary {p} must be a JSON object of term: translation strings")
+        return dict(data)
+    out = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        for sep in ("\t", " = ", " -> ", " → ", "="):
+            if sep in line:
+                term, translation = (part.strip() for part in line.split(sep, 1))
+                break
+        else:
+            raise InputError(f"glossary {p} line {n}: expected 'term<TAB>translation' or 'term = translation'")
+        if term and translation:
+            out[term] = translation
+    return out
+
+
+class Translator(Job):
+    def __init__(self, engine: Any, params: Any, *, target: str, source: str | None = None,
+                 glossary: dict[str, str] | None = None):
+        super().__init__(engine, params)
+        self.target = language_name(target)
+        self.source = language_name(source) if source else None
+        self.glossary = glossary or {}
+        self.text = ""
+        self.prompt = load_prompt("translate")
+
+    # -- prompt ------------------------------------------------------------------
+
+    def _messages(self, text: str, lines: int = 1) -> list[dict[str, str]]:
+        terms = {k: v for k, v in self.glossary.items() if k.lower() in text.lower()}
+        glossary = ("Always translate these terms exactly as given: "
+                    + "; ".join(f"{k} → {v}" for k, v in terms.items()) + ".") if terms else ""
+        keep = f"The text has {lines} lines: keep exactly {lines} lines, line by line." if lines > 1 else ""
+        return self.prompt.messages(text=text, source=self.source or "the source language", target=self.target,
+                                    glossary=glossary, lines=keep)
+
+    def _apply_glossary(self, source: str, out: str) -> str:
+        # A term the model left untranslated is replaced by the required translation.
+        for term, translation in self.glossary.items():
+            if term in source and term in out and translation not in out:
+                out = out.replace(term, translation)
+        return out
+
+    def budget(self) -> int:
+        overhead = self.engine.count_chat_tokens(self._messages(""))
+        # the reply needs about as many tokens as the input (more for some scripts)
+        return max(16, (self.engine.n_ctx - overhead - SAFETY_TOKENS) // 3)
+
+    # -- running -------------------------------------------------------------------
+
+    def run(self, text: str) -> Iterator[TaskEvent]:
+        if not text.strip():
+            raise InputError("nothing to translate: the input is empty")
+        if self.source is None:
+            self.source = language_name(detect_language(text))
+        units = paragraphs(text)
+        work = [u for u in units if self._translatable(u)]
+        total = len(work)
+        done = 0
+        out: list[str] = []
+        for unit in units:
+            if not self._translatable(unit):
+                out.append(unit)
+                yield TaskEvent("text", unit)
+                continue
+            if self.stopping or self.cancelled:
+                self.cancelled = True
+                break
+            yield TaskEvent("progress", index=done, total=total)
+            translated = yield from self._paragraph(unit, done, total)
+            out.append(translated)
+            done += 1
+            if self.cancelled:
+                break
+        self.text = "".join(out)
+
+    @staticmethod
+    def _translatable(unit: str) -> bool:
+        stripped = unit.lstrip()
+        return bool(_LETTER.search(unit)) and not stripped.startswith(("```", "~~~"))
+
+    def _paragraph(self, unit: str, index: int, total: int) -> Iterator[TaskEvent]:
+        body = unit.rstrip("\n")
+        tail = unit[len(body):]  # the blank lines after the paragraph, copied
+        lines = body.split("\n")
+        if len(lines) > 1 and not all(_MARKER.match(line).group(1) for line in lines):
+            attempt = yield from self._piece(body, index, total, lines=len(lines), emit=False)
+            if attempt is not None and attempt.count("\n") == body.count("\n"):
+                yield TaskEvent("text", attempt + tail)
+                return attempt + tail
+        out = []
+        for i, line in enumerate(lines):
+            prefix = _MARKER.match(line).group(1)
+            content = line[len(prefix):]
+            trailing = content[len(content.rstrip()):]
+            content = content.rstrip()
+            yield TaskEvent("text", prefix)
+            if _LETTER.search(content):
+                translated = yield from self._long(content, index, total)
+            else:
+                translated = content
+                yield TaskEvent("text", content)
+            end = trailing + ("\n" if i < len(lines) - 1 else "")
+            yield TaskEvent("text", end)
+            out.append(prefix + translated + end)
+            if self.cancelled:
+                break
+        yield TaskEvent("text", tail)
+        return "".join(out) + tail
+
+    def _long(self, content: str, index: int, total: int) -> Iterator[TaskEvent]:
+        pieces = chunk_text(content, self.budget(), self.engine.count_tokens)
+        out = []
+        for j, piece in enumerate(pieces):
+            if j:
+                yield TaskEvent("text", " ")
+            translated = yield from self._piece(piece.strip(), index, total, emit=True)
+            out.append(translated or "")
+            if self.cancelled:
+                break
+        return " ".join(out)
+
+    def _piece(self, text: str, index: int, total: int, *, lines: int = 1, emit: bool) -> Iterator[TaskEvent]:
+        need = self.engine.count_tokens(text)
+        reply = self.engine.chat(self._messages(text, lines),
+                                 self.params.replace(max_tokens=max(32, min(self.params.max_tokens, 3 * need + 16))))
+        parts = []
+        for event in stream_reply(self, reply, emit=False):
+            parts.append(event.text)
+        result_text = self._clean(text, reply.text, lines)
+        self.record(reply, index=index, total=total, source=text, input_tokens=need)
+        self.chunks[-1]["output"] = result_text
+        if emit:
+            yield TaskEvent("text", result_text)
+        yield TaskEvent("chunk", index=index, total=total, result=self.chunks[-1])
+        return result_text
+
+    def _clean(self, source: str, out: str, lines: int = 1) -> str:
+        out = strip_preamble(out).strip()
+        if lines == 1:
+            # Anything after the first line is commentary ("Explanation: ...")
+            out = next((line.strip() for line in out.split("\n") if line.strip()), "")
+        if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'“”«»" and source[:1] not in "\"'“”«»":
+            out = out[1:-1].strip()
+        if out.startswith("“") and out.endswith("”") and not source.startswith("“"):
+            out = out[1:-1].strip()
+        return self._apply_glossary(source, out)
+
+
+def check_target(code: str | None) -> str:
+    if not code:
+        raise UsageError("say which language to translate to: --to CODE (e.g. --to zh)")
+    return language_name(code)
