@@ -52,7 +52,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 def _tidy(text: str) -> str:
     """Collapse the runs of spaces that empty placeholders leave in an instruction."""
-    return "\n".join(re.sub(r"(?<=\S)[ \t]{2,}", " ", line).rstrip(" ") for line in text.split("\n"))
+    return re.sub(r"[ \t]+\n", "\n", re.sub(r"(?<=\S)[ \t]{2,}", " ", text))
 
 
 def load_prompt(name: str) -> Prompt:

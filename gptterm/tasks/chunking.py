@@ -13,11 +13,16 @@ from typing import Callable, Iterator
 
 Counter = Callable[[str], int]
 
+# One UTF-8 character is at most 4 bytes, so at most 4 byte-level tokens:
+# a budget this size always fits at least one character.
+MIN_BUDGET = 4
+
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-# Zero-width split points: after sentence-ending punctuation followed by
-# whitespace, after CJK full stops, and after newlines.
-_SENTENCE = re.compile(r"(?<=[.!?])(?=\s)|(?<=[。！？；])|(?<=\n)")
-_WORD = re.compile(r"(?<=\s)(?=\S)")
+# A sentence with the whitespace after it: up to sentence-ending
+# punctuation followed by whitespace (or the end), a CJK full stop, or a
+# run of newlines.
+_SENTENCE = re.compile(r".*?(?:[.!?]+[\"')\]]*(?:[ \t]+|\n+|$)|[。！？；]+\s*|\n+|$)", re.S)
+_WORD = re.compile(r"\S*\s*")
 
 
 def paragraphs(text: str) -> list[str]:
@@ -61,7 +66,8 @@ def _closes(line: str, fence: str) -> bool:
 
 
 def _split(text: str, pattern: re.Pattern[str]) -> list[str]:
-    return [part for part in pattern.split(text) if part]
+    """Consecutive non-empty matches of ``pattern``; they always join back to ``text``."""
+    return [m.group(0) for m in pattern.finditer(text) if m.group(0)]
 
 
 def _fit_prefix(text: str, budget: int, count: Counter) -> int:
@@ -95,8 +101,8 @@ def _atoms(unit: str, budget: int, count: Counter) -> Iterator[str]:
 
 def chunk_text(text: str, budget: int, count: Counter) -> list[str]:
     """Pieces of ``text``, each at most ``budget`` tokens, joined back giving ``text``."""
-    if budget < 1:
-        raise ValueError("the token budget must be at least 1")
+    if budget < MIN_BUDGET:
+        raise ValueError(f"the token budget must be at least {MIN_BUDGET} (one character can take 4 tokens)")
     atoms = [a for unit in paragraphs(text) for a in _atoms(unit, budget, count)]
     chunks: list[str] = []
     current: list[str] = []
