@@ -205,7 +205,7 @@ def test_parameter_change_is_used_and_bad_value_refused(app_factory):
         app = app_factory(max_tokens=40)
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot, app)
-            await pilot.press("f3")
+            await pilot.press("f5")
             field = app.query_one("#param-max_tokens")
             field.focus()
             field.value = "5"
@@ -248,7 +248,7 @@ def test_load_setting_reloads_model_in_background(app_factory):
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot, app)
             first_engine = app.engine
-            await pilot.press("f3")
+            await pilot.press("f5")
             field = app.query_one("#param-ctx")
             field.focus()
             field.value = "1024"
@@ -274,7 +274,7 @@ def test_model_that_fails_to_load_leaves_app_usable(app_factory, tmp_path):
             assert "failed" in str(app.query_one("#status").render())
             # history and settings still work
             assert [i.conv.id for i in app.query(ConversationItem)] == [cid]
-            await pilot.press("f3")
+            await pilot.press("f5")
             app.query_one("#param-top_k").value = "12"
             await pilot.pause()
             assert app.params.top_k == 12
@@ -316,24 +316,30 @@ def test_rename_delete_with_confirmation_and_export(app_factory, tmp_path, monke
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot, app)
             await app.open_conversation(cid)
-            await pilot.press("f4")
+            view = app.query_one("#conversation-list")
+            view.focus()
+            await pilot.pause()
+            await pilot.press("r")
             await pilot.pause()
             app.screen.query_one("#answer").value = "Renamed"
             await pilot.press("enter")
             await pilot.pause()
             assert store.get(cid).title == "Renamed"
-            await pilot.press("f5")
+            view.focus()
+            await pilot.press("x")
             await pilot.pause()
             await pilot.press("enter")
             await pilot.pause()
             assert (tmp_path / f"conversation-{cid}.md").read_text().startswith("# Renamed")
-            await pilot.press("f8")
+            view.focus()
+            await pilot.press("delete")
             await pilot.pause()
             assert isinstance(app.screen, ConfirmScreen)
             await pilot.press("escape")
             await pilot.pause()
             assert store.get(cid).title == "Renamed"  # cancelled: nothing deleted
-            await pilot.press("f8")
+            view.focus()
+            await pilot.press("d")
             await pilot.pause()
             await pilot.press("y")
             await pilot.pause()
@@ -389,4 +395,107 @@ def test_theme_choice_is_saved(app_factory, isolated_dirs):
         again = app_factory()
         async with again.run_test(size=SIZE) as pilot:
             assert again.theme == "nord"
+    asyncio.run(run())
+
+
+ESSAY = ("The printing press was invented by Johannes Gutenberg around 1440 in Mainz. It used movable metal type "
+         "and oil-based ink. Before it, books were copied by hand, which made them rare and expensive.\n\n"
+         "Within fifty years, printing shops had spread to more than 250 cities in Europe. Prices fell, literacy "
+         "rose, and ideas travelled faster than ever before.\n\n")
+
+
+def test_summarize_pane_streams_summary_of_long_file(app_factory, tmp_path):
+    doc = tmp_path / "essay.txt"
+    doc.write_text(ESSAY * 4)
+
+    async def run():
+        app = app_factory(ctx=512)
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            await pilot.press("f3")
+            pane = app.query_one("#summarize-pane")
+            path = app.query_one("#sum-file")
+            path.value = str(doc)
+            path.focus()
+            await pilot.press("enter")
+            assert app.query_one("#sum-source").text.startswith("The printing press")
+            app.query_one("#sum-length").value = "short"
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: pane.run_id == 1 and not pane.running, timeout=240, what="job end")
+            await pilot.pause()
+            assert pane.output_text.strip()
+            label = str(app.query_one("#summarize-pane .progress-label").render())
+            assert label.startswith("done") and "model calls" in label
+            assert "Gutenberg" not in pane.output_text or len(pane.output_text) < len(ESSAY * 5) / 2
+    asyncio.run(run())
+
+
+def test_summarize_pane_stop_keeps_finished_parts(app_factory):
+    async def run():
+        app = app_factory(ctx=512)
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            await pilot.press("f3")
+            pane = app.query_one("#summarize-pane")
+            app.query_one("#sum-source").load_text(ESSAY * 8)
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: pane.job is not None and len(pane.job.chunks) >= 1, timeout=120,
+                           what="first part")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not pane.running, timeout=60, what="stop")
+            assert str(app.query_one("#summarize-pane .progress-label").render()).startswith("stopped")
+            # the app is usable again: chat works
+            await pilot.press("f2")
+            await send(pilot, app, "hi")
+            await reply_done(pilot, app)
+    asyncio.run(run())
+
+
+def test_translate_pane_keeps_paragraphs_and_swaps(app_factory):
+    src = "The cat sleeps.\n\n```\ncode stays\n```\n\nThe dog runs in the park.\n"
+
+    async def run():
+        app = app_factory()
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            await pilot.press("f4")
+            pane = app.query_one("#translate-pane")
+            app.query_one("#tr-source").load_text(src)
+            app.query_one("#tr-target-lang").value = "fr"
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: pane.run_id == 1 and not pane.running, timeout=120, what="job end")
+            await pilot.pause()
+            out = app.query_one("#tr-output").text
+            assert "```\ncode stays\n```" in out
+            assert out.count("\n") == src.count("\n")
+            assert "English" in str(app.query_one("#tr-detected").render())
+            app.query_one("#tr-swap").press()
+            await pilot.pause()
+            assert app.query_one("#tr-source-lang").value == "fr"
+            assert app.query_one("#tr-target-lang").value == "en"
+            assert app.query_one("#tr-source").text == out and app.query_one("#tr-output").text == ""
+    asyncio.run(run())
+
+
+def test_task_panes_refuse_bad_input(app_factory, tmp_path):
+    async def run():
+        app = app_factory()
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            await pilot.press("f3")
+            await pilot.press("ctrl+g")  # no text yet
+            await pilot.pause()
+            assert any("Paste some text" in str(n.message) for n in app._notifications)
+            path = app.query_one("#sum-file")
+            path.value = "/bin/sh"
+            path.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert any("looks like a binary file" in str(n.message) for n in app._notifications)
+            app.query_one("#sum-source").load_text("some text")
+            app.query_one("#sum-words").value = "2"
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            assert any("--length in words must be in 5..5000" in str(n.message) for n in app._notifications)
+            assert not app.query_one("#summarize-pane").running
     asyncio.run(run())

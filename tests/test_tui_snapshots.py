@@ -51,7 +51,7 @@ def test_chat_screen(snap_compare, app):
 def test_settings_screen(snap_compare, app):
     async def before(pilot):
         await _ready(pilot)
-        await pilot.press("f3")
+        await pilot.press("f5")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
@@ -69,7 +69,9 @@ def test_help_screen(snap_compare, app):
 def test_delete_confirmation(snap_compare, app):
     async def before(pilot):
         await _ready(pilot)
-        await pilot.press("f8")
+        pilot.app.query_one("#conversation-list").focus()
+        await pilot.pause()
+        await pilot.press("delete")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)

@@ -6,43 +6,23 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from gptterm.cli import setup
 from gptterm.cli.args import param_overrides
 from gptterm.cli.io import StdoutWriter, note, read_stdin, run_stream
 from gptterm.errors import InputError
-from gptterm.tasks.job import Job, TaskEvent
-
-# Tasks copy and condense text: greedy decoding without a repeat penalty
-# unless the user asks otherwise with flags.
-TASK_DEFAULTS = {"temperature": 0.0, "repeat_penalty": 1.0}
-
+from gptterm.tasks.inputs import read_text_files
+from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
 
 def read_inputs(files: list[str]) -> str:
     """The named files joined by blank lines, or piped stdin; one clear error for each bad input."""
-    if not files:
-        text = read_stdin()
-        if text is None:
-            raise InputError("give one or more FILEs or pipe text on stdin")
-        return text
-    texts = []
-    for name in files:
-        path = Path(name)
-        try:
-            data = path.read_bytes()
-        except IsADirectoryError:
-            raise InputError(f"{name} is a directory, not a text file") from None
-        except OSError as err:
-            raise InputError(f"cannot read {name}: {err.strerror}") from None
-        if b"\x00" in data:
-            raise InputError(f"{name} looks like a binary file, not text")
-        try:
-            texts.append(data.decode("utf-8").removeprefix("\ufeff"))
-        except UnicodeDecodeError as err:
-            raise InputError(f"{name} is not UTF-8 text (bad byte at offset {err.start})") from None
-    return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
+    if files:
+        return read_text_files(files)
+    text = read_stdin()
+    if text is None:
+        raise InputError("give one or more FILEs or pipe text on stdin")
+    return text
 
 
 def task_params(ns: argparse.Namespace, params: Any) -> Any:

@@ -17,6 +17,11 @@ from gptterm.engine.base import Reply
 from gptterm.errors import GpttermError
 
 
+# Tasks copy and condense text: greedy decoding without a repeat penalty,
+# unless the user sets these parameters explicitly (CLI flags).
+TASK_DEFAULTS = {"temperature": 0.0, "repeat_penalty": 1.0}
+
+
 class TaskError(GpttermError):
     exit_code = 9
 

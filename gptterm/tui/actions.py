@@ -30,15 +30,19 @@ class Action:
                        tooltip=self.help)
 
 
-# Application-wide actions (App.BINDINGS). Keys avoid those the message
-# input (a TextArea) already uses: ctrl+a/c/d/e/k/u/v/w/x/y/z, f6, f7.
+# Application-wide actions (App.BINDINGS). Keys avoid those the text
+# inputs (TextArea) already use: ctrl+a/c/d/e/k/u/v/w/x/y/z, f6, f7.
 APP_ACTIONS: tuple[Action, ...] = (
     Action("help", "f1", "help", "Help", "Show every key binding"),
     Action("show-chat", "f2", "show_tab('chat')", "Chat", "Show the chat pane"),
-    Action("show-settings", "f3", "show_tab('settings')", "Settings", "Show the generation settings pane"),
+    Action("show-summarize", "f3", "show_tab('summarize')", "Summarize", "Show the summarize pane"),
+    Action("show-translate", "f4", "show_tab('translate')", "Translate", "Show the translate pane"),
+    Action("show-settings", "f5", "show_tab('settings')", "Settings", "Show the generation settings pane"),
     Action("new-conversation", "ctrl+n", "new_conversation", "New", "Start a new conversation"),
-    Action("stop", "escape", "stop", "Stop", "Stop the reply being generated (its text is kept)", priority=True),
+    Action("stop", "escape", "stop", "Stop", "Stop the reply or task being generated (its text is kept)",
+           priority=True),
     Action("regenerate", "ctrl+r", "regenerate", "Regenerate", "Generate the last reply again"),
+    Action("run-task", "ctrl+g", "run_task", "Run", "Summarize or translate (in those panes)"),
     Action("toggle-sidebar", "ctrl+b", "toggle_sidebar", "Conversations", "Show or hide the conversation list"),
     Action("search-conversations", "ctrl+f", "search_conversations", "Search", "Search conversations by text",
            show=False),
@@ -46,16 +50,20 @@ APP_ACTIONS: tuple[Action, ...] = (
     Action("copy-last", "ctrl+t", "copy_last", "Copy reply", "Copy the last reply to the clipboard", show=False),
     Action("save-settings", "ctrl+s", "save_settings", "Save settings",
            "Save the current parameters to the config file", show=False),
-    Action("rename-conversation", "f4", "rename_conversation", "Rename", "Rename the current conversation",
-           show=False),
-    Action("export-conversation", "f5", "export_conversation", "Export",
-           "Export the current conversation to Markdown or JSON", show=False),
-    Action("delete-conversation", "f8", "delete_conversation", "Delete", "Delete the current conversation",
-           show=False),
     Action("show-earlier", "ctrl+o", "show_earlier", "Earlier", "Show earlier messages of a long conversation",
            show=False),
     Action("reload-model", "f9", "reload_model", "Reload model", "Load the model again with the load settings",
            show=False),
+)
+
+# Actions on the highlighted conversation of the side list (Sidebar.BINDINGS);
+# also offered by the command palette for the open conversation.
+CONVERSATION_ACTIONS: tuple[Action, ...] = (
+    Action("rename-conversation", "r", "app.rename_conversation", "Rename", "Rename the current conversation"),
+    Action("export-conversation", "x", "app.export_conversation", "Export",
+           "Export the current conversation to Markdown or JSON"),
+    Action("delete-conversation", "delete,d", "app.delete_conversation", "Delete",
+           "Delete the current conversation (asks first)"),
 )
 
 # Actions on the selected message of the chat log (ChatLog.BINDINGS).
@@ -75,4 +83,4 @@ INPUT_ACTIONS: tuple[Action, ...] = (
            "send ctrl+enter)"),
 )
 
-ALL_ACTIONS = APP_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS
+ALL_ACTIONS = APP_ACTIONS + CONVERSATION_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS

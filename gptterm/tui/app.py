@@ -17,7 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, ListView, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from gptterm.engine.base import Reply
@@ -26,12 +26,15 @@ from gptterm.history import export
 from gptterm.history.store import HistoryStore
 from gptterm.settings import Config, Params, save_config
 from gptterm.tasks.chat import ChatSession
-from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS
+from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS, CONVERSATION_ACTIONS
 from gptterm.tui.messages import ModelFailed, ModelLoaded, ReplyChunk, ReplyFinished
 from gptterm.tui.screens import AskScreen, ConfirmScreen, ExportScreen, HelpScreen
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
 from gptterm.tui.widgets.settings import SettingsPane
-from gptterm.tui.widgets.sidebar import Sidebar
+from gptterm.tui.widgets.sidebar import ConversationItem, Sidebar
+from gptterm.tui.widgets.summarize import SummarizePane
+from gptterm.tui.widgets.task_pane import TaskPane
+from gptterm.tui.widgets.translate import TranslatePane
 
 def _ui_cpu_share() -> float:
     """Share of one core the UI may spend redrawing while a reply streams."""
@@ -94,6 +97,10 @@ class GpttermApp(App[None]):
                     with Vertical(id="chat-main"):
                         yield ChatLog(id="chat-log")
                         yield PromptInput(id="prompt")
+            with TabPane("Summarize", id="summarize"):
+                yield SummarizePane(id="summarize-pane")
+            with TabPane("Translate", id="translate"):
+                yield TranslatePane(id="translate-pane")
             with TabPane("Settings", id="settings"):
                 yield SettingsPane(self.params.as_dict(), self.model_spec or "",
                                    sorted(self.config.all_presets()), id="settings-pane")
@@ -134,6 +141,8 @@ class GpttermApp(App[None]):
             state = "[red]model failed to load[/red]"
         elif self.reply is not None:
             state = "[green]generating… (Esc stops)[/green]"
+        elif self.running_task() is not None:
+            state = f"[green]{self.running_task().VERB}… (Esc stops)[/green]"
         elif self.editing is not None:
             state = "[cyan]editing a message: Enter resends, Esc cancels[/cyan]"
         else:
@@ -177,7 +186,7 @@ class GpttermApp(App[None]):
         self.update_status()
 
     def action_reload_model(self) -> None:
-        if self.reply is not None:
+        if self.reply is not None or self.running_task() is not None:
             self.notify("Stop the reply first (Esc)", severity="warning")
             return
         if self.engine is None:
@@ -265,6 +274,10 @@ class GpttermApp(App[None]):
         sidebar.display = not sidebar.display
 
     def _current_conversation(self) -> int | None:
+        """The conversation highlighted in the focused side list, else the open one."""
+        view = self.query_one("#conversation-list", ListView)
+        if self.focused is view and isinstance(view.highlighted_child, ConversationItem):
+            return view.highlighted_child.conv.id
         cid = self.session.conversation_id
         if cid is None:
             self.notify("This conversation has no messages yet", severity="warning")
@@ -291,7 +304,8 @@ class GpttermApp(App[None]):
         async def done(yes: bool | None) -> None:
             if yes:
                 self.store.delete_conversation(cid)
-                await self.action_new_conversation()
+                if cid == self.session.conversation_id:
+                    await self.action_new_conversation()
                 self.refresh_conversations()
                 self.notify(f"Deleted “{title}”")
 
@@ -323,6 +337,9 @@ class GpttermApp(App[None]):
 
     # -- chatting -----------------------------------------------------------------
 
+    def running_task(self) -> TaskPane | None:
+        return next((pane for pane in self.query(TaskPane) if pane.running), None)
+
     def _can_generate(self) -> bool:
         if self.engine is None:
             self.notify(self.model_error or "The model is still loading", severity="warning")
@@ -330,7 +347,18 @@ class GpttermApp(App[None]):
         if self.reply is not None:
             self.notify("A reply is being generated (Esc stops it)", severity="warning")
             return False
+        if self.running_task() is not None:
+            self.notify("A summary or translation is running (Esc stops it)", severity="warning")
+            return False
         return True
+
+    async def action_run_task(self) -> None:
+        active = self.query_one(TabbedContent).active
+        pane = {"summarize": "#summarize-pane", "translate": "#translate-pane"}.get(active)
+        if pane is None:
+            self.notify("ctrl+g runs a summary or translation: switch to those panes (F3, F4)", severity="warning")
+            return
+        await self.query_one(pane, TaskPane).start()
 
     async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
         if not self._can_generate():
@@ -428,11 +456,14 @@ class GpttermApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             # Esc is left to dialogs and widgets unless there is something to stop.
-            return self.reply is not None or self.editing is not None
+            return self.reply is not None or self.editing is not None or self.running_task() is not None
         return True
 
     def action_stop(self) -> None:
-        if self.reply is not None and self.engine is not None:
+        task = self.running_task()
+        if task is not None:
+            task.stop()
+        elif self.reply is not None and self.engine is not None:
             self.engine.cancel()
         elif self.editing is not None:
             self.editing = None
@@ -483,10 +514,8 @@ class GpttermApp(App[None]):
     def show_tab(self, tab: str) -> None:
         # Focus moves first: TabbedContent follows focus, and would switch
         # back if the focused widget stayed in the pane being hidden.
-        if tab == "settings":
-            self.query_one("#preset-select").focus()
-        else:
-            self.query_one(PromptInput).focus()
+        target = {"settings": "#preset-select", "summarize": "#sum-source", "translate": "#tr-source"}.get(tab)
+        self.query_one(target).focus() if target else self.query_one(PromptInput).focus()
         self.query_one(TabbedContent).active = tab
 
     def action_show_tab(self, tab: str) -> None:
@@ -573,8 +602,9 @@ class GpttermApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         keys = self.current_keys()
-        for a in APP_ACTIONS:
-            yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_action, a.action))
+        for a in APP_ACTIONS + CONVERSATION_ACTIONS:
+            action = a.action.removeprefix("app.")
+            yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_action, action))
 
 
 def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = None,

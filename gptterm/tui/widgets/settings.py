@@ -158,7 +158,7 @@ class SettingsPane(VerticalScroll):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
-        if event.value is not Select.BLANK:
+        if event.value is not Select.NULL:
             self.post_message(self.PresetChosen(str(event.value)))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

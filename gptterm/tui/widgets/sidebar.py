@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, ListItem, ListView
 
 from gptterm.history.store import Conversation
+from gptterm.tui.actions import CONVERSATION_ACTIONS
 
 
 def _when(ts: float) -> str:
@@ -31,7 +32,13 @@ class ConversationItem(ListItem):
 
 
 class Sidebar(Vertical):
-    """Search box over a list of conversations; posts Selected when one is chosen."""
+    """Search box over a list of conversations; posts Selected when one is chosen.
+
+    With the list focused, r / x / delete rename, export and delete the
+    highlighted conversation (it is opened first).
+    """
+
+    BINDINGS = [a.binding() for a in CONVERSATION_ACTIONS]
 
     class Selected(Message):
         def __init__(self, conversation_id: int) -> None:

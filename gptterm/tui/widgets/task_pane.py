@@ -1,0 +1,166 @@
+"""What the Summarize and Translate panes share: running a job in a thread
+worker, showing its progress, streaming its output, stopping it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual import work
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, ProgressBar, TextArea
+
+from gptterm.errors import GpttermError
+from gptterm.tasks.inputs import read_text_file
+from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
+
+# Output reaches the screen at most this often while a job streams (seconds).
+FLUSH_INTERVAL_S = 0.15
+
+
+class JobEvents(Message):
+    def __init__(self, run_id: int, events: list[TaskEvent]) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.events = events
+
+
+class JobFinished(Message):
+    def __init__(self, run_id: int, job: Job, error: str | None) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.job = job
+        self.error = error
+
+
+class TaskPane(Vertical):
+    """Base of a pane that turns the source text into output with a Job."""
+
+    VERB = "working"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job: Job | None = None
+        self.run_id = 0
+
+    # -- to be provided by the pane ------------------------------------------------
+
+    def make_job(self, engine: Any, params: Any) -> Job:
+        raise NotImplementedError
+
+    def source_text(self) -> str:
+        return self.query_one(".source", TextArea).text
+
+    async def clear_output(self) -> None:
+        raise NotImplementedError
+
+    async def write_output(self, text: str) -> None:
+        raise NotImplementedError
+
+    async def finish_output(self, job: Job) -> None:
+        pass
+
+    # -- shared ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def load_file(self, path: str) -> None:
+        try:
+            text = read_text_file(path)
+        except GpttermError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.query_one(".source", TextArea).load_text(text)
+        self.notify(f"Loaded {path} ({len(text):,} characters)")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.has_class("file-path"):
+            event.stop()
+            if event.value.strip():
+                self.load_file(event.value.strip())
+
+    async def start(self) -> None:
+        app: Any = self.app
+        if self.running:
+            self.notify("Already running (Esc stops it)", severity="warning")
+            return
+        if app.engine is None:
+            self.notify(app.model_error or "The model is still loading", severity="warning")
+            return
+        if app.reply is not None:
+            self.notify("A chat reply is being generated; wait or stop it first", severity="warning")
+            return
+        text = self.source_text()
+        if not text.strip():
+            self.notify("Paste some text or open a file first", severity="warning")
+            return
+        try:
+            job = self.make_job(app.engine, app.params.replace(**TASK_DEFAULTS))
+        except GpttermError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.job = job
+        self.run_id += 1
+        await self.clear_output()
+        self._progress("starting…", None, None)
+        app.update_status()
+        self.run_job(job, text, self.run_id)
+
+    def stop(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    @work(thread=True, group="task", exit_on_error=False)
+    def run_job(self, job: Job, text: str, run_id: int) -> None:
+        pending: list[TaskEvent] = []
+        last = time.perf_counter()
+        error = None
+        try:
+            for event in job.run(text):
+                pending.append(event)
+                now = time.perf_counter()
+                if event.kind != "text" or now - last >= FLUSH_INTERVAL_S:
+                    self.post_message(JobEvents(run_id, pending))
+                    pending = []
+                    last = now
+        except GpttermError as err:
+            error = str(err)
+        if pending:
+            self.post_message(JobEvents(run_id, pending))
+        self.post_message(JobFinished(run_id, job, error))
+
+    async def on_job_events(self, message: JobEvents) -> None:
+        if message.run_id != self.run_id:
+            return
+        text = "".join(e.text for e in message.events if e.kind == "text")
+        if text:
+            await self.write_output(text)
+        for event in message.events:
+            if event.kind == "progress":
+                self._progress(f"{self.VERB}: part {event.index + 1} of {event.total}"
+                               + (f" (round {event.level + 1})" if event.level else ""), event.index, event.total)
+            elif event.kind == "chunk" and event.result and event.result.get("tokens_per_s"):
+                self._progress(f"{self.VERB}: part {event.index + 1} of {event.total} done · "
+                               f"{event.result['tokens_per_s']:.0f} tok/s", event.index + 1, event.total)
+
+    async def on_job_finished(self, message: JobFinished) -> None:
+        if message.run_id != self.run_id:
+            return
+        job = message.job
+        self.job = None
+        await self.finish_output(job)
+        stats = job.stats()
+        summary = (f"{'stopped' if job.cancelled else 'done'} · {stats['model_calls']} model calls · "
+                   f"{stats['completion_tokens']} tokens · {stats['seconds']:.1f} s")
+        self._progress(summary, 1, 1)
+        if message.error:
+            self.notify(message.error, severity="error", timeout=10)
+        self.app.update_status()  # type: ignore[attr-defined]
+
+    def _progress(self, text: str, done: int | None, total: int | None) -> None:
+        self.query_one(".progress-label", Label).update(text)
+        bar = self.query_one(ProgressBar)
+        bar.update(total=total, progress=done or 0)
