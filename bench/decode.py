@@ -55,7 +55,7 @@ def cli_run(model: str, prompt: str, n: int, threads: int) -> tuple[float, float
                              "--temperature", "0", "--max-tokens", str(n), "--threads", str(threads), prompt],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = last = None
-    while chunk := proc.stdout.read1(65536):
+    while proc.stdout.read1(65536):
         last = time.perf_counter()
         if first is None:
             first = last

@@ -96,7 +96,7 @@ def language_name(code: str) -> str:
     key = code.strip().lower()
     if key in langs:
         return langs[key][0]
-    for c, (name, native) in langs.items():
+    for name, native in langs.values():
         if key in (name.lower(), native.lower()):
             return name
     raise UsageError(f"unknown language {code!r}; valid codes: {', '.join(sorted(langs))}")

@@ -378,7 +378,7 @@ def test_command_palette_offers_every_app_action(app_factory):
 
     async def run():
         app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE):
             titles = [c.title for c in app.get_system_commands(app.screen)]
             for action in APP_ACTIONS:
                 assert any(t.startswith(action.label) for t in titles), action.id

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from gptterm.engine import llama_log
-from gptterm.engine.base import Message, ModelInfo, Reply, Stats
+from gptterm.engine.base import Message, ModelInfo, Reply
 from gptterm.errors import ContextOverflowError, GpttermError, ModelError
 from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
 from gptterm.models.resolve import check_gguf_file
@@ -45,6 +45,14 @@ def default_threads() -> int:
     return n if n <= 8 else max(8, n // 2)
 
 
+def _prompt_lookup(n: int) -> Any:
+    if n <= 0:
+        return None
+    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+    return LlamaPromptLookupDecoding(num_pred_tokens=n)
+
+
 class EngineError(GpttermError):
     exit_code = 8
 
@@ -52,7 +60,13 @@ class EngineError(GpttermError):
 class LocalEngine:
     """A loaded GGUF model. One reply at a time; ``cancel()`` from any thread."""
 
-    def __init__(self, model_path: Path | str, *, ctx: int, gpu_layers: int, threads: int | None, **_: Any):
+    def __init__(self, model_path: Path | str, *, ctx: int, gpu_layers: int, threads: int | None,
+                 prompt_lookup: int = 0, **_: Any):
+        """``prompt_lookup``: draft this many tokens by prompt-lookup decoding (0: off).
+
+        It needs logits for every position (``logits_all``), which llama-cpp-python
+        then copies into numpy on each step; see bench/prompt_lookup.py for its cost.
+        """
         import llama_cpp
 
         path = Path(model_path)
@@ -83,6 +97,7 @@ class LocalEngine:
                     n_threads_batch=n_threads,
                     use_mmap=True,
                     verbose=True,
+                    draft_model=_prompt_lookup(prompt_lookup),
                 )
         except (ValueError, RuntimeError, OSError) as err:
             reason = llama_log.failure_reason(llama_log.since(mark)) or str(err)

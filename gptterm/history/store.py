@@ -189,7 +189,7 @@ class HistoryStore:
             cols = "role, content, created_at, model, params, " + ", ".join(STAT_COLUMNS)
             ids = []
             for row in self._db.execute(
-                    f"SELECT id FROM messages WHERE conversation_id=? AND (?<0 OR id<?) ORDER BY id",
+                    "SELECT id FROM messages WHERE conversation_id=? AND (?<0 OR id<?) ORDER BY id",
                     (conversation_id, limit, limit)).fetchall():
                 cur = self._db.execute(
                     f"INSERT INTO messages (conversation_id, {cols}) SELECT ?, {cols} FROM messages WHERE id=?",

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from gptterm.assets import language_name, load_prompt
 from gptterm.errors import InputError, UsageError
 from gptterm.tasks.chunking import chunk_text, paragraphs
-from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
+from gptterm.tasks.job import Job, TaskError, TaskEvent, strip_preamble, stream_reply
 
 _MARKER = re.compile(r"^(\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+|>\s?)*)")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -114,6 +114,8 @@ class Translator(Job):
             raise InputError("nothing to translate: the input is empty")
         if self.source is None:
             self.source = language_name(detect_language(text))
+        if self.source == self.target:
+            raise TaskError(f"the text is already in {self.target}: choose another target language")
         units = paragraphs(text)
         work = [u for u in units if self._translatable(u)]
         total = len(work)

@@ -25,7 +25,7 @@ class TranslatePane(TaskPane):
             yield Select([("detect language", AUTO), *language_options()], value=AUTO, allow_blank=False,
                          id="tr-source-lang")
             yield Button("⇄ swap", id="tr-swap")
-            yield Select(language_options(), value="en", allow_blank=False, id="tr-target-lang")
+            yield Select(language_options(), value="zh", allow_blank=False, id="tr-target-lang")
             yield Input(placeholder="glossary file (optional)", id="tr-glossary")
             yield Button("Translate (ctrl+g)", id="tr-run", variant="primary")
         with Horizontal(classes="task-body"):
