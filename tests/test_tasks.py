@@ -43,6 +43,9 @@ def test_long_text_is_summarized_in_parts_within_context(tiny_engine):
     assert sum(c["input_tokens"] for c in level0) >= tiny_engine.count_tokens(DOC) - len(level0)
     progress = [e for e in events if e.kind == "progress"]
     assert progress[0].total == len(level0)
+    # the fixed instruction before each part is a shared prefix: its KV cache is reused
+    instruction = tiny_engine.count_chat_tokens(job._part_messages(""))
+    assert all(c["cached_tokens"] >= instruction - 2 for c in level0[1:])
     assert out.strip()
 
 

@@ -122,9 +122,12 @@ class Repl:
             if conversation is None:
                 raise InputError("there is no conversation to continue yet")
         self.engine = setup.engine(ns, self.config, self.params)
+        from gptterm.engine.state_cache import StateCache
+
         self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat",
                                    on_overflow=ns.on_overflow, conversation=conversation,
-                                   on_truncate=lambda r: note(r.describe()))
+                                   on_truncate=lambda r: note(r.describe()),
+                                   state_cache=StateCache() if self.store is not None else None)
         self.interactive = sys.stdin.isatty()
         self.prompt_stream = sys.stdout if sys.stdout.isatty() else sys.stderr
         self.continued = conversation

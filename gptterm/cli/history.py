@@ -46,8 +46,12 @@ def run_history(ns: argparse.Namespace) -> int:
     elif action == "delete":
         for cid in ns.ids:
             store.get(cid)  # every id must exist before anything is deleted
+        from gptterm.engine.state_cache import StateCache
+
+        cache = StateCache()
         for cid in ns.ids:
             store.delete_conversation(cid)
+            cache.forget(cid)
         note(f"deleted {len(ns.ids)} conversation(s)")
     elif action == "rename":
         store.rename(ns.id, ns.title)

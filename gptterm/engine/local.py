@@ -179,6 +179,53 @@ class LocalEngine:
     def complete(self, prompt: str, params: Any) -> Reply:
         return self._reply(self.completion_tokens(prompt), params)
 
+    # -- KV state on disk ---------------------------------------------------------
+
+    @property
+    def evaluated_tokens(self) -> int:
+        """Tokens whose KV state is in the context now (what a saved state would hold)."""
+        return self._llm.n_tokens
+
+    def state_key(self) -> str:
+        """Identifies what a saved KV state is valid for: this model file and context size."""
+        import hashlib
+
+        st = Path(self.info.path).stat()
+        ident = f"{Path(self.info.path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.n_ctx}"
+        return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+    def save_state(self, path: Path) -> int:
+        """Write the evaluated tokens and their KV cache to ``path``; returns the token count."""
+        with self._busy:
+            llm = self._llm
+            n = llm.n_tokens
+            if n == 0:
+                return 0
+            tokens = (self._lib.llama_token * n)(*llm.input_ids[:n].tolist())
+            written = self._lib.llama_state_seq_save_file(llm._ctx.ctx, str(path).encode(), 0, tokens, n)
+        if written == 0:
+            raise EngineError(f"could not save the KV state to {path}")
+        return n
+
+    def load_state(self, path: Path) -> int:
+        """Restore tokens and KV cache saved by ``save_state``; 0 (and an empty cache) on failure."""
+        with self._busy:
+            llm = self._llm
+            capacity = self.n_ctx
+            tokens = (self._lib.llama_token * capacity)()
+            count = ctypes.c_size_t(0)
+            read = self._lib.llama_state_seq_load_file(llm._ctx.ctx, str(path).encode(), 0, tokens, capacity,
+                                                       ctypes.byref(count))
+            n = count.value
+            if read == 0 or not 0 < n <= capacity:
+                llm.reset()
+                llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+                return 0
+            llm.input_ids[:n] = tokens[:n]
+            llm.n_tokens = n
+            llm._requires_eval = True  # logits are not part of the state: the next prompt re-evaluates its last token
+            return n
+
     def cancel(self) -> None:
         self._cancel.set()
 

@@ -35,7 +35,8 @@ class ChatSession:
     def __init__(self, engine: Any, params: Params, *, store: HistoryStore | None = None,
                  kind: str = "chat", on_overflow: str = "error",
                  conversation: Conversation | None = None,
-                 on_truncate: Callable[[FitReport], None] | None = None):
+                 on_truncate: Callable[[FitReport], None] | None = None,
+                 state_cache: Any = None):
         self.engine = engine
         self.params = params
         self.store = store
@@ -48,6 +49,11 @@ class ChatSession:
         self._ids: list[int | None] = []
         #: messages before this index no longer fit the context and are not sent
         self.window_start = 0
+        #: saved KV states (engine.state_cache.StateCache): a continued conversation
+        #: starts from its saved state instead of evaluating its history again
+        self.state_cache = state_cache
+        self._restore_pending = conversation is not None and bool(conversation.messages)
+        self.restored_tokens = 0
         if conversation is not None:
             self.conversation_id = conversation.id
             if not params.system:
@@ -126,6 +132,9 @@ class ChatSession:
     # -- internals ------------------------------------------------------------
 
     def _start(self, messages: list[Message]) -> Reply:
+        if self._restore_pending and self.state_cache is not None and self.conversation_id is not None:
+            self.restored_tokens = self.state_cache.load(self.engine, self.conversation_id)
+        self._restore_pending = False
         reply = self.engine.chat(messages, self.params)
         reply.on_done(self._record)
         return reply
@@ -137,6 +146,8 @@ class ChatSession:
         msg: Message = {"role": "assistant", "content": text}
         self.messages.append(msg)
         self._ids.append(self._store(msg, reply))
+        if self.state_cache is not None and self.conversation_id is not None and self.kind == "chat":
+            self.state_cache.save(self.engine, self.conversation_id)
 
     def _store(self, msg: Message, reply: Reply | None = None) -> int | None:
         if self.store is None:

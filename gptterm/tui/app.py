@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, ListView, Static, TabbedContent, Tab
 from textual.worker import Worker, WorkerState
 
 from gptterm.engine.base import Reply
+from gptterm.engine.state_cache import StateCache
 from gptterm.errors import GpttermError
 from gptterm.history import export
 from gptterm.history.store import HistoryStore
@@ -70,7 +71,8 @@ class GpttermApp(App[None]):
         self.engine: Any = None
         self.model_state = "loading"
         self.model_error: str | None = None
-        self.session = ChatSession(None, params, store=store, kind="chat")
+        self.state_cache = StateCache()
+        self.session = ChatSession(None, params, store=store, kind="chat", state_cache=self.state_cache)
         self.reply: Reply | None = None
         self.reply_id = 0
         self.reply_item: MessageItem | None = None
@@ -225,7 +227,8 @@ class GpttermApp(App[None]):
         except GpttermError as err:
             self.notify(str(err), severity="error")
             return
-        self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat", conversation=conv)
+        self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat", conversation=conv,
+                                   state_cache=self.state_cache)
         self.editing = None
         await self.render_messages()
         self.context_used = self.session.context_tokens() if self.engine is not None and conv.messages else 0
@@ -256,7 +259,8 @@ class GpttermApp(App[None]):
         if self.reply is not None:
             self.notify("Stop the reply first (Esc)", severity="warning")
             return
-        self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat")
+        self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat",
+                                   state_cache=self.state_cache)
         self.editing = None
         self.context_used = 0
         await self.query_one(ChatLog).remove_children()
@@ -304,6 +308,7 @@ class GpttermApp(App[None]):
         async def done(yes: bool | None) -> None:
             if yes:
                 self.store.delete_conversation(cid)
+                self.state_cache.forget(cid)
                 if cid == self.session.conversation_id:
                     await self.action_new_conversation()
                 self.refresh_conversations()
