@@ -49,6 +49,10 @@ def _dispatch(args: list[str]) -> int:
         from gptterm.cli.history import run_history
 
         return run_history(ns)
+    if command == "models":
+        from gptterm.cli.models import run_models
+
+        return run_models(ns)
     if command == "config":
         from gptterm.cli.config import run_config
 
