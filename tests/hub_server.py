@@ -16,7 +16,7 @@ Switches: ``fail`` (answer a status, N times), ``drop_after`` (close the
 connection after N body bytes), ``corrupt`` (flip bytes, same length),
 ``pause_at`` + ``gate`` (stop mid-body until released), ``rate`` (bytes/s),
 gated repos that want ``token``, and repos listing unsafe file names.
-Every request is recorded in ``requests``.
+Every request is recorded in ``requests`` (header names in lower case).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class HubServer:
         for role in ("hub", "cdn"):
             server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, role))
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, name=f"hub-{role}", daemon=True).start()
+            threading.Thread(target=server.serve_forever, args=(0.02,), name=f"hub-{role}", daemon=True).start()
             self._servers.append(server)
         self.url = f"http://127.0.0.1:{self._servers[0].server_address[1]}"
         self.cdn_url = f"http://127.0.0.1:{self._servers[1].server_address[1]}"
@@ -165,7 +165,8 @@ class _HubHandler(BaseHTTPRequestHandler):
 
     def _record(self) -> None:
         with self.hub.lock:
-            self.hub.requests.append((self.role, self.command, self.path, dict(self.headers)))
+            self.hub.requests.append((self.role, self.command, self.path,
+                                      {k.lower(): v for k, v in self.headers.items()}))
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_type: str = "application/json") -> None:
@@ -365,7 +366,7 @@ class _HubHandler(BaseHTTPRequestHandler):
             data = memoryview(bytes(flipped))
         sent = 0
         while sent < length:
-            n = min(BODY_CHUNK, length - sent)
+            n = min(BODY_CHUNK if not hub.rate else max(1024, int(hub.rate / 20)), length - sent)
             if drop is not None:
                 n = min(n, drop - sent)
                 if n <= 0:

@@ -130,7 +130,8 @@ def plan(model: RemoteModel) -> PullPlan:
         blob = root / "blobs" / _blob_name(f)
         part = blob.with_name(blob.name + PART_SUFFIX)
         link = root / "snapshots" / model.commit / f.path
-        if not link.resolve().is_relative_to((root / "snapshots" / model.commit).resolve()):
+        # belt and braces after names.unsafe_repo_path: the link stays inside its snapshot
+        if not Path(os.path.normpath(link)).is_relative_to(os.path.normpath(root / "snapshots" / model.commit)):
             raise DownloadError(f"refusing the file name {f.path!r} from the server: it leaves the model folder")
         complete = blob.exists() and blob.stat().st_size == f.size
         have = f.size if complete else (part.stat().st_size if part.exists() else 0)
@@ -360,7 +361,9 @@ class _Fetch:
             elif r.status_code == 206 and not r.headers.get("Content-Range", "").startswith(f"bytes {self.have}-"):
                 self._restart("the server resumed from the wrong place")
                 return
-            with open(self.fp.part, "ab") as out:
+            # Unbuffered: what was received is on disk, so after a crash the
+            # part's size is exactly where the next Range request starts.
+            with open(self.fp.part, "ab", buffering=0) as out:
                 for chunk in r.iter_bytes():
                     self._check_cancel()
                     if self.have + len(chunk) > self.size:
@@ -368,7 +371,7 @@ class _Fetch:
                         self.fp.part.unlink(missing_ok=True)
                         raise DownloadError(f"the server sent more than the {self.size} bytes of "
                                             f"{self.fp.file.path}: the part file was deleted")
-                    out.write(chunk)
+                    _write_all(out, chunk)
                     self.hasher.update(chunk)
                     self.have += len(chunk)
                     self.got += len(chunk)
@@ -395,6 +398,12 @@ class _Fetch:
             os.fsync(fh.fileno())
         os.chmod(self.fp.part, 0o644)
         os.replace(self.fp.part, self.fp.blob)
+
+
+def _write_all(out: Any, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view):]
 
 
 class _GitBlobHash:

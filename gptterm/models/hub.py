@@ -26,6 +26,11 @@ from gptterm.errors import HubError, UsageError
 from gptterm.models import catalog
 from gptterm.models.names import DEFAULT_QUANT, closest_quant, parse_quant, split_part, unsafe_repo_path
 
+# Without this, huggingface_hub's header builder fetches an "agent harness"
+# registry from the endpoint it read at import (once a day, 3 s timeout): a
+# request nobody asked for. A user who wants it sets the variable to 0.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 DEFAULT_ENDPOINT = "https://huggingface.co"
 API_TIMEOUT_S = 15.0
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)

@@ -98,7 +98,7 @@ def unsafe_repo_path(path: str) -> str | None:
 def human_size(n: float | None) -> str:
     if n is None:
         return "?"
-    for unit in ("B", "KB", "MB", "GB"):
+    for unit in ("B", "kB", "MB", "GB"):  # decimal, as the Hub and rich's progress bar count
         if abs(n) < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}"
         n /= 1000
