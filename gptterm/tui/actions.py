@@ -36,6 +36,9 @@ APP_ACTIONS: tuple[Action, ...] = (
     Action("help", "f1", "help", "Help", "Show every key binding"),
     Action("show-chat", "f2", "show_tab('chat')", "Chat", "Show the chat pane"),
     Action("show-settings", "f3", "show_tab('settings')", "Settings", "Show the generation settings pane"),
+    # f12, and ctrl+g where a terminal keeps f12 for itself: f6/f7 belong to the input
+    Action("show-models", "f12,ctrl+g", "show_tab('models')", "Models",
+           "Show the models pane: local models, catalog, Hub search, downloads"),
     Action("new-conversation", "ctrl+n", "new_conversation", "New", "Start a new conversation"),
     Action("stop", "escape", "stop", "Stop", "Stop the reply being generated (its text is kept)", priority=True),
     Action("regenerate", "ctrl+r", "regenerate", "Regenerate", "Generate the last reply again"),
@@ -68,6 +71,16 @@ MESSAGE_ACTIONS: tuple[Action, ...] = (
            "(the conversation continues from there)"),
 )
 
+# Keys of the models pane (ModelsPane.BINDINGS); they act while one of its tables has focus.
+MODELS_ACTIONS: tuple[Action, ...] = (
+    Action("models-pull", "p", "pull", "Pull", "Download the selected catalog model, search result or file"),
+    Action("models-load", "l", "load", "Load", "Load the selected local model (the chat continues with it)"),
+    Action("models-default", "d", "make_default", "Default", "Make the selected local model the default"),
+    Action("models-delete", "delete", "delete", "Delete", "Delete the selected local model (asks first)"),
+    Action("models-cancel", "c", "cancel_download", "Cancel", "Stop the running download (it resumes later)"),
+    Action("models-search", "slash", "focus_search", "Search", "Search the Hub for GGUF models"),
+)
+
 # Keys of the message input (PromptInput).
 INPUT_ACTIONS: tuple[Action, ...] = (
     Action("send", "enter", "send", "Send", "Send the message"),
@@ -75,4 +88,4 @@ INPUT_ACTIONS: tuple[Action, ...] = (
            "send ctrl+enter)"),
 )
 
-ALL_ACTIONS = APP_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS
+ALL_ACTIONS = APP_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS + MODELS_ACTIONS

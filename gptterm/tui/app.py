@@ -30,6 +30,7 @@ from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS
 from gptterm.tui.messages import ModelFailed, ModelLoaded, ReplyChunk, ReplyFinished
 from gptterm.tui.screens import AskScreen, ConfirmScreen, ExportScreen, HelpScreen
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
+from gptterm.tui.widgets.models import ModelsPane
 from gptterm.tui.widgets.settings import SettingsPane
 from gptterm.tui.widgets.sidebar import Sidebar
 
@@ -97,6 +98,8 @@ class GpttermApp(App[None]):
             with TabPane("Settings", id="settings"):
                 yield SettingsPane(self.params.as_dict(), self.model_spec or "",
                                    sorted(self.config.all_presets()), id="settings-pane")
+            with TabPane("Models", id="models"):
+                yield ModelsPane(id="models-pane")
         yield Static(id="status")
         yield Footer()
 
@@ -169,6 +172,7 @@ class GpttermApp(App[None]):
         self.context_used = self.session.context_tokens() if self.session.messages else 0
         self.sub_title = self.engine.info.name
         self.update_status()
+        self.query_one(ModelsPane).model_changed()  # the ▶ mark follows the loaded model
 
     def on_model_failed(self, message: ModelFailed) -> None:
         self.model_state = "failed" if self.engine is None else "ready"
@@ -485,6 +489,8 @@ class GpttermApp(App[None]):
         # back if the focused widget stayed in the pane being hidden.
         if tab == "settings":
             self.query_one("#preset-select").focus()
+        elif tab == "models":
+            self.query_one(ModelsPane).focus_default()
         else:
             self.query_one(PromptInput).focus()
         self.query_one(TabbedContent).active = tab
@@ -508,11 +514,11 @@ class GpttermApp(App[None]):
             self.action_reload_model()
 
     def on_settings_pane_model_path_submitted(self, message: SettingsPane.ModelPathSubmitted) -> None:
-        from gptterm.models.resolve import check_gguf_file
+        from gptterm.models.resolve import resolve_model
 
         if message.path:
             try:
-                check_gguf_file(Path(message.path).expanduser())
+                resolve_model(message.path)  # a path or a local model's name
             except GpttermError as err:
                 self.notify(str(err), severity="error")
                 return
