@@ -22,8 +22,8 @@ from gptterm.errors import GpttermError, UsageError
 from gptterm.models.names import human_size
 from gptterm.tui.actions import MODELS_ACTIONS
 
-HINT = ("[b]p[/b] pull · [b]l[/b] load · [b]d[/b] default · [b]delete[/b] delete · [b]c[/b] cancel download · "
-        "[b]/[/b] search (Enter on a repo lists its files; an empty search shows the catalog)")
+HINT = ("Enter: load a local model · list a search result's files · pull a catalog model or a file. "
+        "Keys in the footer act on the selected row.")
 
 
 class ModelsPane(Vertical):
