@@ -495,3 +495,12 @@ def test_file_kept_in_git_is_verified_by_its_git_object_id(hub):
     hub.corrupt_times = 1
     ok(run_cli("models", "rm", name))
     fails_after_notes(run_cli("models", "pull", "test/Tiny-Git-GGUF"), 10, "checksum mismatch")
+
+
+def test_config_set_model_takes_a_local_models_name(hub):
+    name = ok(run_cli("models", "pull", CHAT)).stdout.strip()
+    ok(run_cli("config", "set", "model", name))
+    assert f"model            {name}" in ok(run_cli("config", "show")).stdout
+    fails(run_cli("config", "set", "model", "no-such-model"), 4, "no model named 'no-such-model'")
+    doctor = json.loads(run_cli("doctor", "--json").stdout)
+    assert doctor["model"]["path"].endswith("tiny-chat-Q4_K_M.gguf")
