@@ -19,17 +19,20 @@ headers (HF_TOKEN) and its HTTP session:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import queue
 import shutil
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from gptterm.errors import DownloadError, HubError, Interrupted
-from gptterm.models import catalog, hub, store
+from gptterm.models import catalog, http_get, hub, store
 from gptterm.models.hub import RemoteFile, RemoteModel
 from gptterm.models.machine import this_machine
 
@@ -37,6 +40,7 @@ PART_SUFFIX = ".incomplete"
 READ_TIMEOUT_S = 60.0
 PROGRESS_INTERVAL_S = 0.1
 HASH_CHUNK = 4 * 2**20
+FLUSH_EVERY = 64 * 2**20
 
 
 class DownloadCancelled(Interrupted):
@@ -240,10 +244,17 @@ class _Fetch:
         fp.blob.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._reread_part()
-            if self.have < self.size:
-                url, headers = self._source()
-                self._download(url, headers)
-            self._verify_and_commit()
+            self.hasher = _HashThread(self.hasher)
+            self.flusher = _Flusher(fp.part)
+            try:
+                if self.have < self.size:
+                    url, headers = self._source()
+                    self._download(url, headers)
+                self.flusher.stop()
+                self._verify_and_commit()
+            finally:
+                self.hasher.stop()
+                self.flusher.stop()
         except KeyboardInterrupt:
             raise self._stopped() from None
         except OSError as err:
@@ -305,66 +316,85 @@ class _Fetch:
             raise HubError(f"the Hub's sizes for {f.path} disagree ({self.size} vs {meta.size}); pull again")
         location = meta.location or url
         # The token goes only to the Hub itself, never to the storage host it redirects to.
-        headers = hub.auth_headers() if _origin(location) == _origin(ep) else {}
+        if http_get.origin(location) == http_get.origin(ep):
+            headers = hub.auth_headers()
+        else:
+            headers = {"user-agent": hub.auth_headers().get("user-agent", "gptterm")}
         headers["Accept-Encoding"] = "identity"
         return location, headers
 
     def _download(self, url: str, headers: dict[str, str]) -> None:
-        import httpx2
-        from huggingface_hub import errors as hf
-        from huggingface_hub.utils import get_session
-
-        session = get_session()
-        timeout = httpx2.Timeout(hub.API_TIMEOUT_S, read=READ_TIMEOUT_S)
         failures = 0
         while self.have < self.size:
             before = self.have
             try:
-                self._one_request(session, url, headers, timeout)
-            except (httpx2.HTTPError, hf.HfHubHTTPError) as err:
+                self._one_request(url, headers)
+            except (http_get.HTTPStatusError, http.client.HTTPException, OSError) as err:
+                if isinstance(err, OSError) and not _transfer_error(err):
+                    raise  # the disk, not the network
                 if self.have > before:
                     failures = 0  # it was moving: try again at once
                     if self.notify:
-                        self.notify(f"connection lost at {_mb(self.have)} ({hub._reason(err)}); resuming")
+                        self.notify(f"connection lost at {_mb(self.have)} ({_describe(err)}); resuming")
                     continue
-                if failures >= hub.retries() or not hub._retryable(err):
-                    if isinstance(err, hf.HfHubHTTPError) or not self.have:
-                        raise hub.hub_error(err, self.p.model.repo, self.fp.file.path) from None
-                    raise HubError(f"the connection keeps failing ({hub._reason(err)}): {_mb(self.have)} of "
-                                   f"{self.fp.file.path} kept; pull again to resume") from None
-                wait = hub._retry_after(err)
-                wait = float(min(2**failures, 8)) if wait is None else min(wait, hub.MAX_RETRY_AFTER_S)
+                if failures >= hub.retries() or not _retryable(err):
+                    raise self._transfer_failed(err) from None
+                wait = _retry_after(err)
+                if wait is None:
+                    wait = float(min(2**failures, 8))
+                elif wait > hub.MAX_RETRY_AFTER_S:
+                    raise self._transfer_failed(err) from None
                 failures += 1
                 if self.notify:
-                    self.notify(f"download failed ({hub._reason(err)}); retrying in {wait:.0f} s "
+                    self.notify(f"download failed ({_describe(err)}); retrying in {wait:.0f} s "
                                 f"({failures}/{hub.retries()})")
                 deadline = time.monotonic() + wait
                 while time.monotonic() < deadline:
                     self._check_cancel()
                     time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
-    def _one_request(self, session: Any, url: str, headers: dict[str, str], timeout: Any) -> None:
-        from huggingface_hub.utils import hf_raise_for_status
+    def _transfer_failed(self, err: BaseException) -> HubError:
+        where = f"{self.p.model.repo}/{self.fp.file.path}"
+        kept = f"; {_mb(self.have)} kept, pull again to resume" if self.have else ""
+        if isinstance(err, http_get.HTTPStatusError):
+            status = err.status
+            if status in (401, 403):
+                return HubError(f"the Hub refused the download of {where} (HTTP {status}): set HF_TOKEN to an "
+                                "access token that may read it")
+            if status == 404:
+                return HubError(f"{where} is missing from the Hub's storage (HTTP 404): try again later")
+            if status == 429:
+                return HubError(f"the Hub is rate-limiting downloads (429 Too Many Requests): try again later{kept}")
+            if status >= 500:
+                return HubError(f"the Hub failed (HTTP {status}) for {where}: try again later{kept}")
+            return HubError(f"the Hub answered HTTP {status} for {where}{kept}")
+        if isinstance(err, (ConnectionRefusedError, socket.gaierror)):
+            return HubError(f"cannot reach the Hub's storage for {where} ({_describe(err)}): check the network"
+                            + kept)
+        return HubError(f"the connection keeps failing ({_describe(err)}){kept or f' for {where}'}")
 
+    def _one_request(self, url: str, headers: dict[str, str]) -> None:
         request_headers = dict(headers)
         if self.have:
             request_headers["Range"] = f"bytes={self.have}-"
-        with session.stream("GET", url, headers=request_headers, timeout=timeout) as r:
-            if r.status_code == 416 and self.have:
+        try:
+            r = http_get.get(url, request_headers, timeout=READ_TIMEOUT_S)
+        except http_get.HTTPStatusError as err:
+            if err.status == 416 and self.have:
                 self._restart("the server refused to resume")
                 return
-            if r.status_code >= 400:
-                r.read()
-                hf_raise_for_status(r)
-            if self.have and r.status_code == 200:
+            raise
+        with r:
+            if self.have and r.status == 200:
                 self._restart("the server does not resume downloads")
-            elif r.status_code == 206 and not r.headers.get("Content-Range", "").startswith(f"bytes {self.have}-"):
+            elif r.status == 206 and not (r.headers.get("Content-Range") or "").startswith(f"bytes {self.have}-"):
                 self._restart("the server resumed from the wrong place")
                 return
             # Unbuffered: what was received is on disk, so after a crash the
-            # part's size is exactly where the next Range request starts.
+            # part's size is exactly where the next Range request starts. The
+            # sha256 runs in another thread, beside the socket and the disk.
             with open(self.fp.part, "ab", buffering=0) as out:
-                for chunk in r.iter_bytes():
+                for chunk in r.chunks():
                     self._check_cancel()
                     if self.have + len(chunk) > self.size:
                         out.close()
@@ -373,6 +403,7 @@ class _Fetch:
                                             f"{self.fp.file.path}: the part file was deleted")
                     _write_all(out, chunk)
                     self.hasher.update(chunk)
+                    self.flusher.written(len(chunk))
                     self.have += len(chunk)
                     self.got += len(chunk)
                     self.report("downloading")
@@ -382,12 +413,13 @@ class _Fetch:
             self.notify(f"{why}: downloading {self.fp.file.path} from the start")
         self.fp.part.unlink(missing_ok=True)
         self.have = self.resumed = 0
-        self.hasher = _hasher(self.fp.file)
+        self.hasher.stop()
+        self.hasher = _HashThread(_hasher(self.fp.file))
 
     def _verify_and_commit(self) -> None:
         self.report("downloading", force=True)
         f = self.fp.file
-        digest = self.hasher.hexdigest()
+        digest = self.hasher.finish()
         expected = f.sha256 or f.blob_id
         if digest != expected:
             self.fp.part.unlink(missing_ok=True)
@@ -398,6 +430,107 @@ class _Fetch:
             os.fsync(fh.fileno())
         os.chmod(self.fp.part, 0o644)
         os.replace(self.fp.part, self.fp.blob)
+
+
+def _transfer_error(err: OSError) -> bool:
+    """Whether an OSError came from the connection (retry, resume) rather than the disk (stop)."""
+    import errno
+
+    if isinstance(err, (ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError)):
+        return True
+    return err.errno in (errno.ECONNRESET, errno.ECONNABORTED, errno.ENETUNREACH, errno.EHOSTUNREACH,
+                         errno.ETIMEDOUT, errno.EPIPE) or err.errno is None
+
+
+def _retryable(err: BaseException) -> bool:
+    if isinstance(err, http_get.HTTPStatusError):
+        return err.status in hub.RETRY_STATUS
+    # refused or unknown host: no network or a wrong endpoint, waiting rarely helps
+    return not isinstance(err, (ConnectionRefusedError, socket.gaierror))
+
+
+def _retry_after(err: BaseException) -> float | None:
+    value = getattr(err, "retry_after", None)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, http_get.HTTPStatusError):
+        return f"HTTP {err.status}"
+    if isinstance(err, http.client.IncompleteRead):
+        return "the server closed the connection early"
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+class _HashThread:
+    """Feeds a hash object in a thread of its own: hashlib releases the GIL, so the
+    sha256 (about 1.3 GB/s on one core) runs beside the socket reads and the writes."""
+
+    def __init__(self, hasher: Any) -> None:
+        self._hasher = hasher
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
+        self._thread = threading.Thread(target=self._run, name="gptterm-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._hasher.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def finish(self) -> str:
+        self.stop()
+        return self._hasher.hexdigest()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+class _Flusher:
+    """Has the part file written to disk while the download goes on (an fdatasync every
+    FLUSH_EVERY bytes, in its own thread), so the fsync before the rename waits only for
+    the tail instead of every dirty page at once."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pending = 0
+        self._wake = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="gptterm-flush", daemon=True)
+        self._thread.start()
+
+    def written(self, n: int) -> None:
+        self._pending += n
+        if self._pending >= FLUSH_EVERY:
+            self._pending = 0
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._done:
+                return
+            try:
+                fd = os.open(self._path, os.O_WRONLY)
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+            except (OSError, AttributeError):  # no fdatasync (macOS) or the part is gone: the final fsync does it
+                pass
+
+    def stop(self) -> None:
+        self._done = True
+        self._wake.set()
+        self._thread.join()
 
 
 def _write_all(out: Any, data: bytes) -> None:
@@ -421,12 +554,6 @@ class _GitBlobHash:
 
 def _hasher(f: RemoteFile) -> Any:
     return hashlib.sha256() if f.sha256 else _GitBlobHash(f.size)
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def _link(fp: FilePlan) -> None:
