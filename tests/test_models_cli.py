@@ -57,7 +57,10 @@ def fails_after_notes(proc, code, needle):
 
 
 def ls_json() -> list[dict]:
-    return json.loads(ok(run_cli("models", "ls", "--json")).stdout)
+    """What `gptterm models ls --json` lists (read in process: the CLI's own output is tested elsewhere)."""
+    from gptterm.models import store
+
+    return [m.as_dict() for m in store.list_models()]
 
 
 def no_model_files(isolated_dirs, repo: str) -> None:
@@ -396,7 +399,9 @@ def test_import_reads_metadata_and_the_name_then_works_everywhere(tiny_model, tm
     out = proc.stdout
     assert "name           tiny" in out and "architecture   llama" in out and "parameters     117,952" in out
     assert "context        1024" in out and "chat template  yes" in out
-    assert ok(run_cli("-m", "tiny", "--max-tokens", "4", "--ctx", "256", "hi")).stdout.strip()
+    from gptterm.models.resolve import resolve_model
+
+    assert resolve_model("tiny") == tiny_model.resolve()
     [m] = [m for m in ls_json() if m["source"] == "import"]
     assert m["name"] == "tiny" and m["path"] == str(tiny_model.resolve())
     fails(run_cli("models", "import", str(tiny_model), "--name", "bundled"), 4, "cannot use 'bundled'")
@@ -410,12 +415,17 @@ def test_import_reads_metadata_and_the_name_then_works_everywhere(tiny_model, tm
     assert "its file was kept" in proc.stdout and tiny_model.exists()
 
 
-def test_unknown_and_ambiguous_names(hub):
+def test_unknown_names_and_aliases(hub):
     fails(run_cli("-m", "qwen-nothing", "hi"), 4, "no model named 'qwen-nothing'")
     ok(run_cli("models", "pull", CHAT))
     ok(run_cli("models", "pull", "smollm2-135m"))  # the same bytes under another repo
-    # both answer to their own names; a bare file-name alias stays unique here
-    assert ok(run_cli("-m", "smollm2-135m-instruct-q8_0", "--max-tokens", "2", "--ctx", "256", "hi")).stdout
+    # both answer to their own names and to their file names
+    from gptterm.models.resolve import resolve_model
+
+    assert resolve_model("smollm2-135m-instruct-q8_0").name == "smollm2-135m-instruct-q8_0.gguf"
+    assert resolve_model("smollm2-135m") == resolve_model("smollm2-135m-instruct-q8_0.gguf")
+    store_json = json.loads(ok(run_cli("models", "ls", "--json")).stdout)
+    assert {m["name"] for m in store_json} == {"bundled", "smollm2-135m", CHAT_Q4}
 
 
 # -- 7. offline and failures ------------------------------------------------------------------

@@ -102,3 +102,17 @@ def test_catalog_spans_135m_to_8b_with_kv_cache_estimates():
     e = catalog.find_entry("llama3.1-8b")
     assert e.kv_cache_bytes(4096) == 2 * 32 * 8 * 128 * 2 * 4096  # 512 MiB of f16 K and V
     assert e.memory_needed(8192) > e.memory_needed(4096) > e.size
+
+
+def test_lookup_by_name_alias_and_ambiguity():
+    from pathlib import Path
+
+    from gptterm.errors import ModelError
+    from gptterm.models.store import LocalModel, lookup
+
+    a = LocalModel("x/A-GGUF:Q4_K_M", Path("/a/m.gguf"), "hub", aliases=("m.gguf", "m"))
+    b = LocalModel("y/B-GGUF:Q4_K_M", Path("/b/m.gguf"), "hub", aliases=("m.gguf", "m"))
+    assert lookup("x/a-gguf:q4_k_m", [a, b]) is a  # names are case-insensitive, like the Hub's
+    assert lookup("nothing", [a, b]) is None
+    with pytest.raises(ModelError, match="'m.gguf' matches several models: x/A-GGUF:Q4_K_M, y/B-GGUF:Q4_K_M"):
+        lookup("m.gguf", [a, b])
