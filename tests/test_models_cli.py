@@ -143,8 +143,10 @@ def test_pull_default_quant_explicit_quant_file_and_closest(hub, isolated_dirs):
     assert (repo_path(isolated_dirs, CHAT) / "refs" / "main").read_text() == hub.repos[CHAT].commit
     # the same pull again downloads nothing
     before = len(hub.requests_to("cdn", "GET"))
-    proc = ok(run_cli("models", "pull", CHAT))
+    proc = ok(run_cli("models", "pull", CHAT, "--json"))
     assert "already downloaded" in proc.stderr and len(hub.requests_to("cdn", "GET")) == before
+    result = json.loads(proc.stdout)
+    assert result["name"] == CHAT_Q4 and result["already_downloaded"] and result["downloaded"] == 0
 
 
 def test_dry_run_says_what_and_whether_it_fits_and_downloads_nothing(hub, isolated_dirs):

@@ -153,7 +153,7 @@ def models_parser() -> Parser:
                                       "or OWNER/NAME/FILE.gguf. An interrupted pull resumes where it stopped.")
     pull.add_argument("spec", metavar="MODEL")
     pull.add_argument("--dry-run", action="store_true", help="say what would be downloaded and whether it fits")
-    pull.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    pull.add_argument("--json", action="store_true", help="the plan (with --dry-run) or the result as JSON")
     ls = sub.add_parser("ls", help="local models (the default)")
     ls.add_argument("--json", action="store_true")
     rm = sub.add_parser("rm", help="delete a downloaded model (or forget an imported one)")

@@ -132,16 +132,19 @@ def _pull(ns: argparse.Namespace) -> int:
         _show_plan(plan, ns.json)
         return 0
     if plan.already_here:
-        local = download.pull(model)
-        print(local.model.name)
-        note(f"{local.model.name} is already downloaded: {local.model.path}")
-        return 0
-    with _progress_display(plan, model) as on_progress:
-        result = download.pull(model, progress=on_progress, notify=note)
-    speed = result.downloaded / result.seconds if result.seconds > 0 else 0
-    print(result.model.name)
-    note(f"downloaded {result.model.name}: {human_size(result.downloaded)} in {result.seconds:.1f} s "
-         f"({human_size(speed)}/s), sha256 verified; chat with it: gptterm -m {result.model.name}")
+        result = download.pull(model)
+        note(f"{result.model.name} is already downloaded: {result.model.path}")
+    else:
+        with _progress_display(plan, model) as on_progress:
+            result = download.pull(model, progress=on_progress, notify=note)
+        speed = result.downloaded / result.seconds if result.seconds > 0 else 0
+        note(f"downloaded {result.model.name}: {human_size(result.downloaded)} in {result.seconds:.1f} s "
+             f"({human_size(speed)}/s), sha256 verified; chat with it: gptterm -m {result.model.name}")
+    if ns.json:
+        _json({**result.model.as_dict(), "downloaded": result.downloaded, "resumed": result.resumed,
+               "seconds": round(result.seconds, 3), "already_downloaded": result.already})
+    else:
+        print(result.model.name)
     return 0
 
 

@@ -59,11 +59,13 @@ class ModelsPane(Vertical):
             self.progress = progress
 
     class DownloadDone(Message):
-        def __init__(self, name: str | None, error: str | None = None, cancelled: bool = False) -> None:
+        def __init__(self, name: str | None, error: str | None = None, cancelled: bool = False,
+                     already: bool = False) -> None:
             super().__init__()
             self.name = name
             self.error = error
             self.cancelled = cancelled
+            self.already = already
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -333,7 +335,7 @@ class ModelsPane(Vertical):
         except GpttermError as err:
             self.post_message(self.DownloadDone(None, str(err)))
             return
-        self.post_message(self.DownloadDone(result.model.name))
+        self.post_message(self.DownloadDone(result.model.name, already=result.already))
 
     def on_models_pane_download_started(self, message: DownloadStarted) -> None:
         self.downloading = message.name
@@ -362,6 +364,8 @@ class ModelsPane(Vertical):
         if message.error:
             severity = "warning" if message.cancelled else "error"
             self.app.notify(message.error, severity=severity, timeout=10)
+        elif message.already:
+            self.app.notify(f"{message.name} is already downloaded")
         else:
             self.app.notify(f"Downloaded {message.name} (sha256 verified): select it and press l to load it")
         self.refresh_local()
