@@ -516,3 +516,16 @@ def test_config_set_model_takes_a_local_models_name(hub):
     fails(run_cli("config", "set", "model", "no-such-model"), 4, "no model named 'no-such-model'")
     doctor = json.loads(run_cli("doctor", "--json").stdout)
     assert doctor["model"]["path"].endswith("tiny-chat-Q4_K_M.gguf")
+
+
+def test_downloads_are_in_the_hugging_face_cache_for_other_tools(hub, isolated_dirs):
+    from huggingface_hub import scan_cache_dir, try_to_load_from_cache
+
+    name = ok(run_cli("models", "pull", "test/Tiny-Split-GGUF")).stdout.strip()
+    [model] = [m for m in ls_json() if m["name"] == name]
+    found = try_to_load_from_cache("test/Tiny-Split-GGUF", model["file"], cache_dir=cache(isolated_dirs))
+    assert found == model["path"]
+    info = scan_cache_dir(cache(isolated_dirs))
+    [repo] = info.repos
+    assert repo.repo_id == "test/Tiny-Split-GGUF" and repo.size_on_disk == model["size"]
+    assert not info.warnings and not info.incomplete_files
