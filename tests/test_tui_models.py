@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from textual.widgets import DataTable, Input, ProgressBar
 
@@ -172,4 +173,26 @@ def test_cancel_keeps_the_part_and_hub_failures_are_notified(hub, tiny_model, is
             await wait_for(pilot, lambda: any("cannot reach the Hub" in n.message for n in app._notifications),
                            what="the failure notice")
             assert app.is_running and app.engine is not None
+
+            # quitting during a download stops it too (the part stays for later)
+            monkeypatch.setenv("HF_ENDPOINT", hub.url)
+            hub.gate.clear()
+            hub.paused.clear()
+            hub.pause_at = 300_000
+            await select(pilot, pane, "#remote-models", 0)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: hub.paused.is_set(), what="the second download")
+            worker = pane.download_worker
+        assert worker.cancelled_event.is_set()
+        hub.gate.set()
+        await asyncio.to_thread(wait_until_done, worker)
+        assert [p.stat().st_size for p in store.incomplete_downloads()] == [300_000]
+        assert not [m for m in store.list_models() if m.name == "smollm2-135m"]
     asyncio.run(run())
+
+
+def wait_until_done(worker, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not worker.is_finished:
+        assert time.monotonic() < deadline, "the download worker did not stop"
+        time.sleep(0.01)

@@ -8,11 +8,11 @@ a model goes through the app's own reload (``app.model_spec`` +
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 from textual import work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -74,7 +74,7 @@ class ModelsPane(Vertical):
         self.remote_specs: list[str] = []  # what 'pull' gets for each remote row
         self.remote_repos: list[str] = []  # search rows: the repo whose files Enter lists
         self.downloading: str | None = None
-        self.cancel_event: threading.Event | None = None
+        self.download_worker: Any = None
         self._speed_mark: tuple[float, int] | None = None
         self._shown = False
 
@@ -244,12 +244,17 @@ class ModelsPane(Vertical):
                 except (hub.RepoNotFound, UsageError):
                     pass  # not a repo (or not a valid id): search for the text instead
                 else:
-                    self.post_message(self.SearchDone("files", f"Files of {listing.repo}", listing))
+                    self._post_search(self.SearchDone("files", f"Files of {listing.repo}", listing))
                     return
             hits = hub.search(query, limit=50)
-            self.post_message(self.SearchDone("search", f"Hub search: “{query}” ({len(hits)} repos)", hits))
+            self._post_search(self.SearchDone("search", f"Hub search: “{query}” ({len(hits)} repos)", hits))
         except GpttermError as err:
-            self.post_message(self.SearchDone("error", "Search failed", error=str(err)))
+            self._post_search(self.SearchDone("error", "Search failed", error=str(err)))
+
+    def _post_search(self, message: Message) -> None:
+        # A newer search cancelled this one (exclusive workers): its answer is stale.
+        if not get_current_worker().is_cancelled:
+            self.post_message(message)
 
     @work(thread=True, exclusive=True, group="models-search", exit_on_error=False)
     def list_files(self, repo: str) -> None:
@@ -258,9 +263,9 @@ class ModelsPane(Vertical):
         try:
             listing = hub.list_repo(repo)
         except GpttermError as err:
-            self.post_message(self.SearchDone("error", "Listing failed", error=str(err)))
+            self._post_search(self.SearchDone("error", "Listing failed", error=str(err)))
             return
-        self.post_message(self.SearchDone("files", f"Files of {listing.repo}", listing))
+        self._post_search(self.SearchDone("files", f"Files of {listing.repo}", listing))
 
     def on_models_pane_search_done(self, message: SearchDone) -> None:
         if message.kind == "error":
@@ -309,19 +314,21 @@ class ModelsPane(Vertical):
             return
         spec = self.remote_specs[table.cursor_row]
         self.downloading = spec
-        self.cancel_event = threading.Event()
-        self.pull(spec, self.cancel_event)
+        self.download_worker = self.pull(spec)
 
     def action_cancel_download(self) -> None:
-        if self.cancel_event is None or self.downloading is None:
+        if self.download_worker is None or self.downloading is None:
             self.app.notify("No download is running", severity="warning")
             return
-        self.cancel_event.set()
+        self.download_worker.cancel()
 
     @work(thread=True, exclusive=True, group="models-download", exit_on_error=False)
-    def pull(self, spec: str, cancel: threading.Event) -> None:
+    def pull(self, spec: str) -> None:
         from gptterm.models import download, hub
 
+        # Set by 'c' and when the app quits (Textual cancels every worker then):
+        # the download stops at its next piece and keeps its part file.
+        cancel = get_current_worker().cancelled_event
         try:
             parsed = hub.parse_spec(spec)
             model = hub.choose(hub.list_repo(parsed.repo), parsed)
@@ -359,7 +366,7 @@ class ModelsPane(Vertical):
 
     def on_models_pane_download_done(self, message: DownloadDone) -> None:
         self.downloading = None
-        self.cancel_event = None
+        self.download_worker = None
         self.query_one("#download-row").display = False
         if message.error:
             severity = "warning" if message.cancelled else "error"
