@@ -63,3 +63,15 @@ class Interrupted(GpttermError):
     """The user pressed Ctrl+C; what was generated so far is kept."""
 
     exit_code = 130
+
+
+class HubError(GpttermError):
+    """The Hub cannot be reached, or refused or failed a request."""
+
+    exit_code = 9
+
+
+class DownloadError(GpttermError):
+    """A download cannot finish: checksum mismatch, full disk, an unsafe file name."""
+
+    exit_code = 10

@@ -20,6 +20,13 @@ def isolated_dirs(tmp_path, monkeypatch):
         d = tmp_path / name.lower()
         monkeypatch.setenv(f"GPTTERM_{name}_DIR", str(d))
         dirs[name.lower()] = d
+    # The Hugging Face cache (downloaded models) and Hub settings, too: no
+    # test reads or writes the user's ~/.cache/huggingface or reaches the Hub.
+    dirs["hf_home"] = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(dirs["hf_home"]))
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing answers
     return dirs
 
 

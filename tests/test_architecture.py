@@ -12,7 +12,9 @@ HEAVY = ("llama_cpp", "textual", "huggingface_hub", "rich")
 CORE_MODULES = ["gptterm.engine.base", "gptterm.engine.local", "gptterm.tasks.chat", "gptterm.tasks.context",
                 "gptterm.history.store", "gptterm.history.export", "gptterm.settings", "gptterm.models.resolve",
                 "gptterm.models.gguf_meta", "gptterm.cli", "gptterm.cli.chat", "gptterm.cli.generate",
-                "gptterm.cli.history", "gptterm.cli.doctor", "gptterm.cli.config"]
+                "gptterm.cli.history", "gptterm.cli.doctor", "gptterm.cli.config", "gptterm.cli.models",
+                "gptterm.models.catalog", "gptterm.models.hub", "gptterm.models.download", "gptterm.models.store",
+                "gptterm.models.names", "gptterm.models.machine"]
 
 
 def imported_after(code: str) -> set[str]:
@@ -35,8 +37,16 @@ def test_core_sources_do_not_mention_textual():
 
 
 def test_help_and_version_import_nothing_heavy():
-    for argv in (["--help"], ["--version"], ["chat", "--help"]):
+    for argv in (["--help"], ["--version"], ["chat", "--help"], ["models", "--help"], ["models", "pull", "--help"]):
         code = ("import sys\nsys.argv = ['gptterm', %r]\nfrom gptterm.cli import main\n"
                 "try:\n    main(%r)\nexcept SystemExit:\n    pass" % (argv[0], argv))
         mods = imported_after(code)
         assert not (mods & set(HEAVY)), (argv, mods & set(HEAVY))
+
+
+def test_local_model_commands_never_import_the_hub_client():
+    # `models ls` and name resolution work offline and start fast: no huggingface_hub, rich or UI
+    code = ("import sys\nfrom gptterm.cli import main\nmain(['models', 'ls'])\n"
+            "from gptterm.models.resolve import resolve_model\nresolve_model('bundled')")
+    mods = imported_after(code)
+    assert not (mods & set(HEAVY)), mods & set(HEAVY)

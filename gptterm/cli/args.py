@@ -20,6 +20,7 @@ COMMANDS = {
     "translate": "translate files or stdin of any length, keeping paragraphs, Markdown and code",
     "history": "list, show, search, delete and export stored conversations",
     "config": "show or change the settings in the config file",
+    "models": "find, download, list, remove and choose models (catalog, Hugging Face Hub)",
     "doctor": "versions, hardware support, the model that would load, settings and paths",
 }
 
@@ -41,7 +42,7 @@ def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) ->
 
 
 def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
-    parser.add_argument("-m", "--model", metavar="MODEL", help="path of a .gguf model file (default: the bundled SmolLM2-135M-Instruct, or 'model' in the config file)")
+    parser.add_argument("-m", "--model", metavar="MODEL", help="a .gguf file, or the name of a local model ('gptterm models ls'); default: 'model' in the config file, else the bundled SmolLM2-135M-Instruct")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the text and statistics")
     parser.add_argument("--no-log", action="store_true", help="do not store this exchange in the history")
     parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and speed to stderr")
@@ -170,7 +171,42 @@ def config_parser() -> Parser:
     return parser
 
 
-PARSERS = {"chat": chat_parser, "config": config_parser, "summarize": summarize_parser, "translate": translate_parser, "generate": generate_parser, "history": history_parser, "doctor": doctor_parser}
+def models_parser() -> Parser:
+    parser = Parser(prog="gptterm models", description=COMMANDS["models"],
+                    epilog="Downloads go to the Hugging Face cache ($HF_HOME/hub, default ~/.cache/huggingface/hub); "
+                           "HF_TOKEN authenticates (gated repos), HF_ENDPOINT picks another Hub.")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    cat = sub.add_parser("catalog", help="curated chat models by size, and whether they fit this machine")
+    cat.add_argument("--json", action="store_true")
+    search = sub.add_parser("search", help="GGUF repos on the Hub matching QUERY; for OWNER/NAME, that repo's files")
+    search.add_argument("query")
+    search.add_argument("-n", "--limit", type=int, default=20, help="how many repos (default 20)")
+    search.add_argument("--json", action="store_true")
+    pull = sub.add_parser("pull", help="download a model (resumable, sha256-verified)",
+                          description="Download a model: a catalog id (see 'gptterm models catalog'), "
+                                      "OWNER/NAME[:QUANT] (default quantization Q4_K_M, else the closest) "
+                                      "or OWNER/NAME/FILE.gguf. An interrupted pull resumes where it stopped.")
+    pull.add_argument("spec", metavar="MODEL")
+    pull.add_argument("--dry-run", action="store_true", help="say what would be downloaded and whether it fits")
+    pull.add_argument("--json", action="store_true", help="the plan (with --dry-run) or the result as JSON")
+    ls = sub.add_parser("ls", help="local models (the default)")
+    ls.add_argument("--json", action="store_true")
+    rm = sub.add_parser("rm", help="delete a downloaded model (or forget an imported one)")
+    rm.add_argument("name")
+    default = sub.add_parser("default", help="make NAME the model gptterm loads without -m")
+    default.add_argument("name")
+    imp = sub.add_parser("import", help="add an existing .gguf file under a name (the file stays where it is)")
+    imp.add_argument("path")
+    imp.add_argument("--name", help="the name to use (default: the file name without .gguf)")
+    show = sub.add_parser("show", help="everything about a local model: files, checksum, GGUF metadata")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    return parser
+
+
+PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser,
+           "summarize": summarize_parser, "translate": translate_parser, "models": models_parser,
+           "doctor": doctor_parser}
 
 
 def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import tomllib
 from gptterm import paths
 from gptterm.cli.io import note
 from gptterm.errors import UsageError
-from gptterm.models.resolve import check_gguf_file
+from gptterm.models.resolve import check_gguf_file, resolve_model
 from gptterm.settings import OTHER_KEYS, PARAMS, find_param, load_config, save_config
 
 
@@ -33,9 +33,15 @@ def run_config(ns: argparse.Namespace) -> int:
         if action == "set":
             from pathlib import Path
 
-            model = Path(ns.value).expanduser().resolve()
-            check_gguf_file(model)
-            save_config({name: str(model)})
+            model = Path(ns.value).expanduser()
+            if name != "model":
+                save_config({name: ns.value})
+            elif model.exists() or ns.value.lower().endswith(".gguf"):
+                check_gguf_file(model)
+                save_config({name: str(model.resolve())})
+            else:
+                resolve_model(ns.value)  # a local model's name ('gptterm models ls'), kept as a name
+                save_config({name: ns.value})
         else:
             save_config({}, remove=[name])
     else:

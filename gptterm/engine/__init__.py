@@ -6,8 +6,11 @@ from typing import Any
 
 
 def load_engine(model: str | None, params: Any) -> Any:
-    """Load the model named by ``model`` (a path; None: the bundled model)."""
+    """Load the model named by ``model`` (a path or a local model's name; None: the bundled model)."""
     from gptterm.engine.local import LocalEngine
+    from gptterm.models import store
     from gptterm.models.resolve import resolve_model
 
-    return LocalEngine(resolve_model(model), **params.load())
+    engine = LocalEngine(resolve_model(model), **params.load())
+    store.mark_in_use(engine.info.path)  # so 'gptterm models rm' elsewhere refuses this model
+    return engine

@@ -11,7 +11,8 @@ GGUF_MAGIC = b"GGUF"
 
 
 def resolve_model(spec: str | None) -> Path:
-    """A readable GGUF file for ``spec`` (a path), or the bundled model when None."""
+    """A readable GGUF file for ``spec``: a path, or the name of a local model
+    (``gptterm models ls``); the bundled model when None."""
     if not spec:
         path = bundled.bundled_model_path()
         if path is None:
@@ -21,8 +22,23 @@ def resolve_model(spec: str | None) -> Path:
             )
         return path
     path = Path(spec).expanduser()
-    check_gguf_file(path)
-    return path
+    if path.exists():
+        check_gguf_file(path)
+        return path
+    from gptterm.models import store
+
+    model = store.lookup(spec)
+    if model is not None:
+        check_gguf_file(model.path)
+        return model.path
+    if _looks_like_path(spec):
+        raise ModelError(f"model file not found: {path}")
+    raise ModelError(f"no model named {spec!r}: not a file, nor a downloaded or imported model "
+                     f"(see 'gptterm models ls'; 'gptterm models pull {spec}' downloads one)")
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.lower().endswith(".gguf") or spec.startswith(("/", ".", "~")) or "\\" in spec
 
 
 def check_gguf_file(path: Path) -> None:

@@ -23,7 +23,7 @@ TASK_DEFAULTS = {"temperature": 0.0, "repeat_penalty": 1.0}
 
 
 class TaskError(GpttermError):
-    exit_code = 9
+    exit_code = 11
 
 
 @dataclass

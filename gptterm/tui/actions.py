@@ -38,6 +38,9 @@ APP_ACTIONS: tuple[Action, ...] = (
     Action("show-summarize", "f3", "show_tab('summarize')", "Summarize", "Show the summarize pane"),
     Action("show-translate", "f4", "show_tab('translate')", "Translate", "Show the translate pane"),
     Action("show-settings", "f5", "show_tab('settings')", "Settings", "Show the generation settings pane"),
+    # f6 is also the text inputs' "select line": priority lets it switch panes from there too
+    Action("show-models", "f6", "show_tab('models')", "Models",
+           "Show the models pane: local models, catalog, Hub search, downloads", priority=True),
     Action("new-conversation", "ctrl+n", "new_conversation", "New", "Start a new conversation"),
     Action("stop", "escape", "stop", "Stop", "Stop the reply or task being generated (its text is kept)",
            priority=True),
@@ -76,6 +79,16 @@ MESSAGE_ACTIONS: tuple[Action, ...] = (
            "(the conversation continues from there)"),
 )
 
+# Keys of the models pane (ModelsPane.BINDINGS); they act while one of its tables has focus.
+MODELS_ACTIONS: tuple[Action, ...] = (
+    Action("models-pull", "p", "pull", "Pull", "Download the selected catalog model, search result or file"),
+    Action("models-load", "l", "load", "Load", "Load the selected local model (the chat continues with it)"),
+    Action("models-default", "d", "make_default", "Default", "Make the selected local model the default"),
+    Action("models-delete", "delete", "delete", "Delete", "Delete the selected local model (asks first)"),
+    Action("models-cancel", "c", "cancel_download", "Cancel", "Stop the running download (it resumes later)"),
+    Action("models-search", "slash", "focus_search", "Search", "Search the Hub for GGUF models"),
+)
+
 # Keys of the message input (PromptInput).
 INPUT_ACTIONS: tuple[Action, ...] = (
     Action("send", "enter", "send", "Send", "Send the message"),
@@ -83,4 +96,4 @@ INPUT_ACTIONS: tuple[Action, ...] = (
            "send ctrl+enter)"),
 )
 
-ALL_ACTIONS = APP_ACTIONS + CONVERSATION_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS
+ALL_ACTIONS = APP_ACTIONS + CONVERSATION_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS + MODELS_ACTIONS

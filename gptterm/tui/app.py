@@ -18,6 +18,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ListView, Static, TabbedContent, TabPane
+from textual.css.query import NoMatches
 from textual.worker import Worker, WorkerState
 
 from gptterm.engine.base import Reply
@@ -31,6 +32,7 @@ from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS, CONVERSATION_ACTIONS
 from gptterm.tui.messages import ModelFailed, ModelLoaded, ReplyChunk, ReplyFinished
 from gptterm.tui.screens import AskScreen, ConfirmScreen, ExportScreen, HelpScreen
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
+from gptterm.tui.widgets.models import ModelsPane
 from gptterm.tui.widgets.settings import SettingsPane
 from gptterm.tui.widgets.sidebar import ConversationItem, Sidebar
 from gptterm.tui.widgets.summarize import SummarizePane
@@ -106,6 +108,8 @@ class GpttermApp(App[None]):
             with TabPane("Settings", id="settings"):
                 yield SettingsPane(self.params.as_dict(), self.model_spec or "",
                                    sorted(self.config.all_presets()), id="settings-pane")
+            with TabPane("Models", id="models"):
+                yield ModelsPane(id="models-pane")
         yield Static(id="status")
         yield Footer()
 
@@ -180,6 +184,7 @@ class GpttermApp(App[None]):
         self.context_used = self.session.context_tokens() if self.session.messages else 0
         self.sub_title = self.engine.info.name
         self.update_status()
+        self.query_one(ModelsPane).model_changed()  # the ▶ mark follows the loaded model
 
     def on_model_failed(self, message: ModelFailed) -> None:
         self.model_state = "failed" if self.engine is None else "ready"
@@ -200,9 +205,13 @@ class GpttermApp(App[None]):
     # -- conversations ------------------------------------------------------------
 
     def refresh_conversations(self) -> None:
-        sidebar = self.query_one(Sidebar)
         try:
-            convs = self.store.list_conversations(limit=500, query=sidebar.query_text or None)
+            sidebar = self.query_one(Sidebar)
+            query = sidebar.query_text
+        except NoMatches:  # the timer can fire while the app is shutting down
+            return
+        try:
+            convs = self.store.list_conversations(limit=500, query=query or None)
         except GpttermError as err:
             self.notify(str(err), severity="error")
             return
@@ -520,7 +529,12 @@ class GpttermApp(App[None]):
         # Focus moves first: TabbedContent follows focus, and would switch
         # back if the focused widget stayed in the pane being hidden.
         target = {"settings": "#preset-select", "summarize": "#sum-source", "translate": "#tr-source"}.get(tab)
-        self.query_one(target).focus() if target else self.query_one(PromptInput).focus()
+        if tab == "models":
+            self.query_one(ModelsPane).focus_default()
+        elif target:
+            self.query_one(target).focus()
+        else:
+            self.query_one(PromptInput).focus()
         self.query_one(TabbedContent).active = tab
 
     def action_show_tab(self, tab: str) -> None:
@@ -542,11 +556,11 @@ class GpttermApp(App[None]):
             self.action_reload_model()
 
     def on_settings_pane_model_path_submitted(self, message: SettingsPane.ModelPathSubmitted) -> None:
-        from gptterm.models.resolve import check_gguf_file
+        from gptterm.models.resolve import resolve_model
 
         if message.path:
             try:
-                check_gguf_file(Path(message.path).expanduser())
+                resolve_model(message.path)  # a path or a local model's name
             except GpttermError as err:
                 self.notify(str(err), severity="error")
                 return

@@ -99,7 +99,8 @@ class SettingsPane(VerticalScroll):
             with Horizontal(classes="param-row"):
                 yield Label("model", classes="param-name")
                 yield Input(self.model, placeholder="bundled SmolLM2-135M-Instruct", id="param-model")
-            yield Static("path of a .gguf file; empty for the bundled model", classes="param-help")
+            yield Static("path of a .gguf file or a local model's name (Models pane); empty for the default",
+                         classes="param-help")
         for p in PARAMS:
             if p.kind == LOAD:
                 yield ParamField(p, self.values[p.name])

@@ -1,0 +1,331 @@
+"""``gptterm models``: catalog, Hub search, pull, and the local store.
+
+Tables and results go to stdout; notes and the progress bar to stderr. The
+progress bar (rich) is drawn only when stderr is a terminal; otherwise one
+line says what is being downloaded and one what was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from gptterm.cli.io import note
+from gptterm.errors import GpttermError, ModelError, UsageError
+from gptterm.models.names import human_size
+
+
+def run_models(ns: argparse.Namespace) -> int:
+    action = ns.action or "ls"
+    return {"catalog": _catalog, "search": _search, "pull": _pull, "ls": _ls, "rm": _rm, "default": _default,
+            "import": _import, "show": _show}[action](ns)
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+    cells = [list(map(str, header))] + [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def _json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# -- catalog and search ------------------------------------------------------------
+
+
+def _catalog(ns: argparse.Namespace) -> int:
+    from gptterm.models import catalog, store
+    from gptterm.models.machine import this_machine
+
+    machine = this_machine()
+    local = store.list_models()
+    rows = catalog.rows(machine)
+    for row in rows:
+        row["downloaded"] = any(m.name == row["id"] for m in local)
+    if ns.json:
+        _json({"machine": _machine_dict(machine), "models": rows})
+        return 0
+    _table([(r["id"], r["params"], r["quant"], human_size(r["size"]), "~" + human_size(r["memory"]), r["fits"],
+             "yes" if r["downloaded"] else "", f"{r['repo']}/{r['file']}") for r in rows],
+           ("ID", "PARAMS", "QUANT", "SIZE", "MEMORY", "FITS", "LOCAL", "REPO/FILE"))
+    note(_machine_line(machine) + "; 'gptterm models pull ID' downloads one")
+    return 0
+
+
+def _machine_dict(machine: Any) -> dict:
+    return {"ram_total": machine.ram_total, "ram_available": machine.ram_available, "gpu": machine.gpu_name,
+            "vram_total": machine.vram_total, "vram_free": machine.vram_free, "gpu_usable": machine.gpu_usable}
+
+
+def _machine_line(machine: Any) -> str:
+    ram = f"this machine: {human_size(machine.ram_total)} RAM ({human_size(machine.ram_available)} available)"
+    if machine.gpu_name is None:
+        return ram + ", no GPU in use"
+    gpu = f"{machine.gpu_name} with {human_size(machine.vram_total)} VRAM ({human_size(machine.vram_free)} free)"
+    if not machine.gpu_usable:
+        return f"{ram}; {gpu} is not used: this llama-cpp-python build is CPU-only"
+    return f"{ram}; {gpu}"
+
+
+def _search(ns: argparse.Namespace) -> int:
+    from gptterm.models import hub
+
+    query = ns.query.strip()
+    if not query:
+        raise GpttermError("give something to search for, e.g. 'gptterm models search qwen2.5'")
+    if query.count("/") == 1:
+        try:
+            listing = hub.list_repo(query, notify=note)
+        except (hub.RepoNotFound, UsageError):
+            pass  # not a repo (or not a valid id): search for the text instead
+        else:
+            return _repo_files(ns, listing)
+    hits = hub.search(query, limit=max(1, ns.limit), notify=note)
+    if ns.json:
+        _json([h.as_dict() for h in hits])
+        return 0
+    if not hits:
+        note(f"no GGUF repos on the Hub match {query!r}")
+        return 0
+    _table([(h.repo + (" (gated)" if h.gated else ""), f"{h.downloads:,}" if h.downloads is not None else "",
+             h.likes if h.likes is not None else "", h.updated) for h in hits],
+           ("REPO", "DOWNLOADS", "LIKES", "UPDATED"))
+    note(f"'gptterm models search OWNER/NAME' lists a repo's files; 'gptterm models pull OWNER/NAME' downloads "
+         "its Q4_K_M")
+    return 0
+
+
+def _repo_files(ns: argparse.Namespace, listing: Any) -> int:
+    if ns.json:
+        _json({"repo": listing.repo, "commit": listing.commit, "gated": listing.gated,
+               "models": [m.as_dict() for m in listing.models]})
+        return 0
+    if not listing.models:
+        note(f"{listing.repo} has no .gguf files")
+        return 0
+    rows = []
+    for m in listing.models:
+        name = m.filename + (f" (+{len(m.files) - 1} parts)" if len(m.files) > 1 else "")
+        sha = (m.files[0].sha256 or "")[:12]
+        rows.append((name, m.quant or "?", human_size(m.size), sha, m.problem or ""))
+    _table(rows, ("FILE", "QUANT", "SIZE", "SHA256", ""))
+    note(f"'gptterm models pull {listing.repo}:QUANT' or '{listing.repo}/FILE' downloads one"
+         + (" (gated: needs HF_TOKEN)" if listing.gated else ""))
+    return 0
+
+
+# -- pull ------------------------------------------------------------------------------
+
+
+def _pull(ns: argparse.Namespace) -> int:
+    from gptterm.models import download, hub
+
+    spec = hub.parse_spec(ns.spec)
+    listing = hub.list_repo(spec.repo, notify=note)
+    model = hub.choose(listing, spec)
+    plan = download.plan(model)
+    if ns.dry_run:
+        _show_plan(plan, ns.json)
+        return 0
+    if plan.already_here:
+        result = download.pull(model)
+        note(f"{result.model.name} is already downloaded: {result.model.path}")
+    else:
+        with _progress_display(plan, model) as on_progress:
+            result = download.pull(model, progress=on_progress, notify=note)
+        speed = result.downloaded / result.seconds if result.seconds > 0 else 0
+        note(f"downloaded {result.model.name}: {human_size(result.downloaded)} in {result.seconds:.1f} s "
+             f"({human_size(speed)}/s), sha256 verified; chat with it: gptterm -m {result.model.name}")
+    if ns.json:
+        _json({**result.model.as_dict(), "downloaded": result.downloaded, "resumed": result.resumed,
+               "seconds": round(result.seconds, 3), "already_downloaded": result.already})
+    else:
+        print(result.model.name)
+    return 0
+
+
+def _show_plan(plan: Any, as_json: bool) -> None:
+    from gptterm.models.machine import this_machine
+
+    data = plan.as_dict()
+    if as_json:
+        _json(data)
+        return
+    machine = this_machine()
+    lines = [("model", plan.name), ("repo", f"{data['repo']} (commit {data['commit'][:12]})"),
+             ("quant", data["quant"] or "?"), ("size", human_size(data["size"]))]
+    for f in data["files"]:
+        lines.append(("file", f"{f['path']}  {human_size(f['size'])}  sha256 {f['sha256'] or '?'}  [{f['state']}]"))
+    lines += [("to download", "nothing (already downloaded)" if data["already_downloaded"] else
+               human_size(data["download"])),
+              ("destination", data["destination"]),
+              ("disk", f"{human_size(data['disk_free'])} free: "
+                       + ("fits" if data["fits_disk"] else "NOT ENOUGH SPACE")),
+              ("memory", f"needs ~{human_size(data['memory'])}: fits {data['fits_memory']} "
+                         f"({_machine_line(machine).removeprefix('this machine: ')})")]
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
+
+
+class _progress_display:
+    """A rich progress bar (bytes, speed, ETA) when stderr is a terminal; otherwise one line
+    when the first bytes arrive, so a pull that fails before that prints only its error."""
+
+    def __init__(self, plan: Any, model: Any) -> None:
+        self.name, self.total = plan.name, model.size
+        self.plan, self.model = plan, model
+        self.bar: Any = None
+        self.task: Any = None
+        self.announced = False
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return self.announce
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                            TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.name, total=self.total)
+        return self.update
+
+    def announce(self, p: Any) -> None:
+        if self.announced or p.phase != "downloading":
+            return
+        self.announced = True
+        m = self.model
+        note(f"downloading {self.name}: {m.repo}/{m.filename} ({m.quant or '?'}, {human_size(m.size)}"
+             + (f" in {len(m.files)} files" if len(m.files) > 1 else "")
+             + (f"; {human_size(p.resumed)} already here" if p.resumed else "") + ")")
+
+    def update(self, p: Any) -> None:
+        label = f"{self.name} (checking the part file)" if p.phase == "checking" else self.name
+        self.bar.update(self.task, completed=p.done, description=label)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# -- the local store -------------------------------------------------------------------
+
+
+def _ls(ns: argparse.Namespace) -> int:
+    from gptterm.models import store
+
+    models = store.list_models()
+    default = store.default_model(models)
+    if ns.json:
+        _json([{**m.as_dict(), "default": default is not None and m.name == default.name, "missing": m.missing}
+               for m in models])
+        return 0
+    if not models:
+        note("no local models: 'gptterm models catalog' suggests some, 'gptterm models pull ID' downloads one")
+        return 0
+    rows = []
+    for m in models:
+        mark = "*" if default is not None and m.name == default.name else ""
+        size = "missing" if m.missing else human_size(m.size)
+        rows.append((mark, m.name, m.quant or "?", size, m.source, m.path))
+    _table(rows, ("", "NAME", "QUANT", "SIZE", "SOURCE", "PATH"))
+    partial = store.incomplete_downloads()
+    if partial:
+        total = sum(p.stat().st_size for p in partial)
+        note(f"{len(partial)} interrupted download(s) ({human_size(total)}) in {store.hub_cache_dir()}: "
+             "pull the same model again to resume")
+    return 0
+
+
+def _rm(ns: argparse.Namespace) -> int:
+    from gptterm.models import store
+
+    removed = store.remove(ns.name)
+    if removed.kept_file:
+        print(f"removed {removed.model.name} from the list; its file was kept: {removed.model.path}")
+    else:
+        print(f"removed {removed.model.name}: freed {human_size(removed.freed)}")
+    return 0
+
+
+def _default(ns: argparse.Namespace) -> int:
+    from gptterm import paths
+    from gptterm.models import store
+
+    model = store.set_default(ns.name)
+    note(f"default model: {model.name} ({model.path}), saved in {paths.config_file()}")
+    return 0
+
+
+def _import(ns: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gptterm.models import store
+
+    model = store.import_file(Path(ns.path), ns.name)
+    _print_details(model, _metadata(model))
+    note(f"imported as {model.name}; chat with it: gptterm -m {model.name}")
+    return 0
+
+
+def _metadata(model: Any) -> dict:
+    from gptterm.models.gguf_meta import read_metadata
+
+    try:
+        metas = [read_metadata(f) for f in (model.files or (model.path,))]
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read the GGUF metadata of {model.path}: {err}") from None
+    first = metas[0]
+    params = sum(m.n_params or 0 for m in metas) or None
+    return {"architecture": first.architecture, "model_name": first.name, "parameters": params,
+            "context_length": first.context_length, "chat_template": first.chat_template is not None,
+            "gguf_version": first.version}
+
+
+def _show(ns: argparse.Namespace) -> int:
+    from gptterm.models import store
+
+    model = store.find(ns.name)
+    meta = {} if model.missing else _metadata(model)
+    default = store.default_model()
+    users = store.users_of(model)
+    extra = {"default": default is not None and default.name == model.name, "in_use_by": users}
+    if ns.json:
+        _json({**model.as_dict(), **meta, **extra, "missing": model.missing})
+        return 0
+    _print_details(model, meta, extra)
+    return 0
+
+
+def _print_details(model: Any, meta: dict, extra: dict | None = None) -> None:
+    lines: list[tuple[str, Any]] = [("name", model.name)]
+    if model.aliases:
+        lines.append(("also", ", ".join(model.aliases)))
+    source = model.source
+    if model.repo:
+        source += f": {model.repo} (commit {(model.revision or '?')[:12]})"
+    lines.append(("source", source))
+    lines.append(("path", model.path if not model.missing else f"{model.path} (missing)"))
+    for f in model.files[1:]:
+        lines.append(("", f))
+    lines.append(("size", human_size(model.size)))
+    lines.append(("quant", model.quant or "?"))
+    if model.sha256:
+        lines += [("sha256", s) for s in model.sha256]
+    if meta:
+        lines += [("architecture", meta["architecture"] or "?"),
+                  ("parameters", f"{meta['parameters']:,}" if meta["parameters"] else "?"),
+                  ("context", meta["context_length"] or "?"),
+                  ("chat template", "yes" if meta["chat_template"] else "no (ChatML fallback)")]
+    if extra is not None:
+        lines.append(("default", "yes" if extra["default"] else "no"))
+        lines.append(("in use", ", ".join(f"pid {p}" for p in extra["in_use_by"]) or "no"))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")

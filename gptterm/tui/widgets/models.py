@@ -1,0 +1,380 @@
+"""The models pane: local models (active and default marked), the catalog, Hub search, downloads.
+
+Hub requests and downloads run in thread workers that only post messages;
+the handlers here are the only code that changes the pane's widgets. Loading
+a model goes through the app's own reload (``app.model_spec`` +
+``action_reload_model``), so the chat keeps its conversation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual import work
+from textual.worker import get_current_worker
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
+
+from gptterm.errors import GpttermError, UsageError
+from gptterm.models.names import human_size
+from gptterm.tui.actions import MODELS_ACTIONS
+
+HINT = ("Enter: load a local model · list a search result's files · pull a catalog model or a file. "
+        "Keys in the footer act on the selected row.")
+
+
+class ModelsPane(Vertical):
+    BINDINGS = [a.binding() for a in MODELS_ACTIONS]
+    DEFAULT_CSS = """
+    ModelsPane { padding: 0 1; }
+    ModelsPane .section { text-style: bold; color: $accent; margin: 1 0 0 0; }
+    ModelsPane #local-models { height: auto; max-height: 40%; }
+    ModelsPane #remote-models { height: 1fr; }
+    ModelsPane #models-search { margin: 1 0 0 0; }
+    ModelsPane #download-row { height: 1; margin: 1 0 0 0; }
+    ModelsPane #download-label { width: 1fr; }
+    ModelsPane .hint { color: $text-muted; height: auto; }
+    """
+
+    class SearchDone(Message):
+        def __init__(self, kind: str, title: str, payload: Any = None, error: str | None = None) -> None:
+            super().__init__()
+            self.kind = kind
+            self.title = title
+            self.payload = payload
+            self.error = error
+
+    class DownloadStarted(Message):
+        def __init__(self, name: str, total: int) -> None:
+            super().__init__()
+            self.name = name
+            self.total = total
+
+    class DownloadProgress(Message):
+        def __init__(self, progress: Any) -> None:
+            super().__init__()
+            self.progress = progress
+
+    class DownloadDone(Message):
+        def __init__(self, name: str | None, error: str | None = None, cancelled: bool = False,
+                     already: bool = False) -> None:
+            super().__init__()
+            self.name = name
+            self.error = error
+            self.cancelled = cancelled
+            self.already = already
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.local: list[Any] = []
+        self.remote_kind = "catalog"
+        self.remote_specs: list[str] = []  # what 'pull' gets for each remote row
+        self.remote_repos: list[str] = []  # search rows: the repo whose files Enter lists
+        self.downloading: str | None = None
+        self.download_worker: Any = None
+        self._speed_mark: tuple[float, int] | None = None
+        self._shown = False
+
+    def compose(self) -> ComposeResult:
+        yield Label("Local models  [dim](▶ loaded · * default)[/dim]", classes="section")
+        yield DataTable(id="local-models", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="Search the Hub for GGUF models (Enter) — OWNER/NAME lists a repo's files; "
+                                "empty: the catalog", id="models-search")
+        yield Label("Catalog", id="remote-title", classes="section")
+        yield DataTable(id="remote-models", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="download-row"):
+            yield Label("", id="download-label")
+            yield ProgressBar(id="download-progress", show_eta=True)
+        yield Static(HINT, classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#download-row").display = False
+
+    def on_show(self) -> None:
+        # Filled on first sight, not at app start: the first frame stays fast.
+        if not self._shown:
+            self._shown = True
+            self.refresh_local()
+            self.show_catalog()
+
+    def focus_default(self) -> None:
+        self.query_one("#local-models" if self.local else "#remote-models", DataTable).focus()
+
+    # -- local models ----------------------------------------------------------------
+
+    def model_changed(self) -> None:
+        if self._shown:
+            self.refresh_local()
+
+    def refresh_local(self) -> None:
+        from gptterm.models import store
+
+        try:
+            models = store.list_models()
+            default = store.default_model(models)
+        except GpttermError as err:
+            self.app.notify(str(err), severity="error")
+            return
+        engine = getattr(self.app, "engine", None)
+        active = engine.info.path if engine is not None else None
+        table = self.query_one("#local-models", DataTable)
+        keep = table.cursor_row
+        table.clear(columns=True)
+        table.add_columns("", "name", "quant", "size", "source")
+        self.local = models
+        for m in models:
+            mark = ("▶" if active and store.same_file(m.path, active) else " ") + (
+                "*" if default is not None and m.name == default.name else " ")
+            size = "missing" if m.missing else human_size(m.size)
+            table.add_row(mark, m.name, m.quant or "?", size, m.source, key=m.name)
+        if models:
+            table.move_cursor(row=min(keep, len(models) - 1))
+
+    def selected_local(self) -> Any:
+        table = self.query_one("#local-models", DataTable)
+        if not self.local or not table.has_focus:
+            self.app.notify("Select a local model first (the upper table)", severity="warning")
+            return None
+        return self.local[table.cursor_row]
+
+    def action_load(self) -> None:
+        model = self.selected_local()
+        if model is None:
+            return
+        app: Any = self.app
+        if app.reply is not None:
+            app.notify("Stop the reply first (Esc)", severity="warning")
+            return
+        app.model_spec = model.name
+        app.action_reload_model()
+
+    def action_make_default(self) -> None:
+        from gptterm.models import store
+
+        model = self.selected_local()
+        if model is None:
+            return
+        try:
+            store.set_default(model.name)
+        except GpttermError as err:
+            self.app.notify(str(err), severity="error")
+            return
+        self.app.notify(f"{model.name} is now the default model")
+        self.refresh_local()
+
+    def action_delete(self) -> None:
+        from gptterm.tui.screens import ConfirmScreen
+
+        model = self.selected_local()
+        if model is None:
+            return
+        what = "Forget" if model.source == "import" else "Delete"
+        size = "" if model.source == "import" else f" and free {human_size(model.size)}"
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._remove(model.name)
+
+        self.app.push_screen(ConfirmScreen(f"{what} the model {model.name}{size}?", yes=what), done)
+
+    def _remove(self, name: str) -> None:
+        from gptterm.models import store
+
+        try:
+            removed = store.remove(name)
+        except GpttermError as err:
+            self.app.notify(str(err), severity="error", timeout=10)
+            return
+        if removed.kept_file:
+            self.app.notify(f"Forgot {name}; its file was kept: {removed.model.path}")
+        else:
+            self.app.notify(f"Deleted {name}: freed {human_size(removed.freed)}")
+        self.refresh_local()
+
+    # -- catalog and search ------------------------------------------------------------
+
+    def _remote_table(self, title: str, columns: tuple[str, ...]) -> DataTable:
+        self.query_one("#remote-title", Label).update(title)
+        table = self.query_one("#remote-models", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*columns)
+        self.remote_specs = []
+        self.remote_repos = []
+        return table
+
+    def show_catalog(self) -> None:
+        from gptterm.models import catalog
+        from gptterm.models.machine import this_machine
+
+        local = {m.name for m in self.local}
+        table = self._remote_table("Catalog (fits: this machine's free memory)",
+                                   ("id", "params", "quant", "size", "memory", "fits", "local"))
+        self.remote_kind = "catalog"
+        for row in catalog.rows(this_machine()):
+            table.add_row(row["id"], row["params"], row["quant"], human_size(row["size"]),
+                          "~" + human_size(row["memory"]), row["fits"], "yes" if row["id"] in local else "")
+            self.remote_specs.append(row["id"])
+            self.remote_repos.append(row["repo"])
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "models-search":
+            return
+        event.stop()
+        query = event.value.strip()
+        if not query:
+            self.show_catalog()
+            return
+        self.query_one("#remote-title", Label).update(f"Searching the Hub for “{query}”…")
+        self.search(query)
+
+    def action_focus_search(self) -> None:
+        self.query_one("#models-search", Input).focus()
+
+    @work(thread=True, exclusive=True, group="models-search", exit_on_error=False)
+    def search(self, query: str) -> None:
+        from gptterm.models import hub
+
+        try:
+            if query.count("/") == 1:
+                try:
+                    listing = hub.list_repo(query)
+                except (hub.RepoNotFound, UsageError):
+                    pass  # not a repo (or not a valid id): search for the text instead
+                else:
+                    self._post_search(self.SearchDone("files", f"Files of {listing.repo}", listing))
+                    return
+            hits = hub.search(query, limit=50)
+            self._post_search(self.SearchDone("search", f"Hub search: “{query}” ({len(hits)} repos)", hits))
+        except GpttermError as err:
+            self._post_search(self.SearchDone("error", "Search failed", error=str(err)))
+
+    def _post_search(self, message: Message) -> None:
+        # A newer search cancelled this one (exclusive workers): its answer is stale.
+        if not get_current_worker().is_cancelled:
+            self.post_message(message)
+
+    @work(thread=True, exclusive=True, group="models-search", exit_on_error=False)
+    def list_files(self, repo: str) -> None:
+        from gptterm.models import hub
+
+        try:
+            listing = hub.list_repo(repo)
+        except GpttermError as err:
+            self._post_search(self.SearchDone("error", "Listing failed", error=str(err)))
+            return
+        self._post_search(self.SearchDone("files", f"Files of {listing.repo}", listing))
+
+    def on_models_pane_search_done(self, message: SearchDone) -> None:
+        if message.kind == "error":
+            self.query_one("#remote-title", Label).update(message.title)
+            self.app.notify(message.error or "", severity="error", timeout=10)
+            return
+        if message.kind == "search":
+            table = self._remote_table(message.title, ("repo", "downloads", "likes", "updated"))
+            for h in message.payload:
+                table.add_row(h.repo + (" (gated)" if h.gated else ""),
+                              f"{h.downloads:,}" if h.downloads is not None else "", h.likes or "", h.updated or "")
+                self.remote_specs.append(h.repo)
+                self.remote_repos.append(h.repo)
+        else:
+            listing = message.payload
+            table = self._remote_table(message.title + (" (gated: needs HF_TOKEN)" if listing.gated else ""),
+                                       ("file", "quant", "size", "parts", "note"))
+            for m in listing.models:
+                table.add_row(m.filename, m.quant or "?", human_size(m.size), len(m.files), m.problem or "")
+                self.remote_specs.append(f"{listing.repo}/{m.filename}")
+                self.remote_repos.append(listing.repo)
+        self.remote_kind = message.kind
+        table.focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.data_table.id == "local-models":
+            self.action_load()
+        elif self.remote_kind == "search":
+            repo = self.remote_repos[event.cursor_row]
+            self.query_one("#remote-title", Label).update(f"Listing {repo}…")
+            self.list_files(repo)
+        else:
+            self.action_pull()
+
+    # -- downloads ------------------------------------------------------------------------------
+
+    def action_pull(self) -> None:
+        table = self.query_one("#remote-models", DataTable)
+        if not table.has_focus or not self.remote_specs:
+            self.app.notify("Select a catalog model, a search result or a file first (the lower table)",
+                            severity="warning")
+            return
+        if self.downloading is not None:
+            self.app.notify(f"{self.downloading} is downloading; c cancels it", severity="warning")
+            return
+        spec = self.remote_specs[table.cursor_row]
+        self.downloading = spec
+        self.download_worker = self.pull(spec)
+
+    def action_cancel_download(self) -> None:
+        if self.download_worker is None or self.downloading is None:
+            self.app.notify("No download is running", severity="warning")
+            return
+        self.download_worker.cancel()
+
+    @work(thread=True, exclusive=True, group="models-download", exit_on_error=False)
+    def pull(self, spec: str) -> None:
+        from gptterm.models import download, hub
+
+        # Set by 'c' and when the app quits (Textual cancels every worker then):
+        # the download stops at its next piece and keeps its part file.
+        cancel = get_current_worker().cancelled_event
+        try:
+            parsed = hub.parse_spec(spec)
+            model = hub.choose(hub.list_repo(parsed.repo), parsed)
+            plan = download.plan(model)
+            self.post_message(self.DownloadStarted(plan.name, model.size))
+            result = download.pull(model, progress=lambda p: self.post_message(self.DownloadProgress(p)),
+                                   cancel=cancel)
+        except download.DownloadCancelled as err:
+            self.post_message(self.DownloadDone(None, str(err), cancelled=True))
+            return
+        except GpttermError as err:
+            self.post_message(self.DownloadDone(None, str(err)))
+            return
+        self.post_message(self.DownloadDone(result.model.name, already=result.already))
+
+    def on_models_pane_download_started(self, message: DownloadStarted) -> None:
+        self.downloading = message.name
+        self.query_one("#download-row").display = True
+        self.query_one("#download-progress", ProgressBar).update(total=message.total, progress=0)
+        self.query_one("#download-label", Label).update(f"{message.name}: starting…")
+        self._speed_mark = None
+
+    def on_models_pane_download_progress(self, message: DownloadProgress) -> None:
+        p = message.progress
+        self.query_one("#download-progress", ProgressBar).update(total=p.total, progress=p.done)
+        now = time.monotonic()
+        if self._speed_mark is None or p.phase != "downloading":
+            self._speed_mark = (now, p.done)
+            speed = ""
+        else:
+            t0, d0 = self._speed_mark
+            speed = f" at {human_size((p.done - d0) / (now - t0))}/s" if now > t0 and p.done > d0 else ""
+        what = "checking the part file" if p.phase == "checking" else f"{human_size(p.done)} of {human_size(p.total)}"
+        self.query_one("#download-label", Label).update(f"{p.model}: {what}{speed}")
+
+    def on_models_pane_download_done(self, message: DownloadDone) -> None:
+        self.downloading = None
+        self.download_worker = None
+        self.query_one("#download-row").display = False
+        if message.error:
+            severity = "warning" if message.cancelled else "error"
+            self.app.notify(message.error, severity=severity, timeout=10)
+        elif message.already:
+            self.app.notify(f"{message.name} is already downloaded")
+        else:
+            self.app.notify(f"Downloaded {message.name} (sha256 verified): select it and press l to load it")
+        self.refresh_local()
+        if self.remote_kind == "catalog":
+            self.show_catalog()
