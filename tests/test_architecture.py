@@ -8,8 +8,8 @@ import sys
 
 from tests.conftest import ROOT
 
-HEAVY = ("llama_cpp", "textual", "huggingface_hub", "rich")
-CORE_MODULES = ["gptterm.engine.base", "gptterm.engine.local", "gptterm.tasks.chat", "gptterm.tasks.context",
+HEAVY = ("llama_cpp", "textual", "huggingface_hub", "rich", "httpx2", "httpx")
+CORE_MODULES = ["gptterm.engine.base", "gptterm.engine.local", "gptterm.engine.remote", "gptterm.cli.serve", "gptterm.tasks.chat", "gptterm.tasks.context",
                 "gptterm.history.store", "gptterm.history.export", "gptterm.settings", "gptterm.models.resolve",
                 "gptterm.models.gguf_meta", "gptterm.cli", "gptterm.cli.chat", "gptterm.cli.generate",
                 "gptterm.cli.history", "gptterm.cli.doctor", "gptterm.cli.config"]

@@ -53,6 +53,10 @@ def _dispatch(args: list[str]) -> int:
         from gptterm.cli import tasks
 
         return tasks.run_summarize(ns) if command == "summarize" else tasks.run_translate(ns)
+    if command == "serve":
+        from gptterm.cli.serve import run_serve
+
+        return run_serve(ns)
     if command == "config":
         from gptterm.cli.config import run_config
 
