@@ -41,7 +41,12 @@ class RemoteContextError(RemoteError):
 
 
 class StreamDropped(RemoteError):
-    """The event stream ended before the reply did."""
+    """The event stream ended before the reply did; ``reason`` says how."""
+
+    def __init__(self, server: str, reason: str):
+        super().__init__(f"the connection to the server at {server} dropped mid-reply ({reason})")
+        self.server = server
+        self.reason = reason
 
 
 def normalize_base_url(url: str) -> str:
@@ -280,6 +285,5 @@ class ServerAPI:
         except httpx.SSEError as err:
             raise RemoteError(f"the server at {self.shown} sent an invalid event stream: {err}") from None
         except (httpx.TransportError, httpx.StreamError) as err:
-            raise StreamDropped(f"the connection to the server at {self.shown} dropped mid-reply "
-                                f"({type(err).__name__})") from None
-        raise StreamDropped(f"the server at {self.shown} ended the stream before the reply was complete")
+            raise StreamDropped(self.shown, f"{type(err).__name__}: {err}") from None
+        raise StreamDropped(self.shown, "the stream ended without finishing the reply")

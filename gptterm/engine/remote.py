@@ -307,8 +307,8 @@ class RemoteEngine:
                 prompt_tokens=n_prompt, n_ctx=self.n_ctx, reply_tokens=0)
         if isinstance(err, StreamDropped):
             if n:
-                return StreamDropped(f"{err} after {n} tokens")
+                return StreamDropped(err.server, f"{err.reason}; after {n} tokens")
             return StreamDropped(
-                f"{err} before any text; if the prompt ({n_prompt} tokens) is longer than the server's context "
-                f"(assumed {self.n_ctx}), set the profile's ctx or --ctx to the server's size")
+                err.server, f"{err.reason}; before any text: if the prompt ({n_prompt} tokens) is longer than the "
+                f"server's context (assumed {self.n_ctx}), set the profile's ctx or --ctx to the server's size")
         return err

@@ -22,9 +22,8 @@ its own (a default system prompt, BOS).
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from gptterm.engine.base import Message
 from gptterm.engine.openai_http import RemoteError, ServerAPI
@@ -88,19 +87,21 @@ class EstimatedTokens(RemoteTokens):
         self._ids: dict[str, int] = {}
         self._pieces: list[str] = []
 
-    def tokenize(self, text: str) -> list[int]:
-        out: list[int] = []
+    @staticmethod
+    def pieces(text: str) -> Iterator[str]:
         piece, size = "", 0
         for ch in text:
             n = len(ch.encode("utf-8", "surrogatepass"))
             if piece and size + n > BYTES_PER_TOKEN:
-                out.append(self._intern(piece))
+                yield piece
                 piece, size = "", 0
             piece += ch
             size += n
         if piece:
-            out.append(self._intern(piece))
-        return out
+            yield piece
+
+    def tokenize(self, text: str) -> list[int]:
+        return [self._intern(piece) for piece in self.pieces(text)]
 
     def _intern(self, piece: str) -> int:
         token = self._ids.get(piece)
@@ -113,7 +114,7 @@ class EstimatedTokens(RemoteTokens):
         return "".join(self._pieces[t] for t in tokens)
 
     def _count(self, text: str) -> int:
-        return math.ceil(len(text.encode("utf-8", "surrogatepass")) / BYTES_PER_TOKEN) if text else 0
+        return sum(1 for _ in self.pieces(text))
 
 
 class LlamaCppPythonTokens(RemoteTokens):
