@@ -59,6 +59,25 @@ def test_generate_over_a_named_profile(llama_server, isolated_dirs):
     assert json.loads(local.stdout)["model"] == "SmolLM2-135M-Instruct.Q4_1"
 
 
+def test_ctrl_c_stops_the_remote_reply_and_keeps_it(llama_server):
+    from tests.test_e2e_bundled import _read_until
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gptterm", "--server", llama_server, "--max-tokens", "1500", "--temperature", "0.8",
+         "Write a very long story about a dragon who learns to bake bread, in ten paragraphs."],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    got = _read_until(proc.stdout.fileno(), lambda b: len(b) > 40, timeout=60)
+    assert len(got) > 40, "no reply streamed"
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"stopped" in err
+    reply = HistoryStore().latest().messages[-1]
+    assert reply.stats["finish_reason"] == "cancelled"
+    assert (got + rest).decode().rstrip("\n") == reply.content.rstrip("\n")
+    assert 0 < reply.stats["completion_tokens"] < 1500
+
+
 def test_repl_keeps_the_conversation_over_the_server(llama_server):
     script = "My name is Ada.\n/set max_tokens 8\nWhat is my name?\n/exit\n"
     proc = ok(run_cli("chat", "--server", llama_server, "--ctx", "2048", "--temperature", "0", "--max-tokens", "24",

@@ -250,6 +250,16 @@ def test_server_precedence_flag_env_then_config(isolated_dirs, monkeypatch):
     assert server_spec("http://flag:3", config) == "http://flag:3"
 
 
+def test_config_command_sets_the_server(isolated_dirs):
+    bad = run_cli("config", "set", "server", "gpu-box")
+    assert bad.returncode == 2 and "server must be an http(s):// URL" in bad.stderr
+    assert run_cli("config", "set", "server", "http://box:8000/v1").returncode == 0
+    assert "http://box:8000/v1" in run_cli("config", "show").stdout
+    assert load_config().server == "http://box:8000/v1"
+    assert run_cli("config", "unset", "server").returncode == 0
+    assert load_config().server is None
+
+
 def test_base_url_normalization():
     assert normalize_base_url("http://h:8000") == "http://h:8000/v1"
     assert normalize_base_url("http://h:8000/v1/") == "http://h:8000/v1"
