@@ -58,7 +58,7 @@ def test_401_names_the_variable_and_never_shows_the_key(fake_server, isolated_di
     wrong = "sk-wrong-key-do-not-print-4242"
     proc = fails(run_cli("--server", url, "-v", "hi", env={"GPTTERM_API_KEY": wrong}), 10,
                  "the API key from GPTTERM_API_KEY was not accepted")
-    assert wrong not in proc.stdout + proc.stderr
+    assert wrong not in proc.stdout + proc.stderr and "Invalid API key: ***" in proc.stderr  # even when echoed
     assert fake_server.requests[-1]["headers"]["Authorization"] == f"Bearer {wrong}"
     # the right key, from a profile's own variable: works, and appears nowhere
     write_config(isolated_dirs, f'[servers.team]\nurl = "{url}"\napi_key_env = "TEAM_KEY"\n')
@@ -78,6 +78,14 @@ def test_401_names_the_variable_and_never_shows_the_key(fake_server, isolated_di
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes(), path
     assert API_KEY not in (isolated_dirs["config"] / "config.toml").read_text()
+
+
+def test_prompt_beyond_the_real_servers_context_is_explained(llama_server):
+    # llama-cpp-python's server does not report its context (2048 here); told 4096, gptterm sends a
+    # prompt that the server refuses by ending the stream at once.
+    proc = run_cli("--server", llama_server, "--ctx", "4096", "--max-tokens", "8", "word " * 2500)
+    fails(proc, 10, "before any text", "set the profile's ctx or --ctx to the server's size")
+    assert last_conversation().messages[-1].role == "user"  # the question is kept, no empty reply
 
 
 def test_model_the_server_does_not_list(fake_server):

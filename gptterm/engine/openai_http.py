@@ -122,6 +122,7 @@ class ServerAPI:
         self.key_hint = key_hint
         self.retries = max(0, retries)
         self.retry_delay = max(0.0, retry_delay)
+        self._key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
             headers=headers,
@@ -136,6 +137,10 @@ class ServerAPI:
         return (self.root if root else self.base) + path
 
     # -- errors -----------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the API key, should a server echo it back."""
+        return text.replace(self._key, "***") if self._key else text
 
     def transport_error(self, err: Exception) -> RemoteError:
         if isinstance(err, httpx.ConnectTimeout):
@@ -153,7 +158,7 @@ class ServerAPI:
     def status_error(self, response: httpx.Response, path: str, *, tries: int = 1) -> GpttermError:
         code = response.status_code
         phrase = f"{code} {response.reason_phrase}".strip()
-        detail = _error_text(response)
+        detail = self.scrub(_error_text(response))
         said = f": {detail}" if detail else ""
         if code in (401, 403):
             if self.key_source:
@@ -252,7 +257,7 @@ class ServerAPI:
                     kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
                     if kind != "text/event-stream":
                         response.read()
-                        detail = _error_text(response) if kind == "application/json" else ""
+                        detail = self.scrub(_error_text(response)) if kind == "application/json" else ""
                         raise RemoteError(f"the answer of {self.shown} to {path} is not an event stream "
                                           f"({kind or 'no content type'}){': ' + detail if detail else ''}")
                     if on_open is not None:
@@ -274,13 +279,14 @@ class ServerAPI:
                     obj = json.loads(data)
                 except ValueError:
                     raise RemoteError(f"the server at {self.shown} sent an event that is not JSON: "
-                                      f"{data[:80]!r}") from None
+                                      f"{self.scrub(data[:80])!r}") from None
                 if not isinstance(obj, dict):
-                    raise RemoteError(f"the server at {self.shown} sent an unexpected event: {data[:80]!r}")
+                    raise RemoteError(f"the server at {self.shown} sent an unexpected event: {self.scrub(data[:80])!r}")
                 if "error" in obj and not obj.get("choices"):
                     err = obj["error"]
                     message = err.get("message") if isinstance(err, dict) else err
-                    raise RemoteError(f"the server at {self.shown} reported an error mid-reply: {message}")
+                    raise RemoteError(f"the server at {self.shown} reported an error mid-reply: "
+                                      f"{self.scrub(str(message))}")
                 yield obj
         except httpx.SSEError as err:
             raise RemoteError(f"the server at {self.shown} sent an invalid event stream: {err}") from None
