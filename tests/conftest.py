@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,13 @@ from tests.fixtures.tiny_gguf import make_tiny_gguf
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Variables that would send every test to some server (or leak a real key into one).
+SERVER_ENV = ("GPTTERM_SERVER", "OPENAI_BASE_URL", "GPTTERM_API_KEY", "OPENAI_API_KEY")
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
-    """Every test gets its own config, data (history) and cache directories."""
+    """Every test gets its own config, data (history) and cache directories, and no server settings."""
     dirs = {}
     for name in ("CONFIG", "DATA", "CACHE"):
         d = tmp_path / name.lower()
@@ -27,7 +33,79 @@ def isolated_dirs(tmp_path, monkeypatch):
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing answers
+    for name in SERVER_ENV:
+        monkeypatch.delenv(name, raising=False)
     return dirs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_line(stream, needle: str, timeout: float, lines: list[str]) -> bool:
+    """Read ``stream`` (in a thread, so a silent process cannot block us) until a line contains ``needle``."""
+    found = threading.Event()
+
+    def read() -> None:
+        for line in iter(stream.readline, ""):
+            lines.append(line)
+            if needle in line:
+                found.set()
+        found.set()  # EOF: the process ended
+
+    threading.Thread(target=read, daemon=True).start()
+    return found.wait(timeout) and any(needle in line for line in lines)
+
+
+@pytest.fixture(scope="session")
+def llama_server(bundled_model):
+    """llama-cpp-python's own OpenAI-compatible server on the bundled model, for the whole session."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model), "--model_alias", "smollm2",
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--verbose", "false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    lines: list[str] = []
+    try:
+        if not wait_for_line(proc.stderr, "Uvicorn running on", 120, lines):
+            raise RuntimeError("llama_cpp.server did not start:\n" + "".join(lines[-30:]))
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def remote_engine(llama_server):
+    from gptterm.engine.remote import RemoteEngine
+    from gptterm.settings import ServerProfile
+
+    engine = RemoteEngine(ServerProfile(name="test", url=llama_server), ctx=2048)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def fake_server():
+    from tests.fixtures.fake_openai import FakeServer
+
+    server = FakeServer()
+    yield server
+    server.close()
+
+
+def write_config(isolated_dirs, text: str) -> Path:
+    path = isolated_dirs["config"] / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture(scope="session")

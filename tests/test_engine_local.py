@@ -1,6 +1,8 @@
-"""The local engine on real llama.cpp, with tiny generated models."""
+"""What only the local engine does, on real llama.cpp with tiny generated models.
 
-import threading
+The behaviour every engine shares (streaming, determinism, seeds, cancel,
+callbacks, context checks) is in test_engine_contract.py, run on both.
+"""
 
 import pytest
 
@@ -24,27 +26,10 @@ def test_stream_yields_text_and_counts_exactly(tiny_engine):
     assert s.tokens_per_s and s.tokens_per_s > 0
 
 
-def test_greedy_output_is_deterministic(tiny_engine):
-    a = tiny_engine.complete("the cat", GREEDY).drain()
-    b = tiny_engine.complete("the cat", GREEDY).drain()
-    assert a == b
 
 
-def test_seed_repeats_sampled_output_and_other_seeds_differ(tiny_engine):
-    p = Params().replace(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, max_tokens=30)
-    a = tiny_engine.complete("x", p.replace(seed=7)).drain()
-    b = tiny_engine.complete("x", p.replace(seed=7)).drain()
-    c = tiny_engine.complete("x", p.replace(seed=8)).drain()
-    assert a == b
-    assert a != c
 
 
-def test_unseeded_replies_report_the_seed_that_repeats_them(tiny_engine):
-    p = Params().replace(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, max_tokens=30)
-    first = tiny_engine.complete("x", p)
-    text = first.drain()
-    again = tiny_engine.complete("x", p.replace(seed=first.seed)).drain()
-    assert text == again
 
 
 def test_chat_uses_template_and_reuses_kv_prefix(tiny_engine):
@@ -70,36 +55,10 @@ def test_model_without_template_falls_back_to_chatml(tiny_model_no_template):
         engine.close()
 
 
-def test_cancel_from_another_thread_keeps_partial_text(tiny_engine):
-    reply = tiny_engine.complete("go", Params().replace(temperature=0, max_tokens=400))
-    got = []
-    for piece in reply:
-        got.append(piece)
-        if len(got) == 5:
-            threading.Thread(target=tiny_engine.cancel).start()
-            threading.Event().wait(0.05)
-    assert reply.finish_reason == "cancelled"
-    assert 5 <= reply.stats.completion_tokens < 400
-    assert reply.text == "".join(got)
-    # the engine is usable again afterwards
-    assert tiny_engine.complete("go", GREEDY).drain()
 
 
-def test_cancel_before_start_stops_prompt_evaluation(tiny_engine):
-    reply = tiny_engine.complete("word " * 100, GREEDY)
-    tiny_engine.cancel()  # llama.cpp's abort callback stops the prompt's llama_decode
-    assert reply.drain() == ""
-    assert reply.finish_reason == "cancelled"
-    assert reply.stats.ttft_s is None
-    assert tiny_engine.complete("word " * 100, GREEDY).drain()
 
 
-def test_on_done_runs_once_with_final_state(tiny_engine):
-    seen = []
-    reply = tiny_engine.complete("abc", GREEDY)
-    reply.on_done(lambda r: seen.append((r.finish_reason, r.text)))
-    reply.drain()
-    assert seen == [("length", reply.text)]
 
 
 def test_max_tokens_is_cut_to_the_context(tiny_model):

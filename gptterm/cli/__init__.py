@@ -57,6 +57,10 @@ def _dispatch(args: list[str]) -> int:
         from gptterm.cli.models import run_models
 
         return run_models(ns)
+    if command == "serve":
+        from gptterm.cli.serve import run_serve
+
+        return run_serve(ns)
     if command == "config":
         from gptterm.cli.config import run_config
 

@@ -21,8 +21,21 @@ COMMANDS = {
     "history": "list, show, search, delete and export stored conversations",
     "config": "show or change the settings in the config file",
     "models": "find, download, list, remove and choose models (catalog, Hugging Face Hub)",
-    "doctor": "versions, hardware support, the model that would load, settings and paths",
+        "doctor": "versions, hardware support, the model or server that would be used, settings and paths",
+    "serve": "share a local model: run llama-cpp-python's OpenAI-compatible server on it",
 }
+
+SERVER_HELP = ("use an OpenAI-compatible server instead of a local model: its URL (http://HOST:PORT/v1), a "
+               "[servers.NAME] profile of the config file, or 'local' (default: $GPTTERM_SERVER, "
+               "$OPENAI_BASE_URL, 'server' in the config file, else local); the API key comes from "
+               "$GPTTERM_API_KEY or $OPENAI_API_KEY, or the profile's api_key_env")
+MODEL_HELP = ("a .gguf file, or the name of a local model ('gptterm models ls'); default: 'model' in the config "
+              "file, else the bundled SmolLM2-135M-Instruct; with --server, the name of a model the server lists "
+              "(default: its first)")
+
+
+def _add_server(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="URL|NAME", help=SERVER_HELP)
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,7 +55,8 @@ def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) ->
 
 
 def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
-    parser.add_argument("-m", "--model", metavar="MODEL", help="a .gguf file, or the name of a local model ('gptterm models ls'); default: 'model' in the config file, else the bundled SmolLM2-135M-Instruct")
+    parser.add_argument("-m", "--model", metavar="MODEL", help=MODEL_HELP)
+    _add_server(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object with the text and statistics")
     parser.add_argument("--no-log", action="store_true", help="do not store this exchange in the history")
     parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and speed to stderr")
@@ -58,7 +72,7 @@ def prompt_parser() -> Parser:
     parser = Parser(
         prog="gptterm",
         usage="gptterm [options] [PROMPT ...]\n       gptterm COMMAND [options] ...",
-        description="Chat with, and pipe text through, a local GGUF language model.",
+        description="Chat with, and pipe text through, a local GGUF language model (or one on an OpenAI-compatible server).",
         epilog=(
             f"commands:\n{commands}\n\n"
             "With text piped on stdin, stdin is the context and PROMPT the instruction\n"
@@ -94,7 +108,8 @@ def generate_parser() -> Parser:
 
 def _task_common(parser: Parser) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE", help="text files (default: stdin)")
-    parser.add_argument("-m", "--model", metavar="MODEL", help="model file or name (default: the configured model)")
+    parser.add_argument("-m", "--model", metavar="MODEL", help=MODEL_HELP)
+    _add_server(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object with per-part results and stats")
     parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and time to stderr")
     _add_param_flags(parser, ("sampling", "load"))
@@ -153,8 +168,25 @@ def history_parser() -> Parser:
 def doctor_parser() -> Parser:
     parser = Parser(prog="gptterm doctor", description=COMMANDS["doctor"])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("-m", "--model", metavar="MODEL")
+    parser.add_argument("-m", "--model", metavar="MODEL", help=MODEL_HELP)
+    _add_server(parser)
     _add_param_flags(parser, ("sampling", "load", "prompt"))
+    return parser
+
+
+def serve_parser() -> Parser:
+    parser = Parser(prog="gptterm serve", description=COMMANDS["serve"] + " (python -m llama_cpp.server), so "
+                    "that other machines can use it with 'gptterm --server URL'. Needs the server extra: "
+                    "pip install 'gptterm[server]'.")
+    parser.add_argument("-m", "--model", metavar="MODEL",
+                        help="path of a .gguf model file (default: the bundled model, or 'model' in the config file)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--name", metavar="NAME", help="model name clients see in /v1/models (default: the file's name)")
+    parser.add_argument("--api-key-env", metavar="VAR",
+                        help="require clients to send the API key held in environment variable VAR")
+    _add_param_flags(parser, ("load",))
     return parser
 
 
@@ -206,7 +238,7 @@ def models_parser() -> Parser:
 
 PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser,
            "summarize": summarize_parser, "translate": translate_parser, "models": models_parser,
-           "doctor": doctor_parser}
+           "doctor": doctor_parser, "serve": serve_parser}
 
 
 def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
 
 from gptterm.cli import setup
-from gptterm.cli.io import StdoutWriter, note, read_stdin, run_reply
+from gptterm.cli.io import StdoutWriter, keeping_partial, note, read_stdin, run_reply
 from gptterm.engine.base import Message, Reply
 from gptterm.errors import GpttermError, InputError, UsageError
 from gptterm.settings import LOAD, PARAMS, find_param
@@ -41,7 +42,7 @@ def run_tui(ns: argparse.Namespace) -> int:
     from gptterm.cli.args import param_overrides
     from gptterm.tui.app import create_app
 
-    create_app(model=ns.model, overrides=param_overrides(ns)).run()
+    create_app(model=ns.model, overrides=param_overrides(ns), server=ns.server).run()
     return 0
 
 
@@ -60,7 +61,14 @@ def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None)
 
     reply = session.send(compose_prompt(prompt, context), truncate_last=truncate_last)
     writer = StdoutWriter()
-    interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
+    try:
+        with keeping_partial(reply, writer, logged=session.store is not None):
+            interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
+    except GpttermError as err:
+        if ns.json:  # machines get what there is, and the reason, before the error exit
+            print(json.dumps({**reply_json(reply, engine, params, session.conversation_id), "error": str(err)},
+                             ensure_ascii=False))
+        raise
     if ns.json:
         print(json.dumps(reply_json(reply, engine, params, session.conversation_id), ensure_ascii=False))
     else:
@@ -161,7 +169,8 @@ class Repl:
 
     def banner(self) -> None:
         info = self.engine.info
-        print(f"gptterm chat · {info.name} · context {info.n_ctx} tokens · /help for commands, Ctrl+D to exit",
+        where = f" on {info.extra['url']}" if info.extra.get("backend") == "remote" else ""
+        print(f"gptterm chat · {info.name}{where} · context {info.n_ctx} tokens · /help for commands, Ctrl+D to exit",
               file=sys.stderr)
         if self.continued is not None:
             c = self.continued
@@ -191,7 +200,8 @@ class Repl:
 
     def stream(self, reply: Reply) -> None:
         writer = StdoutWriter()
-        interrupted = run_reply(reply, self.engine.cancel, writer)
+        with keeping_partial(reply, writer, logged=self.store is not None):
+            interrupted = run_reply(reply, self.engine.cancel, writer)
         writer.end_line()
         report_end(self.ns, reply, self.params, interrupted, logged=self.store is not None)
 
@@ -267,7 +277,7 @@ class Repl:
             return
         save_config({k: v for k, v in changed.items() if v is not None},
                     remove=[k for k, v in changed.items() if v is None])
-        self.config = type(self.config)(self.params, self.config.model, self.config.path)
+        self.config = dataclasses.replace(self.config, params=self.params)
         note(f"saved {', '.join(sorted(changed))} to {self.config.path}")
 
 

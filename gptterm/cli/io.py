@@ -10,10 +10,11 @@ import os
 import queue
 import sys
 import threading
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 from gptterm.engine.base import Reply
-from gptterm.errors import InputError
+from gptterm.errors import GpttermError, InputError
 
 _END = object()
 
@@ -58,6 +59,18 @@ def read_stdin() -> str | None:
 def run_reply(reply: Reply, cancel: Callable[[], None], write: Callable[[str], Any]) -> bool:
     """Stream ``reply`` through ``write``; Ctrl+C stops it. Returns True if interrupted."""
     return run_stream(reply, cancel, write)
+
+
+@contextmanager
+def keeping_partial(reply: Reply, writer: "StdoutWriter", *, logged: bool) -> Iterator[None]:
+    """When a reply fails midway (e.g. a server drops the stream), end its line and say what was kept."""
+    try:
+        yield
+    except GpttermError:
+        writer.end_line()
+        if reply.text:
+            note("the partial reply is kept in history, marked incomplete" if logged else "the reply is incomplete")
+        raise
 
 
 def run_stream(items: Iterable[Any], cancel: Callable[[], None], handle: Callable[[Any], Any]) -> bool:

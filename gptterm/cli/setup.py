@@ -1,12 +1,13 @@
-"""What every model-using command does first: settings, model, history."""
+"""What every model-using command does first: settings, backend, model, history."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from gptterm.cli.args import effective_params
-from gptterm.settings import Config, Params, load_config
+from gptterm.settings import Config, Params, ServerProfile, load_config, resolve_server, server_spec
 
 
 def settings(ns: argparse.Namespace) -> tuple[Config, Params]:
@@ -14,14 +15,26 @@ def settings(ns: argparse.Namespace) -> tuple[Config, Params]:
     return config, effective_params(ns, config.params)
 
 
-def model_spec(ns: argparse.Namespace, config: Config) -> str | None:
+def server(ns: argparse.Namespace, config: Config, params: Params) -> ServerProfile | None:
+    """The server to use (--server, environment, config file), or None for the local model."""
+    profile = resolve_server(server_spec(getattr(ns, "server", None), config), config)
+    if profile is not None and params.ctx != config.params.ctx:
+        # --ctx (or /set ctx) given for this run: it bounds what is sent to the server.
+        profile = dataclasses.replace(profile, ctx=params.ctx)
+    return profile
+
+
+def model_spec(ns: argparse.Namespace, config: Config, profile: ServerProfile | None = None) -> str | None:
+    if profile is not None:
+        return getattr(ns, "model", None) or profile.model
     return getattr(ns, "model", None) or config.model
 
 
 def engine(ns: argparse.Namespace, config: Config, params: Params) -> Any:
     from gptterm.engine import load_engine
 
-    return load_engine(model_spec(ns, config), params)
+    profile = server(ns, config, params)
+    return load_engine(model_spec(ns, config, profile), params, profile)
 
 
 def store(ns: argparse.Namespace) -> Any:

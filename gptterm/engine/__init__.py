@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 
-def load_engine(model: str | None, params: Any) -> Any:
-    """Load the model named by ``model`` (a path or a local model's name; None: the bundled model)."""
+def load_engine(model: str | None, params: Any, server: Any = None) -> Any:
+    """The engine every face uses.
+
+    With ``server`` (a ``ServerProfile``): a RemoteEngine on that server,
+    ``model`` naming the remote model (None: the profile's, else the first
+    the server lists). Without: the local model at path ``model`` or the local model named so
+    (None: the bundled model).
+    """
+    if server is not None:
+        from gptterm.engine.remote import RemoteEngine
+
+        return RemoteEngine(server, model=model, ctx=params.ctx)
     from gptterm.engine.local import LocalEngine
     from gptterm.models import store
     from gptterm.models.resolve import resolve_model

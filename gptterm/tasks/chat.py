@@ -141,8 +141,8 @@ class ChatSession:
 
     def _record(self, reply: Reply) -> None:
         text = reply.text
-        if not text and reply.finish_reason == "cancelled":
-            return  # stopped before the first token: nothing to keep
+        if not text and reply.finish_reason in ("cancelled", "error"):
+            return  # stopped or failed before the first token: nothing to keep
         msg: Message = {"role": "assistant", "content": text}
         self.messages.append(msg)
         self._ids.append(self._store(msg, reply))

@@ -7,6 +7,7 @@ widgets. The first frame is drawn before the model has loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from functools import partial
@@ -26,7 +27,7 @@ from gptterm.engine.state_cache import StateCache
 from gptterm.errors import GpttermError
 from gptterm.history import export
 from gptterm.history.store import HistoryStore
-from gptterm.settings import Config, Params, save_config
+from gptterm.settings import LOCAL, Config, Params, ServerProfile, save_config
 from gptterm.tasks.chat import ChatSession
 from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS, CONVERSATION_ACTIONS
 from gptterm.tui.messages import ModelFailed, ModelLoaded, ReplyChunk, ReplyFinished
@@ -64,11 +65,17 @@ class GpttermApp(App[None]):
     BINDINGS = [a.binding() for a in APP_ACTIONS]
 
     def __init__(self, *, config: Config, params: Params, model: str | None, store: HistoryStore,
-                 conversation_id: int | None = None) -> None:
+                 conversation_id: int | None = None, server: ServerProfile | None = None,
+                 remote_model: str | None = None) -> None:
         super().__init__()
         self.config = config
         self.params = params
+        #: the local model file (used whenever no server is)
         self.model_spec = model
+        #: the OpenAI-compatible server in use, or None for the local model
+        self.server = server
+        #: the model asked of the server (None: the profile's, else the server's first)
+        self.remote_model = remote_model
         self.store = store
         self.engine: Any = None
         self.model_state = "loading"
@@ -132,17 +139,30 @@ class GpttermApp(App[None]):
         if self._theme_ready and theme != self.config.theme:
             try:
                 save_config({"theme": theme})
-                self.config = Config(self.config.params, self.config.model, self.config.path, theme=theme,
-                                     presets=self.config.presets, keymap=self.config.keymap)
+                self.config = dataclasses.replace(self.config, theme=theme)
             except GpttermError as err:
                 self.notify(str(err), severity="error")
 
     # -- status -------------------------------------------------------------------
 
+    def backend_label(self) -> str | None:
+        """Which server the loaded engine talks to; None for the local model."""
+        extra = self.engine.info.extra if self.engine is not None else {}
+        if extra.get("backend") == "remote":
+            return f"server {extra['server']}"
+        if self.engine is None and self.server is not None:
+            return f"server {self.server.name}"
+        return None
+
     def update_status(self) -> None:
-        name = self.engine.info.name if self.engine is not None else Path(self.model_spec or "SmolLM2-135M-Instruct").stem
+        if self.engine is not None:
+            name = self.engine.info.name
+        elif self.server is not None:
+            name = self.remote_model or self.server.model or "remote model"
+        else:
+            name = Path(self.model_spec or "SmolLM2-135M-Instruct").stem
         if self.model_state == "loading":
-            state = "[yellow]loading model…[/yellow]"
+            state = "[yellow]connecting…[/yellow]" if self.server is not None else "[yellow]loading model…[/yellow]"
         elif self.model_state == "failed":
             state = "[red]model failed to load[/red]"
         elif self.reply is not None:
@@ -154,6 +174,9 @@ class GpttermApp(App[None]):
         else:
             state = "ready"
         parts = [f"[b]{name}[/b]", state]
+        backend = self.backend_label()
+        if backend:
+            parts.insert(1, backend)
         if self.engine is not None:
             parts.append(f"context {self.context_used}/{self.engine.n_ctx}")
         if self.last_stats is not None and self.last_stats.tokens_per_s:
@@ -167,8 +190,14 @@ class GpttermApp(App[None]):
         from gptterm.engine import load_engine
 
         start = time.perf_counter()
+        server = self.server
+        if server is not None and self.params.ctx != self.config.params.ctx:
+            server = dataclasses.replace(server, ctx=self.params.ctx)  # ctx set here bounds the server's
         try:
-            engine = load_engine(self.model_spec, self.params)
+            if server is not None:
+                engine = load_engine(self.remote_model or server.model, self.params, server)
+            else:
+                engine = load_engine(self.model_spec, self.params)
         except GpttermError as err:
             self.post_message(ModelFailed(str(err)))
             return
@@ -181,10 +210,21 @@ class GpttermApp(App[None]):
         self.model_state = "ready"
         self.model_error = None
         self.session.engine = self.engine
-        self.context_used = self.session.context_tokens() if self.session.messages else 0
-        self.sub_title = self.engine.info.name
+        self.context_used = self._context_tokens()
+        backend = self.backend_label()
+        self.sub_title = f"{self.engine.info.name} · {backend}" if backend else self.engine.info.name
         self.update_status()
         self.query_one(ModelsPane).model_changed()  # the ▶ mark follows the loaded model
+
+    def _context_tokens(self) -> int:
+        """Tokens the open conversation takes; 0 when they cannot be counted (a server gone away)."""
+        if self.engine is None or not self.session.messages:
+            return 0
+        try:
+            return self.session.context_tokens()
+        except GpttermError as err:
+            self.notify(str(err), severity="error", timeout=10)
+            return 0
 
     def on_model_failed(self, message: ModelFailed) -> None:
         self.model_state = "failed" if self.engine is None else "ready"
@@ -198,9 +238,18 @@ class GpttermApp(App[None]):
             return
         if self.engine is None:
             self.model_state = "loading"
-        self.notify("Loading the model…")
+        self.notify(f"Connecting to server {self.server.name}…" if self.server is not None else "Loading the model…")
         self.update_status()
         self.load_model()
+
+    def use_backend(self, server: ServerProfile | None, remote_model: str | None = None) -> None:
+        """Switch between the local model and a server (from the command palette)."""
+        if self.reply is not None or self.running_task() is not None:
+            self.notify("Stop the reply first (Esc)", severity="warning")
+            return
+        self.server = server
+        self.remote_model = remote_model
+        self.action_reload_model()
 
     # -- conversations ------------------------------------------------------------
 
@@ -240,7 +289,7 @@ class GpttermApp(App[None]):
                                    state_cache=self.state_cache)
         self.editing = None
         await self.render_messages()
-        self.context_used = self.session.context_tokens() if self.engine is not None and conv.messages else 0
+        self.context_used = self._context_tokens()
         self.refresh_conversations()
         self.update_status()
 
@@ -587,8 +636,7 @@ class GpttermApp(App[None]):
         except GpttermError as err:
             self.notify(str(err), severity="error")
             return
-        self.config = Config(self.params, self.model_spec, self.config.path, theme=self.config.theme,
-                             presets=self.config.presets, keymap=self.config.keymap)
+        self.config = dataclasses.replace(self.config, params=self.params, model=self.model_spec)
         self.notify(f"Settings saved to {path}" if updates or changed else "Nothing changed since the last save")
 
     def on_settings_pane_save_preset_requested(self) -> None:
@@ -602,8 +650,7 @@ class GpttermApp(App[None]):
                 self.notify(str(err), severity="error")
                 return
             presets = {**self.config.presets, name: values}
-            self.config = Config(self.config.params, self.config.model, self.config.path, theme=self.config.theme,
-                                 presets=presets, keymap=self.config.keymap)
+            self.config = dataclasses.replace(self.config, presets=presets)
             self.query_one(SettingsPane).set_presets(sorted(self.config.all_presets()))
             self.notify(f"Preset “{name}” saved")
 
@@ -624,14 +671,41 @@ class GpttermApp(App[None]):
         for a in APP_ACTIONS + CONVERSATION_ACTIONS:
             action = a.action.removeprefix("app.")
             yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_action, action))
+        yield from self.backend_commands()
+
+    def backend_commands(self) -> Iterable[SystemCommand]:
+        """Palette entries that switch to the local model, a configured server, or another remote model."""
+        current = self.server.name if self.server is not None else LOCAL
+        if current != LOCAL:
+            yield SystemCommand("Backend: local model", "Run the local model in this process",
+                                partial(self.use_backend, None))
+        servers = dict(self.config.servers)
+        if self.server is not None:
+            servers.setdefault(self.server.name, self.server)
+        for name, profile in sorted(servers.items()):
+            if name != current:
+                yield SystemCommand(f"Backend: server {name}", f"Use the OpenAI-compatible server at {profile.url}",
+                                    partial(self.use_backend, profile))
+        engine_models = getattr(self.engine, "models", None) if self.server is not None else None
+        for model in engine_models or ():
+            if model != self.engine.info.name:
+                yield SystemCommand(f"Remote model: {model}", f"Use {model} on server {current}",
+                                    partial(self.use_backend, self.server, model))
 
 
 def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = None,
-               conversation_id: int | None = None) -> GpttermApp:
-    """The one factory used by the CLI and the tests."""
-    from gptterm.settings import load_config
+               conversation_id: int | None = None, server: str | None = None) -> GpttermApp:
+    """The one factory used by the CLI and the tests.
+
+    ``server``: --server's value (a URL, a profile name or 'local'); None
+    falls back to the environment and the config file. With a server,
+    ``model`` names the remote model.
+    """
+    from gptterm.settings import load_config, resolve_server, server_spec
 
     config = load_config()
     params = config.params.replace(**(overrides or {}))
-    return GpttermApp(config=config, params=params, model=model or config.model, store=HistoryStore(),
-                      conversation_id=conversation_id)
+    profile = resolve_server(server_spec(server, config), config)
+    return GpttermApp(config=config, params=params, model=config.model if profile else (model or config.model),
+                      store=HistoryStore(), conversation_id=conversation_id, server=profile,
+                      remote_model=model if profile else None)

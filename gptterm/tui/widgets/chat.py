@@ -29,6 +29,8 @@ def stats_text(stats: dict | None) -> str:
     parts = []
     if stats.get("finish_reason") == "cancelled":
         parts.append("stopped")
+    elif stats.get("finish_reason") == "error":
+        parts.append("incomplete (the reply broke off)")
     if stats.get("completion_tokens"):
         parts.append(f"{stats['completion_tokens']} tokens")
     if stats.get("tokens_per_s"):

@@ -1,0 +1,314 @@
+"""The remote engine: the Engine contract over an OpenAI-compatible server.
+
+Replies stream from ``/v1/chat/completions`` and ``/v1/completions``
+(``stream: true``, server-sent events); ``/v1/models`` lists the models.
+The stream is read by a helper thread that hands events over a queue, so
+``cancel()`` from any thread ends the reply at once — even while the server
+is still evaluating the prompt and sends nothing — and shuts the stream's
+socket, which tells the server to stop generating.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import socket
+import threading
+import time
+from typing import Any, Iterator, Sequence
+
+from gptterm.engine import remote_tokens
+from gptterm.engine.base import Message, ModelInfo, Reply
+from gptterm.engine.openai_http import RemoteContextError, RemoteError, ServerAPI, StreamDropped
+from gptterm.errors import ContextOverflowError, ModelError
+from gptterm.settings import ServerProfile
+
+# Sampling parameters that llama.cpp-based servers and vLLM accept but
+# OpenAI's own API refuses; dropped (once, for the engine's lifetime) when a
+# server says it does not know them.
+EXTENSION_PARAMS = ("top_k", "min_p", "repeat_penalty")
+
+_END = object()
+
+
+class _Flight:
+    """One streamed request: its stop signal, its events, and the socket that stopping shuts."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._response: Any = None
+        self._lock = threading.Lock()
+
+    def opened(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+            if self.stop.is_set():
+                self._shut()
+
+    def closed(self, response: Any) -> None:
+        with self._lock:
+            if self._response is response:
+                self._response = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.stop.set()
+            self._shut()
+        self.events.put(_END)
+
+    def _shut(self) -> None:
+        # Closing a socket does not wake a thread blocked reading it;
+        # shutting it down does, and the server sees the client leave.
+        stream = self._response.extensions.get("network_stream") if self._response is not None else None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _server_context(props: dict[str, Any] | None, entry: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(context size, training context) as far as the server tells them."""
+    n_ctx = None
+    if isinstance(props, dict):
+        settings = props.get("default_generation_settings")
+        n_ctx = (settings or {}).get("n_ctx") if isinstance(settings, dict) else None
+        n_ctx = n_ctx or props.get("n_ctx")
+    n_ctx = n_ctx or entry.get("max_model_len")  # vLLM
+    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+    train = meta.get("n_ctx_train")
+    as_int = (lambda v: v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None)
+    return as_int(n_ctx), as_int(train)
+
+
+class RemoteEngine:
+    """A model served by an OpenAI-compatible server. One reply at a time; ``cancel()`` from any thread."""
+
+    def __init__(self, profile: ServerProfile, *, model: str | None = None, ctx: int = 4096, **_: Any):
+        """``ctx``: the context size to assume when neither the server nor the profile tells it."""
+        key, source = profile.api_key()
+        self.profile = profile
+        self.api = ServerAPI(profile.url, api_key=key, key_source=source, key_hint=profile.key_hint(),
+                             timeout=profile.timeout, retries=profile.retries, retry_delay=profile.retry_delay)
+        try:
+            self._connect(model or profile.model, ctx)
+        except BaseException:
+            self.api.close()
+            raise
+        self._flight: _Flight | None = None
+        self._busy = threading.Lock()
+        self._standard_only = False
+
+    def _connect(self, wanted: str | None, ctx: int) -> None:
+        listing = self.api.request_json("GET", "/models")
+        entries = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(entries, list):
+            raise RemoteError(f"the answer of {self.api.shown} to /models has no model list: "
+                              "is this an OpenAI-compatible server?")
+        entries = [e for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
+        self.models = [e["id"] for e in entries]
+        if wanted and self.models and wanted not in self.models:
+            raise ModelError(f"the server at {self.api.shown} has no model {wanted!r}; "
+                             f"it has: {', '.join(self.models)} (pick one with -m)")
+        if not wanted:
+            if not self.models:
+                raise ModelError(f"the server at {self.api.shown} lists no models; name one with -m")
+            wanted = self.models[0]
+        self.model = wanted
+        entry = next((e for e in entries if e["id"] == wanted), {})
+        props = self.api.probe_json("GET", "/props")
+        reported, train = _server_context(props, entry)
+        chosen = self.profile.ctx
+        if reported:
+            n_ctx, source = (min(reported, chosen), "profile/--ctx") if chosen and chosen < reported else (reported, "server")
+        else:
+            n_ctx, source = chosen or ctx, "profile/--ctx" if chosen else "--ctx (the server does not report it)"
+        self._n_ctx = n_ctx
+        self.tokens = remote_tokens.detect(self.api, wanted, props)
+        self.info = ModelInfo(
+            name=wanted,
+            path=self.api.shown,
+            size_bytes=0,
+            n_ctx_train=train or reported,
+            n_ctx=n_ctx,
+            has_chat_template=True,
+            extra={"backend": "remote", "server": self.profile.name, "url": self.api.shown,
+                   "ctx_source": source, "tokens": self.tokens.name,
+                   "api_key": self.api.key_source or "none"},
+        )
+
+    @property
+    def backend(self) -> str:
+        return f"server {self.profile.name}"
+
+    # -- tokens ---------------------------------------------------------------
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokens.tokenize(text)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.tokens.detokenize(tokens)
+
+    def count_tokens(self, text: str) -> int:
+        return self.tokens.count(text)
+
+    def count_chat_tokens(self, messages: Sequence[Message]) -> int:
+        return self.tokens.count_chat(messages)
+
+    def completion_tokens(self, prompt: str) -> list[int]:
+        return self.tokens.tokenize(prompt)
+
+    # -- generation -----------------------------------------------------------
+
+    def chat(self, messages: Sequence[Message], params: Any) -> Reply:
+        body = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+        return self._reply("/chat/completions", body, self.count_chat_tokens(messages), params)
+
+    def complete(self, prompt: str, params: Any) -> Reply:
+        return self._reply("/completions", {"prompt": prompt}, self.count_tokens(prompt), params)
+
+    def cancel(self) -> None:
+        flight = self._flight
+        if flight is not None:
+            flight.cancel()
+
+    def close(self) -> None:
+        self.cancel()
+        self.api.close()
+
+    def _reply(self, path: str, body: dict[str, Any], n_prompt: int, params: Any) -> Reply:
+        if n_prompt >= self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {n_prompt} tokens but the context holds {self.n_ctx}",
+                prompt_tokens=n_prompt, n_ctx=self.n_ctx, reply_tokens=0,
+            )
+        seed = params.seed if params.seed is not None else secrets.randbelow(2**32 - 1)
+        flight = self._flight = _Flight()
+        request = {**body, "model": self.model, "stream": True, "stream_options": {"include_usage": True},
+                   "temperature": params.temperature, "top_p": params.top_p, "seed": seed,
+                   "max_tokens": max(1, min(params.max_tokens, self.n_ctx - n_prompt)),
+                   "top_k": params.top_k, "min_p": params.min_p, "repeat_penalty": params.repeat_penalty}
+        return Reply(lambda reply: self._generate(reply, flight, path, request),
+                     prompt_tokens=n_prompt, seed=seed)
+
+    def _pump(self, flight: _Flight, out: queue.SimpleQueue[Any], path: str, request: dict[str, Any]) -> None:
+        opened: list[Any] = []
+
+        def on_open(response: Any) -> None:
+            opened.append(response)
+            flight.opened(response)
+
+        try:
+            with self.api.events(path, request, stop=flight.stop, on_open=on_open) as events:
+                for event in events:
+                    out.put(event)
+                    if flight.stop.is_set():
+                        break
+        except BaseException as err:  # handed to the reading thread
+            out.put(err)
+        finally:
+            if opened:
+                flight.closed(opened[0])
+            out.put(_END)
+
+    def _start(self, flight: _Flight, path: str, request: dict[str, Any]) -> None:
+        if self._standard_only:
+            request = {k: v for k, v in request.items() if k not in EXTENSION_PARAMS}
+        threading.Thread(target=self._pump, args=(flight, flight.events, path, request), name="gptterm-remote",
+                         daemon=True).start()
+
+    def _generate(self, reply: Reply, flight: _Flight, path: str, request: dict[str, Any]) -> Iterator[str]:
+        stats = reply.stats
+        chat = path == "/chat/completions"
+        finish: str | None = None
+        t0 = time.perf_counter()
+        t_first = t_last = None
+        n = 0
+        with self._busy:
+            if flight.stop.is_set():
+                reply.finish_reason = "cancelled"
+                return
+            self._start(flight, path, request)
+            try:
+                while True:
+                    item = flight.events.get()
+                    if flight.stop.is_set():
+                        finish = "cancelled"
+                        break
+                    if item is _END:
+                        break
+                    if isinstance(item, BaseException):
+                        if isinstance(item, StreamDropped) and finish is not None:
+                            break  # ended without [DONE] after saying why it finished: fine
+                        if (not self._standard_only and n == 0 and isinstance(item, RemoteError)
+                                and any(p in str(item) for p in EXTENSION_PARAMS)):
+                            self._standard_only = True  # an OpenAI-strict server: try again without them
+                            flight.events = queue.SimpleQueue()
+                            self._start(flight, path, request)
+                            continue
+                        raise self._explain(item, n, stats.prompt_tokens)
+                    usage = item.get("usage")
+                    if isinstance(usage, dict):
+                        self._take_usage(stats, usage)
+                    timings = item.get("timings")
+                    if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+                        stats.cached_tokens = timings["cache_n"]
+                    choices = item.get("choices") or []
+                    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+                    if chat:
+                        delta = choice.get("delta")
+                        text = delta.get("content") if isinstance(delta, dict) else None
+                    else:
+                        text = choice.get("text")
+                    if text:
+                        t_last = time.perf_counter()
+                        if t_first is None:
+                            t_first = t_last
+                            stats.ttft_s = t_first - t0
+                        n += 1
+                        stats.completion_tokens = max(stats.completion_tokens, n)
+                        yield str(text)
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        finish = "length" if reason == "length" else "stop"
+            finally:
+                flight.cancel()  # no-op after a clean end; stops the server if the reply was abandoned
+                stats.total_s = time.perf_counter() - t0
+                if t_first is not None and t_last is not None:
+                    stats.decode_s = t_last - t_first
+        if finish is None:
+            # [DONE] without a finish reason: count it as a natural end.
+            finish = "stop"
+        reply.finish_reason = finish
+
+    @staticmethod
+    def _take_usage(stats: Any, usage: dict[str, Any]) -> None:
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(prompt, int) and prompt > 0:
+            stats.prompt_tokens = prompt
+        if isinstance(completion, int) and completion > 0:
+            stats.completion_tokens = completion
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+            stats.cached_tokens = details["cached_tokens"]
+
+    def _explain(self, err: BaseException, n: int, n_prompt: int) -> BaseException:
+        if isinstance(err, RemoteContextError):
+            if err.n_ctx:
+                self._n_ctx = min(self._n_ctx, err.n_ctx)
+            return ContextOverflowError(
+                f"{err}; gptterm now assumes {self.n_ctx} tokens (set ctx in the server profile or --ctx)",
+                prompt_tokens=n_prompt, n_ctx=self.n_ctx, reply_tokens=0)
+        if isinstance(err, StreamDropped):
+            if n:
+                return StreamDropped(err.server, f"{err.reason}; after {n} tokens")
+            return StreamDropped(
+                err.server, f"{err.reason}; before any text: if the prompt ({n_prompt} tokens) is longer than the "
+                f"server's context (assumed {self.n_ctx}), set the profile's ctx or --ctx to the server's size")
+        return err
