@@ -40,7 +40,7 @@ def last_conversation():
 
 
 def test_server_down_is_one_line():
-    fails(run_cli("--server", f"http://127.0.0.1:{free_port()}/v1", "hi"), 10,
+    fails(run_cli("--server", f"http://127.0.0.1:{free_port()}/v1", "hi"), 12,
           "cannot connect to the server at http://127.0.0.1:", "is it running")
 
 
@@ -56,7 +56,7 @@ def test_401_names_the_variable_and_never_shows_the_key(fake_server, isolated_di
     url = fake_server.url("auth")
     fails(run_cli("--server", url, "hi"), 12, "(401 Unauthorized)", "no API key was sent", "GPTTERM_API_KEY")
     wrong = "sk-wrong-key-do-not-print-4242"
-    proc = fails(run_cli("--server", url, "-v", "hi", env={"GPTTERM_API_KEY": wrong}), 10,
+    proc = fails(run_cli("--server", url, "-v", "hi", env={"GPTTERM_API_KEY": wrong}), 12,
                  "the API key from GPTTERM_API_KEY was not accepted")
     assert wrong not in proc.stdout + proc.stderr and "Invalid API key: ***" in proc.stderr  # even when echoed
     assert fake_server.requests[-1]["headers"]["Authorization"] == f"Bearer {wrong}"
@@ -114,7 +114,7 @@ def test_500s_exhaust_the_retries(fake_server, isolated_dirs):
 
 
 def test_stream_dropped_mid_reply_keeps_the_partial_reply(fake_server):
-    proc = fails(run_cli("--server", fake_server.url("drop"), *FAST, "tell me"), 10,
+    proc = fails(run_cli("--server", fake_server.url("drop"), *FAST, "tell me"), 12,
                  "dropped mid-reply", "after 3 tokens")
     assert proc.stdout == "The first words\n"
     assert "the partial reply is kept in history, marked incomplete" in proc.stderr
