@@ -11,7 +11,11 @@ Face cache. "in process" times ``download.pull()``; "CLI" the whole
 Each round runs every client once, in turn; the ratio is curl's time over
 the client's time in the same round (so a busy machine hurts both alike),
 and the table shows medians over rounds, plus the CPU seconds each client
-used (user + system, all threads).
+used (user + system, all threads). Before each run the outputs are deleted
+and ``sync`` flushes the page cache's dirty pages, so no client pays for the
+previous one's writes. "sha256 switched off" (a bench-only patch) shows what
+the verification costs: on a 2-core machine whose other core serves the
+file, it cannot run beside the transfer for free.
 
     python bench/download.py [--size-mb 512] [--rounds 7]
 """
@@ -48,6 +52,19 @@ def make_file(path: Path, size: int) -> str:
             digest.update(piece)
             written += len(piece)
     return digest.hexdigest()
+
+
+class _Pretend:
+    """A hash object that does no work and reports the expected digest."""
+
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+
+    def update(self, data: bytes) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return self.digest
 
 
 def children_cpu() -> float:
@@ -92,27 +109,51 @@ def main() -> None:
             def curl() -> None:
                 subprocess.run(["curl", "-s", "-f", "-o", str(work / "out"), url], check=True)
 
-            def curl_sha() -> None:
+            def curl_sha256sum() -> None:
                 curl()
                 subprocess.run(["sha256sum", str(work / "out")], check=True, capture_output=True)
+
+            def curl_hashlib() -> None:
+                curl()
+                digest = hashlib.sha256()
+                with open(work / "out", "rb") as fh:
+                    while piece := fh.read(4 * 2**20):
+                        digest.update(piece)
 
             def in_process() -> None:
                 spec = hub.parse_spec(f"{REPO}:Q4_K_M")
                 download.pull(hub.choose(hub.list_repo(spec.repo), spec))
 
+            def in_process_unverified() -> None:
+                # bench only: the same transfer with the sha256 replaced by a no-op, to show its cost
+                real = download._hasher
+                download._hasher = lambda f: _Pretend(f.sha256)
+                try:
+                    in_process()
+                finally:
+                    download._hasher = real
+
             def cli() -> None:
                 subprocess.run([sys.executable, "-m", "gptterm", "models", "pull", f"{REPO}:Q4_K_M"], check=True,
                                capture_output=True, cwd=ROOT)
 
-            clients = {"curl": (curl, children_cpu), "curl + sha256sum": (curl_sha, children_cpu),
+            def both_cpu() -> float:
+                return own_cpu() + children_cpu()
+
+            clients = {"curl": (curl, children_cpu), "curl, then sha256sum": (curl_sha256sum, children_cpu),
+                       "curl, then Python sha256": (curl_hashlib, both_cpu),
                        "gptterm pull (in process)": (in_process, own_cpu),
+                       "  same, sha256 switched off": (in_process_unverified, own_cpu),
                        "gptterm models pull (CLI)": (cli, children_cpu)}
             curl()  # warm the page cache for everyone
             results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in clients}
             for _ in range(args.rounds):
                 base = None
                 for name, (fn, cpu_of) in clients.items():
+                    # every client starts from the same state: no output file, no dirty pages
                     shutil.rmtree(hf_home, ignore_errors=True)
+                    (work / "out").unlink(missing_ok=True)
+                    os.sync()
                     wall, cpu = timed(fn, cpu_of)
                     base = wall if name == "curl" else base
                     results[name].append((wall, cpu, base / wall))
