@@ -156,3 +156,22 @@ def run_cli(*args: str, input: str | bytes | None = None, timeout: float = 120, 
     proc.stdout = proc.stdout.decode("utf-8", "replace")
     proc.stderr = proc.stderr.decode("utf-8", "replace")
     return proc
+
+
+@pytest.fixture(scope="session")
+def hub_files(tmp_path_factory) -> dict:
+    from tests.hub_server import tiny_files
+
+    return tiny_files(tmp_path_factory.mktemp("hub-files"))
+
+
+@pytest.fixture
+def hub(hub_files, monkeypatch):
+    """A running local Hugging Face Hub (tests/hub_server.py) with the test repos; HF_ENDPOINT points at it."""
+    from tests.hub_server import HubServer, populate
+
+    server = HubServer().start()
+    populate(server, hub_files)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    yield server
+    server.stop()

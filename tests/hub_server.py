@@ -428,13 +428,22 @@ def env_for(hub: HubServer) -> dict[str, str]:
     return {"HF_ENDPOINT": hub.url}
 
 
-if __name__ == "__main__":  # a manual playground: python -m tests.hub_server
+def main() -> None:
+    """python -m tests.hub_server [--serve REPO FILE_IN_REPO PATH]: the test repos, or one file."""
+    import argparse
     import tempfile
 
+    ap = argparse.ArgumentParser(description="a local Hub for trying gptterm by hand and for bench/download.py")
+    ap.add_argument("--serve", nargs=3, metavar=("REPO", "NAME", "PATH"), help="serve only this file")
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         server = HubServer().start()
-        populate(server, tiny_files(Path(d)))
-        print(f"HF_ENDPOINT={server.url}  (Ctrl+C stops)")
+        if args.serve:
+            repo, name, path = args.serve
+            server.add_repo(repo, {name: Path(path)})
+        else:
+            populate(server, tiny_files(Path(d)))
+        print(f"HF_ENDPOINT={server.url} CDN={server.cdn_url}", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
@@ -442,23 +451,5 @@ if __name__ == "__main__":  # a manual playground: python -m tests.hub_server
             os._exit(0)
 
 
-# -- pytest fixtures (import them into a test module) ------------------------------------
-
-try:
-    import pytest
-except ImportError:  # the benchmark imports this module without pytest
-    pytest = None
-
-if pytest is not None:
-    @pytest.fixture(scope="session")
-    def hub_files(tmp_path_factory) -> dict[str, bytes]:
-        return tiny_files(tmp_path_factory.mktemp("hub-files"))
-
-    @pytest.fixture
-    def hub(hub_files, monkeypatch):
-        """A running local Hub with the test repos; HF_ENDPOINT points at it."""
-        server = HubServer().start()
-        populate(server, hub_files)
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
-        server.stop()
+if __name__ == "__main__":
+    main()

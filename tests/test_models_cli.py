@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.hub_server import hub, hub_files  # noqa: F401  (fixtures)
 from tests.test_cli import fails, ok
 
 CHAT = "test/Tiny-Chat-GGUF"

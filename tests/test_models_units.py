@@ -116,3 +116,20 @@ def test_lookup_by_name_alias_and_ambiguity():
     assert lookup("nothing", [a, b]) is None
     with pytest.raises(ModelError, match="'m.gguf' matches several models: x/A-GGUF:Q4_K_M, y/B-GGUF:Q4_K_M"):
         lookup("m.gguf", [a, b])
+
+
+def test_http_get_follows_redirects_and_keeps_the_token_on_its_origin(hub):
+    from gptterm.models import http_get
+
+    url = f"{hub.url}/test/Tiny-Gated-GGUF/resolve/main/tiny-gated-Q4_K_M.gguf"
+    with http_get.get(url, {"Authorization": "Bearer hf_x", "Range": "bytes=10-"}, timeout=10) as r:
+        body = b"".join(r.chunks())
+    f = hub.repos["test/Tiny-Gated-GGUF"].files["tiny-gated-Q4_K_M.gguf"]
+    assert r.status == 206 and body == f.data[10:]
+    resolve, cdn = hub.requests
+    assert resolve[3]["authorization"] == "Bearer hf_x" and "authorization" not in cdn[3]
+    assert cdn[3]["range"] == "bytes=10-"
+    with pytest.raises(http_get.HTTPStatusError) as err:
+        http_get.get(f"{hub.url}/test/Tiny-Gated-GGUF/resolve/main/nothing.gguf", {"Authorization": "Bearer x"},
+                     timeout=10)
+    assert err.value.status == 404

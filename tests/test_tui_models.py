@@ -14,7 +14,6 @@ from gptterm.tui.screens import ConfirmScreen
 from gptterm.tui.widgets.chat import ChatLog
 from gptterm.tui.widgets.models import ModelsPane
 from tests.conftest import run_cli
-from tests.hub_server import hub, hub_files  # noqa: F401  (fixtures)
 from tests.test_cli import ok
 from tests.test_tui import SIZE, reply_done, send, wait_for
 

@@ -13,7 +13,7 @@ import sys
 from typing import Any, Sequence
 
 from gptterm.cli.io import note
-from gptterm.errors import GpttermError, ModelError, UsageError
+from gptterm.errors import ModelError, UsageError
 from gptterm.models.names import human_size
 
 
@@ -76,7 +76,7 @@ def _search(ns: argparse.Namespace) -> int:
 
     query = ns.query.strip()
     if not query:
-        raise GpttermError("give something to search for, e.g. 'gptterm models search qwen2.5'")
+        raise UsageError("give something to search for, e.g. 'gptterm models search qwen2.5'")
     if query.count("/") == 1:
         try:
             listing = hub.list_repo(query, notify=note)
@@ -94,7 +94,7 @@ def _search(ns: argparse.Namespace) -> int:
     _table([(h.repo + (" (gated)" if h.gated else ""), f"{h.downloads:,}" if h.downloads is not None else "",
              h.likes if h.likes is not None else "", h.updated) for h in hits],
            ("REPO", "DOWNLOADS", "LIKES", "UPDATED"))
-    note(f"'gptterm models search OWNER/NAME' lists a repo's files; 'gptterm models pull OWNER/NAME' downloads "
+    note("'gptterm models search OWNER/NAME' lists a repo's files; 'gptterm models pull OWNER/NAME' downloads "
          "its Q4_K_M")
     return 0
 

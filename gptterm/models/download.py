@@ -27,6 +27,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -244,7 +245,8 @@ class _Fetch:
         fp.blob.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._reread_part()
-            self.hasher = _HashThread(self.hasher)
+            self.buffers = _Buffers()
+            self.hasher = _HashThread(self.hasher, self.buffers)
             self.flusher = _Flusher(fp.part)
             try:
                 if self.have < self.size:
@@ -394,18 +396,23 @@ class _Fetch:
             # part's size is exactly where the next Range request starts. The
             # sha256 runs in another thread, beside the socket and the disk.
             with open(self.fp.part, "ab", buffering=0) as out:
-                for chunk in r.chunks():
+                while True:
                     self._check_cancel()
-                    if self.have + len(chunk) > self.size:
+                    buffer = self.buffers.take()
+                    n = r.readinto(buffer)
+                    if n == 0:
+                        self.buffers.give(buffer)
+                        break
+                    if self.have + n > self.size:
                         out.close()
                         self.fp.part.unlink(missing_ok=True)
                         raise DownloadError(f"the server sent more than the {self.size} bytes of "
                                             f"{self.fp.file.path}: the part file was deleted")
-                    _write_all(out, chunk)
-                    self.hasher.update(chunk)
-                    self.flusher.written(len(chunk))
-                    self.have += len(chunk)
-                    self.got += len(chunk)
+                    _write_all(out, buffer[:n])
+                    self.hasher.update(buffer, n)  # gives the buffer back once hashed
+                    self.flusher.written(n)
+                    self.have += n
+                    self.got += n
                     self.report("downloading")
 
     def _restart(self, why: str) -> None:
@@ -414,7 +421,7 @@ class _Fetch:
         self.fp.part.unlink(missing_ok=True)
         self.have = self.resumed = 0
         self.hasher.stop()
-        self.hasher = _HashThread(_hasher(self.fp.file))
+        self.hasher = _HashThread(_hasher(self.fp.file), self.buffers)
 
     def _verify_and_commit(self) -> None:
         self.report("downloading", force=True)
@@ -466,22 +473,42 @@ def _describe(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+class _Buffers:
+    """Reusable receive buffers, passed from the socket reads to the hash thread and back."""
+
+    def __init__(self) -> None:
+        self._free: deque[memoryview] = deque()
+
+    def take(self) -> memoryview:
+        try:
+            return self._free.pop()
+        except IndexError:
+            return memoryview(bytearray(http_get.READ_SIZE))
+
+    def give(self, buffer: memoryview) -> None:
+        self._free.append(buffer)
+
+
 class _HashThread:
     """Feeds a hash object in a thread of its own: hashlib releases the GIL, so the
-    sha256 (about 1.3 GB/s on one core) runs beside the socket reads and the writes."""
+    sha256 (about 1.3 GB/s on one core) runs beside the socket reads and the writes
+    when a core is free. Its bounded queue holds the reader back if it falls behind."""
 
-    def __init__(self, hasher: Any) -> None:
+    def __init__(self, hasher: Any, buffers: _Buffers | None = None) -> None:
         self._hasher = hasher
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
+        self._buffers = buffers or _Buffers()
+        self._queue: queue.Queue[tuple[memoryview, int] | None] = queue.Queue(maxsize=16)
         self._thread = threading.Thread(target=self._run, name="gptterm-sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._hasher.update(chunk)
+        while (item := self._queue.get()) is not None:
+            buffer, n = item
+            self._hasher.update(buffer[:n])
+            self._buffers.give(buffer)
 
-    def update(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
+    def update(self, buffer: memoryview, n: int) -> None:
+        self._queue.put((buffer, n))
 
     def finish(self) -> str:
         self.stop()

@@ -23,7 +23,7 @@ from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
 MAX_REDIRECTS = 5
-READ_SIZE = 1 << 20
+READ_SIZE = 1 << 20  # per read: at most one socket read, so progress and cancel stay prompt
 
 
 class HTTPStatusError(Exception):
@@ -47,15 +47,31 @@ class Response:
     _raw: http.client.HTTPResponse
     _conn: http.client.HTTPConnection
 
+    def readinto(self, buffer: memoryview) -> int:
+        """Up to ``len(buffer)`` bytes of the body into ``buffer``, with one socket read; 0 at its end.
+
+        Into the caller's buffer, not a new bytes object per read: a fresh
+        process otherwise maps and faults in a new 1 MiB block for every read.
+        """
+        raw = self._raw
+        if raw.chunked or raw.length is None:  # no Content-Length: let http.client find the end
+            data = raw.read1(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        if raw.length == 0:
+            return 0
+        assert raw.fp is not None
+        n = raw.fp.readinto1(buffer[: raw.length])
+        if n == 0:  # the server promised more than it sent
+            raise http.client.IncompleteRead(b"", raw.length)
+        raw.length -= n
+        return n
+
     def chunks(self) -> Iterator[bytes]:
-        """The body as it arrives, at most READ_SIZE bytes at a time (one socket read each)."""
-        while True:
-            chunk = self._raw.read1(READ_SIZE)
-            if not chunk:
-                if self._raw.length:  # the server promised more than it sent
-                    raise http.client.IncompleteRead(b"", self._raw.length)
-                return
-            yield chunk
+        """The body as it arrives, in pieces of at most READ_SIZE bytes."""
+        buffer = memoryview(bytearray(READ_SIZE))
+        while n := self.readinto(buffer):
+            yield bytes(buffer[:n])
 
     def close(self) -> None:
         self._conn.close()

@@ -124,7 +124,7 @@ def _hub_models() -> list[LocalModel]:
             part = split_part(rel)
             groups.setdefault(part.prefix if part else rel, []).append((rel, snap, file))
         repo_models = []
-        for key, members in groups.items():
+        for members in groups.values():
             members.sort()
             first = split_part(members[0][0])
             if first is not None and (first.part != 1 or len(members) != first.count):
