@@ -36,7 +36,7 @@ def start_server(model: str, threads: int, ctx: int) -> tuple[subprocess.Popen, 
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model, "--model_alias", "bench",
                              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(ctx),
-                             "--n_threads", str(threads), "--verbose", "false"],
+                             "--n_threads", str(threads), "--n_threads_batch", str(threads), "--verbose", "false"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ready = threading.Event()
 

@@ -65,7 +65,9 @@ def llama_server(bundled_model):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model), "--model_alias", "smollm2",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--verbose", "false"],
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--verbose", "false",
+         # one thread: a second one mostly waits for a core the other processes of the test run hold
+         "--n_threads", "1", "--n_threads_batch", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     lines: list[str] = []

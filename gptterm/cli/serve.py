@@ -79,6 +79,7 @@ def server_command(ns: argparse.Namespace) -> tuple[list[str], dict[str, str], s
         train = None
     ctx = min(params.ctx, train) if train else params.ctx
     name = ns.name or path.stem
+    threads = params.threads or default_threads()  # for prompts too, as the local engine does
     env = {k: v for k, v in os.environ.items() if k.upper() != "API_KEY"}
     if ns.api_key_env:
         key = os.environ.get(ns.api_key_env)
@@ -89,7 +90,7 @@ def server_command(ns: argparse.Namespace) -> tuple[list[str], dict[str, str], s
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(path), "--model_alias", name,
         "--host", ns.host, "--port", str(ns.port),
-        "--n_ctx", str(ctx), "--n_threads", str(params.threads or default_threads()),
+        "--n_ctx", str(ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
         "--n_gpu_layers", str(params.gpu_layers), "--verbose", "false",
     ]
     return command, env, name

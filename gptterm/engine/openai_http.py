@@ -69,7 +69,7 @@ def display_url(url: str) -> str:
 
 def server_root(base: str) -> str:
     """Where llama.cpp-style extras live (``/tokenize``, ``/props``): the base without ``/v1``."""
-    return base[: -len("/v1")] if base.endswith("/v1") else base
+    return base.removesuffix("/v1")
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -106,7 +106,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-_CTX_NUMBER = re.compile(r"(?:maximum context length is|context (?:window|size|length)(?: is| of)?)\D{0,20}(\d+)", re.I)
+_CTX_NUMBER = re.compile(r"(?:maximum context length is|context (?:window|size|length)(?: is| of)?)\D{0,20}(\d+)", re.IGNORECASE)
 
 
 class ServerAPI:

@@ -614,6 +614,7 @@ class GpttermApp(App[None]):
                 self.notify(str(err), severity="error")
                 return
         self.model_spec = message.path or None
+        self.server = None  # a model file is run here, whatever server was in use
         self.action_reload_model()
 
     def on_settings_pane_preset_chosen(self, message: SettingsPane.PresetChosen) -> None:
