@@ -397,9 +397,9 @@ class _Fetch:
             # sha256 runs in another thread, beside the socket and the disk.
             with open(self.fp.part, "ab", buffering=0) as out:
                 while True:
-                    self._check_cancel()
                     buffer = self.buffers.take()
                     n = r.readinto(buffer)
+                    self._check_cancel()  # what arrived after a cancel is not kept
                     if n == 0:
                         self.buffers.give(buffer)
                         break
