@@ -40,6 +40,8 @@ async def _ready(pilot) -> None:
     app = pilot.app
     while app.model_state == "loading":
         await pilot.pause(0.05)
+    for widget in app.query("TextArea, Input"):
+        widget.cursor_blink = False  # a blinking cursor would make the picture depend on timing
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 
