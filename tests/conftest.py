@@ -147,7 +147,7 @@ def smol_engine(bundled_model):
     engine.close()
 
 
-def run_cli(*args: str, input: str | bytes | None = None, timeout: float = 120, env: dict | None = None,
+def run_cli(*args: str, input: str | bytes | None = None, timeout: float = 300, env: dict | None = None,
             **kw) -> subprocess.CompletedProcess:
     """Run the real `gptterm` in a subprocess with this test's directories."""
     full_env = {**os.environ, **(env or {})}
