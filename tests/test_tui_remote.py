@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from gptterm.engine.local import LocalEngine
 from gptterm.engine.remote import RemoteEngine
+from gptterm.history.store import HistoryStore
 from gptterm.tui.app import create_app
-from gptterm.tui.widgets.chat import MessageItem
+from gptterm.tui.widgets.chat import MessageItem, PromptInput
 from tests.conftest import write_config
-from tests.test_tui import SIZE, ready, reply_done, send, stored_messages, wait_for
 
+SIZE = (120, 40)
 PARAMS = {"temperature": 0.0, "max_tokens": 24}
+
+
+async def wait_for(pilot, condition, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def ready(pilot, app):
+    await wait_for(pilot, lambda: app.model_state != "loading", what="model load")
+    assert app.engine is not None, app.model_error
+
+
+async def send(pilot, app, text):
+    prompt = app.query_one(PromptInput)
+    prompt.focus()
+    prompt.text = text
+    started = app.reply_id
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.reply_id > started and app.reply is None, what="reply end")
+    await pilot.pause()
+
+
+def stored_messages():
+    conv = HistoryStore().latest()
+    return conv.messages if conv else []
 
 
 def status(app) -> str:
@@ -28,7 +58,6 @@ def test_reply_over_the_server_is_streamed_and_stored(llama_server, isolated_dir
             assert isinstance(app.engine, RemoteEngine)
             assert "server box" in status(app) and "/2048" in status(app)
             await send(pilot, app, "What is the capital of France?")
-            await reply_done(pilot, app)
             reply = app.query(MessageItem)[-1].content
             assert "Paris" in reply
             msgs = stored_messages()
@@ -52,7 +81,6 @@ def test_dropped_stream_is_a_notification_and_the_partial_reply_is_kept(fake_ser
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot, app)
             await send(pilot, app, "tell me")
-            await reply_done(pilot, app)
             assert any("dropped mid-reply" in str(n.message) for n in app._notifications)
             item = app.query(MessageItem)[-1]
             assert item.content == "The first words" and "incomplete" in item.info

@@ -135,13 +135,8 @@ class RemoteEngine:
             n_ctx=n_ctx,
             has_chat_template=True,
             extra={"backend": "remote", "server": self.profile.name, "url": self.api.shown,
-                   "ctx_source": source, "tokens": self.tokens.name,
-                   "api_key": self.api.key_source or "none"},
+                   "ctx_source": source, "tokens": self.tokens.name},
         )
-
-    @property
-    def backend(self) -> str:
-        return f"server {self.profile.name}"
 
     # -- tokens ---------------------------------------------------------------
 
