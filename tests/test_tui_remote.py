@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from gptterm.engine.local import LocalEngine
 from gptterm.engine.remote import RemoteEngine
@@ -12,21 +11,10 @@ from gptterm.tui.app import create_app
 from gptterm.tui.widgets.chat import MessageItem, PromptInput
 from tests.conftest import write_config
 
+from tests.test_tui import ready, wait_for  # noqa: E402  (the Pilot helpers, shared)
+
 SIZE = (120, 40)
 PARAMS = {"temperature": 0.0, "max_tokens": 24}
-
-
-async def wait_for(pilot, condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-async def ready(pilot, app):
-    await wait_for(pilot, lambda: app.model_state != "loading", what="model load")
-    assert app.engine is not None, app.model_error
 
 
 async def send(pilot, app, text):
