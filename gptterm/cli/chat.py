@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import Any
 
@@ -42,6 +43,11 @@ def run_tui(ns: argparse.Namespace) -> int:
     from gptterm.cli.args import param_overrides
     from gptterm.tui.app import create_app
 
+    # Textual sizes the screen from COLUMNS/LINES when they are set (shutil.get_terminal_size),
+    # and a stale exported value would draw the app in a corner of the real terminal.
+    if sys.stdout.isatty():
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
     create_app(model=ns.model, overrides=param_overrides(ns), server=ns.server).run()
     return 0
 
