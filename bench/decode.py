@@ -6,7 +6,13 @@ medians. The anchor is llama-cpp-python's own streaming API
 The last row times the real ``gptterm generate`` process from outside
 (first to last byte on its stdout pipe).
 
-    python bench/decode.py [--model PATH] [--tokens 200] [--rounds 5] [--threads N]
+With ``--llama-completion PATH`` the ceiling joins the table: llama.cpp's
+own C++ ``llama-completion`` (built separately from the llama.cpp sources
+vendored in the llama-cpp-python sdist; see README.md here), timed the same
+way from outside, greedy, ``--ignore-eos``, same threads and context; the
+ratios are then against it.
+
+    python bench/decode.py [--model PATH] [--tokens 200] [--rounds 5] [--threads N] [--llama-completion PATH]
 """
 
 from __future__ import annotations
@@ -65,12 +71,33 @@ def cli_run(model: str, prompt: str, n: int, threads: int) -> tuple[float, float
     return first - t0, (count - 1) / (last - first), count
 
 
+def cpp_run(binary: str, model: str, prompt: str, n: int, threads: int) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([binary, "-m", model, "-p", prompt, "-n", str(n), "-t", str(threads), "-tb", str(threads),
+                             "-c", "4096", "-b", "512", "--temp", "0", "--ignore-eos", "--no-display-prompt",
+                             "-no-cnv", "--no-warmup"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    first = last = None
+    while proc.stdout.read1(65536):
+        last = time.perf_counter()
+        if first is None:
+            first = last
+    err = proc.stderr.read().decode(errors="replace")
+    proc.wait()
+    if proc.returncode != 0 or first is None:
+        sys.exit(f"{binary} failed:\n{err[-2000:]}")
+    # the tokens it decoded after the prompt, from its own performance report
+    count = int(re.search(r"eval time\s*=.*?/\s*(\d+) runs", err.split("prompt eval time")[-1]).group(1)) + 1
+    return first - t0, (count - 1) / (last - first), count
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(bundled_model_path()))
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=default_threads())
+    ap.add_argument("--llama-completion", metavar="PATH", help="llama.cpp's C++ llama-completion, as the anchor")
     args = ap.parse_args()
 
     import llama_cpp
@@ -83,9 +110,11 @@ def main() -> None:
                                n_threads_batch=args.threads, verbose=False)
     engine = LocalEngine(args.model, ctx=4096, gpu_layers=0, threads=args.threads)
 
-    results: dict[str, list[tuple[float, float, int]]] = {"bare": [], "engine": [], "cli": []}
+    results: dict[str, list[tuple[float, float, int]]] = {"cpp": [], "bare": [], "engine": [], "cli": []}
     for i in range(args.rounds):
         prompt = PROMPT.format(i=i)  # a new prompt each round: no KV reuse across rounds
+        if args.llama_completion:
+            results["cpp"].append(cpp_run(args.llama_completion, args.model, prompt, args.tokens, args.threads))
         results["bare"].append(bare_loop(bare, prompt, args.tokens))
         results["engine"].append(engine_loop(engine, prompt, args.tokens))
         results["cli"].append(cli_run(args.model, prompt, args.tokens, args.threads))
@@ -96,9 +125,12 @@ def main() -> None:
     print(f"model {os.path.basename(args.model)}, {args.threads} threads, {args.tokens} tokens greedy, "
           f"{args.rounds} interleaved rounds, medians")
     print(f"{'':34} {'decode tok/s':>12} {'ratio':>6} {'TTFT ms':>8} {'tokens':>7}")
-    anchor = med("bare", 1)
-    for name, label in (("bare", "llama-cpp-python stream loop"), ("engine", "gptterm engine (in process)"),
-                        ("cli", "gptterm generate (stdout pipe)")):
+    anchor = med("cpp" if args.llama_completion else "bare", 1)
+    rows = [("bare", "llama-cpp-python stream loop"), ("engine", "gptterm engine (in process)"),
+            ("cli", "gptterm generate (stdout pipe)")]
+    if args.llama_completion:
+        rows.insert(0, ("cpp", "llama.cpp llama-completion (C++)"))
+    for name, label in rows:
         print(f"{label:34} {med(name, 1):12.1f} {med(name, 1) / anchor:6.3f} {med(name, 0) * 1000:8.1f} "
               f"{med(name, 2):7.0f}")
 

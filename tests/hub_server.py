@@ -361,11 +361,22 @@ class _HubHandler(BaseHTTPRequestHandler):
                 hub.pause_at = None
             else:
                 pause_at = None
-        plain = drop is None and not corrupt and pause_at is None and hub.rate is None
+        plain = drop is None and not corrupt and pause_at is None
         if plain and f.source is not None:
             self.wfile.flush()
             with open(f.source, "rb") as fh:
-                self.connection.sendfile(fh, offset=start, count=length)
+                if not hub.rate:
+                    self.connection.sendfile(fh, offset=start, count=length)
+                    return
+                # a link of hub.rate bytes/s: slices on a fixed schedule, so sleeps do not add up
+                t0, sent = time.monotonic(), 0
+                while sent < length:
+                    n = min(max(1024, int(hub.rate / 100)), length - sent)
+                    self.connection.sendfile(fh, offset=start + sent, count=n)
+                    sent += n
+                    delay = t0 + sent / hub.rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
             return
         data = memoryview(f.read())[start:end + 1]
         if corrupt:
@@ -444,9 +455,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description="a local Hub for trying gptterm by hand and for bench/download.py")
     ap.add_argument("--serve", nargs=3, metavar=("REPO", "NAME", "PATH"), help="serve only this file")
+    ap.add_argument("--rate-mb", type=float, help="send file bodies at this many MB/s (a network link)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         server = HubServer().start()
+        server.rate = args.rate_mb * 1e6 if args.rate_mb else None
         if args.serve:
             repo, name, path = args.serve
             server.add_repo(repo, {name: Path(path)})

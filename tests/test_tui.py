@@ -190,6 +190,10 @@ def test_switch_conversations_and_cli_conversations_appear(app_factory):
             await pilot.pause()
             assert app.session.conversation_id == a
             assert [i.content for i in app.query(MessageItem)] == ["first topic: owls", "Owls are birds."]
+            # its context use is counted off the UI thread and shown when known
+            expected = app.engine.count_chat_tokens(app.session.model_messages())
+            await wait_for(pilot, lambda: app.context_used == expected, what="context count")
+            assert f"context {expected}/2048" in str(app.query_one("#status").render())
             await send(pilot, app, "And cats?")
             await reply_done(pilot, app)
             assert [m.role for m in store.get(a).messages] == ["user", "assistant", "user", "assistant"]

@@ -30,7 +30,7 @@ from gptterm.history.store import HistoryStore
 from gptterm.settings import LOCAL, Config, Params, ServerProfile, save_config
 from gptterm.tasks.chat import ChatSession
 from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS, CONVERSATION_ACTIONS
-from gptterm.tui.messages import ModelFailed, ModelLoaded, ReplyChunk, ReplyFinished
+from gptterm.tui.messages import ContextCounted, ModelFailed, ModelLoaded, ReplyChunk, ReplyFinished
 from gptterm.tui.screens import AskScreen, ConfirmScreen, ExportScreen, HelpScreen
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
 from gptterm.tui.widgets.models import ModelsPane
@@ -210,21 +210,32 @@ class GpttermApp(App[None]):
         self.model_state = "ready"
         self.model_error = None
         self.session.engine = self.engine
-        self.context_used = self._context_tokens()
+        self.count_context()
         backend = self.backend_label()
         self.sub_title = f"{self.engine.info.name} · {backend}" if backend else self.engine.info.name
         self.update_status()
         self.query_one(ModelsPane).model_changed()  # the ▶ mark follows the loaded model
 
-    def _context_tokens(self) -> int:
-        """Tokens the open conversation takes; 0 when they cannot be counted (a server gone away)."""
-        if self.engine is None or not self.session.messages:
-            return 0
+    def count_context(self) -> None:
+        """Update the status bar's context use for the open conversation, counted in a worker."""
+        self.context_used = 0
+        if self.engine is not None and self.session.messages:
+            self._count_context(self.session, self.engine, self.session.model_messages())
+
+    @work(thread=True, exclusive=True, group="context", exit_on_error=False)
+    def _count_context(self, session: ChatSession, engine: Any, messages: list) -> None:
         try:
-            return self.session.context_tokens()
-        except GpttermError as err:
-            self.notify(str(err), severity="error", timeout=10)
-            return 0
+            self.post_message(ContextCounted(session, engine.count_chat_tokens(messages)))
+        except GpttermError as err:  # a server gone away: no count, and say why
+            self.post_message(ContextCounted(session, 0, str(err)))
+
+    def on_context_counted(self, message: ContextCounted) -> None:
+        if message.session is not self.session or self.reply is not None:
+            return  # another conversation is open by now, or a reply's own count is coming
+        if message.error:
+            self.notify(message.error, severity="error", timeout=10)
+        self.context_used = message.tokens
+        self.update_status()
 
     def on_model_failed(self, message: ModelFailed) -> None:
         self.model_state = "failed" if self.engine is None else "ready"
@@ -289,7 +300,7 @@ class GpttermApp(App[None]):
                                    state_cache=self.state_cache)
         self.editing = None
         await self.render_messages()
-        self.context_used = self._context_tokens()
+        self.count_context()
         self.refresh_conversations()
         self.update_status()
 

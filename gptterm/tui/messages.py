@@ -33,3 +33,13 @@ class ReplyFinished(Message):
         self.reply_id = reply_id
         self.reply = reply
         self.error = error
+
+
+class ContextCounted(Message):
+    """The tokens a conversation occupies, counted off the UI thread (a remote engine asks its server)."""
+
+    def __init__(self, session: Any, tokens: int, error: str | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.tokens = tokens
+        self.error = error
