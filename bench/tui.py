@@ -69,7 +69,11 @@ class Term:
             pass
 
 
-def tui_round(env: dict[str, str], i: int, tokens: int) -> tuple[float, float | None]:
+KEY = "¤"  # a character the model does not write: its arrival on screen is the key's echo
+KEYS = 5
+
+
+def tui_round(env: dict[str, str], i: int, tokens: int) -> tuple[float, float | None, list[float]]:
     start = time.monotonic()
     term = Term([sys.executable, "-m", "gptterm", "--temperature", "0", "--max-tokens", str(tokens)], env)
     try:
@@ -78,10 +82,22 @@ def tui_round(env: dict[str, str], i: int, tokens: int) -> tuple[float, float | 
         term.read_until(lambda t: "ready" in t, 30)
         term.raw = b""
         term.send(PROMPT.format(i=i).encode() + b"\r")
+        # keys typed into the prompt while the reply streams: time until the screen shows each
+        term.read_until(lambda t: "Assistant" in t, 30)
+        term.read_until(lambda t: False, 0.5)
+        latencies = []
+        for _ in range(KEYS):
+            mark = len(term.raw)
+            sent = time.monotonic()
+            term.send(KEY.encode())
+            shown = term.read_until(lambda _t, mark=mark: KEY.encode() in term.raw[mark:], 5)
+            if shown is not None:
+                latencies.append(shown - sent)
+            term.read_until(lambda t: False, 0.2)
         term.read_until(lambda t: re.search(r"(\d+\.\d) tok/s", t) is not None, 120)
         term.read_until(lambda t: False, 0.3)  # let the final status settle
         rates = re.findall(r"(\d+\.\d) tok/s", term.text())
-        return first_frame, float(rates[-1]) if rates else None
+        return first_frame, float(rates[-1]) if rates else None, latencies
     finally:
         term.close()
 
@@ -100,9 +116,10 @@ def main() -> None:
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "TERM": "xterm-256color", "GPTTERM_DATA_DIR": tmp + "/data",
            "GPTTERM_CONFIG_DIR": tmp + "/config", "COLUMNS": "120", "LINES": "40"}
-    frames, tui, cli = [], [], []
+    frames, tui, cli, keys = [], [], [], []
     for i in range(args.rounds):
-        frame, rate = tui_round(env, i, args.tokens)
+        frame, rate, latencies = tui_round(env, i, args.tokens)
+        keys += latencies
         frames.append(frame)
         if rate:
             tui.append(rate)
@@ -114,6 +131,10 @@ def main() -> None:
     print(f"{'streaming tok/s (TUI/CLI)':28} {t:8.1f} {c:8.1f} {t / c:6.3f}")
     f = statistics.median(frames)
     print(f"{'first frame s (target 0.5)':28} {f:8.2f} {0.5:8.2f} {f / 0.5:6.3f}")
+    if keys:
+        k = statistics.median(keys)
+        print(f"{'key echo ms while streaming':28} {k * 1000:8.1f} {50:8.1f} {k * 1000 / 50:6.3f}")
+        print(f"{'  (worst of ' + str(len(keys)) + ')':28} {max(keys) * 1000:8.1f}")
     del baseline
 
 

@@ -26,12 +26,6 @@ def test_stream_yields_text_and_counts_exactly(tiny_engine):
     assert s.tokens_per_s and s.tokens_per_s > 0
 
 
-
-
-
-
-
-
 def test_chat_uses_template_and_reuses_kv_prefix(tiny_engine):
     msgs = [{"role": "user", "content": "hello"}]
     r1 = tiny_engine.chat(msgs, GREEDY)
@@ -53,12 +47,6 @@ def test_model_without_template_falls_back_to_chatml(tiny_model_no_template):
         assert engine.chat([{"role": "user", "content": "hi"}], GREEDY).drain()
     finally:
         engine.close()
-
-
-
-
-
-
 
 
 def test_max_tokens_is_cut_to_the_context(tiny_model):
@@ -106,3 +94,32 @@ def test_bad_model_files_give_one_clear_error(tiny_model, tmp_path):
         message = str(err.value)
         assert needle in message, (label, message)
         assert "\n" not in message, label
+
+
+def test_flash_attention_is_on_and_part_of_the_state_key(tiny_model, tiny_engine):
+    assert tiny_engine.flash_attn is True
+    key = tiny_engine.state_key()
+    tiny_engine.flash_attn = False
+    try:
+        assert tiny_engine.state_key() != key  # a state from the other KV layout is never offered
+    finally:
+        tiny_engine.flash_attn = True
+
+
+def test_model_refusing_flash_attention_loads_without_it(tiny_model, monkeypatch):
+    import llama_cpp
+
+    real = llama_cpp.Llama
+
+    def picky(*args, flash_attn=False, **kwargs):
+        if flash_attn:
+            raise ValueError("Failed to create llama_context")
+        return real(*args, flash_attn=flash_attn, **kwargs)
+
+    monkeypatch.setattr(llama_cpp, "Llama", picky)
+    engine = LocalEngine(tiny_model, ctx=256, gpu_layers=0, threads=1)
+    try:
+        assert engine.flash_attn is False
+        assert engine.complete("hello", GREEDY).drain()
+    finally:
+        engine.close()
