@@ -11,7 +11,7 @@ from gptterm.history.store import HistoryStore
 from gptterm.tui.app import PAGE, create_app
 from gptterm.tui.screens import ConfirmScreen, HelpScreen
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput
-from gptterm.tui.widgets.sidebar import ConversationItem
+from gptterm.tui.widgets.sidebar import Sidebar
 
 SIZE = (120, 40)
 
@@ -181,11 +181,11 @@ def test_switch_conversations_and_cli_conversations_appear(app_factory):
             other.add_message(b, "user", "second topic: cats")
             app.refresh_conversations()
             await pilot.pause()
-            titles = [i.conv.title for i in app.query(ConversationItem)]
+            titles = [c.title for c in app.query_one(Sidebar).conversations]
             assert titles == ["second topic: cats", "first topic: owls"]
             view = app.query_one("#conversation-list")
             view.focus()
-            view.index = 1
+            view.highlighted = 1
             await pilot.press("enter")
             await pilot.pause()
             assert app.session.conversation_id == a
@@ -200,7 +200,7 @@ def test_switch_conversations_and_cli_conversations_appear(app_factory):
             # search narrows the list
             app.query_one("#conversation-search").value = "second topic"
             await pilot.pause()
-            assert [i.conv.id for i in app.query(ConversationItem)] == [b]
+            assert [c.id for c in app.query_one(Sidebar).conversations] == [b]
     asyncio.run(run())
 
 
@@ -277,7 +277,7 @@ def test_model_that_fails_to_load_leaves_app_usable(app_factory, tmp_path):
             assert any("cannot load model" in str(n.message) for n in app._notifications)
             assert "failed" in str(app.query_one("#status").render())
             # history and settings still work
-            assert [i.conv.id for i in app.query(ConversationItem)] == [cid]
+            assert [c.id for c in app.query_one(Sidebar).conversations] == [cid]
             await pilot.press("f5")
             app.query_one("#param-top_k").value = "12"
             await pilot.pause()
@@ -502,4 +502,29 @@ def test_task_panes_refuse_bad_input(app_factory, tmp_path):
             await pilot.pause()
             assert any("--length in words must be in 5..5000" in str(n.message) for n in app._notifications)
             assert not app.query_one("#summarize-pane").running
+    asyncio.run(run())
+
+
+def test_hundreds_of_conversations_stay_one_list_widget(app_factory):
+    async def run():
+        store = HistoryStore()
+        for i in range(300):
+            store.add_message(store.new_conversation(), "user", f"topic {i}")
+        app = app_factory()
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            sidebar = app.query_one(Sidebar)
+            assert len(sidebar.conversations) == 300
+            assert sidebar.conversations[0].title == "topic 299"
+            # the list draws its rows itself: layout passes while a reply streams do not walk 300 widgets
+            assert len(list(sidebar.walk_children())) < 10
+            assert "300 conversations" in str(app.query_one("#conversation-count").render())
+            # the one opened from the list is highlighted in it
+            view = app.query_one("#conversation-list")
+            view.focus()
+            view.highlighted = 5
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.session.conversation_id == sidebar.conversations[5].id
+            assert view.highlighted == 5
     asyncio.run(run())

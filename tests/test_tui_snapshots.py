@@ -40,8 +40,12 @@ async def _ready(pilot) -> None:
     app = pilot.app
     while app.model_state == "loading":
         await pilot.pause(0.05)
+    await app.workers.wait_for_complete()  # the context count, made in a worker, is on the status line
     for widget in app.query("TextArea, Input"):
         widget.cursor_blink = False  # a blinking cursor would make the picture depend on timing
+    # No focus, so no cursor: whether the prompt's cursor cell was repainted
+    # before the picture depended on timing.
+    app.set_focus(None)
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 

@@ -18,8 +18,9 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ListView, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from textual.css.query import NoMatches
+from gptterm.tui.widgets.deferred import AfterFirstFrame
 from textual.worker import Worker, WorkerState
 
 from gptterm.engine.base import Reply
@@ -35,7 +36,7 @@ from gptterm.tui.screens import AskScreen, ConfirmScreen, ExportScreen, HelpScre
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
 from gptterm.tui.widgets.models import ModelsPane
 from gptterm.tui.widgets.settings import SettingsPane
-from gptterm.tui.widgets.sidebar import ConversationItem, Sidebar
+from gptterm.tui.widgets.sidebar import ConversationList, Sidebar
 from gptterm.tui.widgets.summarize import SummarizePane
 from gptterm.tui.widgets.task_pane import TaskPane
 from gptterm.tui.widgets.translate import TranslatePane
@@ -46,7 +47,7 @@ def _ui_cpu_share() -> float:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return 0.1 if cores <= 4 else 0.5
+    return 0.04 if cores <= 4 else 0.5
 
 
 UI_CPU_SHARE = _ui_cpu_share()
@@ -108,15 +109,17 @@ class GpttermApp(App[None]):
                     with Vertical(id="chat-main"):
                         yield ChatLog(id="chat-log")
                         yield PromptInput(id="prompt")
+            # The hidden panes hold most of the widgets (150 of 180); mounted
+            # just after the first frame, they do not delay it.
             with TabPane("Summarize", id="summarize"):
-                yield SummarizePane(id="summarize-pane")
+                yield AfterFirstFrame(SummarizePane(id="summarize-pane"))
             with TabPane("Translate", id="translate"):
-                yield TranslatePane(id="translate-pane")
+                yield AfterFirstFrame(TranslatePane(id="translate-pane"))
             with TabPane("Settings", id="settings"):
-                yield SettingsPane(self.params.as_dict(), self.model_spec or "",
-                                   sorted(self.config.all_presets()), id="settings-pane")
+                yield AfterFirstFrame(SettingsPane(self.params.as_dict(), self.model_spec or "",
+                                        sorted(self.config.all_presets()), id="settings-pane"))
             with TabPane("Models", id="models"):
-                yield ModelsPane(id="models-pane")
+                yield AfterFirstFrame(ModelsPane(id="models-pane"))
         yield Static(id="status")
         yield Footer()
 
@@ -128,7 +131,9 @@ class GpttermApp(App[None]):
         self._theme_ready = True
         self.query_one(ChatLog).anchor()
         self.update_status()
-        self.load_model()  # in a thread: the first frame does not wait for it
+        # in a thread, started once the first frame is out: importing llama_cpp
+        # there would otherwise share the interpreter with drawing that frame
+        self.call_after_refresh(self.load_model)
         self.refresh_conversations()
         if self._initial_conversation is not None:
             self.call_later(self.open_conversation, self._initial_conversation)
@@ -214,7 +219,8 @@ class GpttermApp(App[None]):
         backend = self.backend_label()
         self.sub_title = f"{self.engine.info.name} · {backend}" if backend else self.engine.info.name
         self.update_status()
-        self.query_one(ModelsPane).model_changed()  # the ▶ mark follows the loaded model
+        for pane in self.query(ModelsPane):  # the ▶ mark follows the loaded model (once the pane is there)
+            pane.model_changed()
 
     def count_context(self) -> None:
         """Update the status bar's context use for the open conversation, counted in a worker."""
@@ -334,7 +340,7 @@ class GpttermApp(App[None]):
         self.context_used = 0
         await self.query_one(ChatLog).remove_children()
         self.query_one(ChatLog).hidden_count = 0
-        self.query_one(Sidebar).query_one("ListView").index = None
+        self.query_one(Sidebar).highlight(None)
         self.query_one(PromptInput).focus()
         self.update_status()
 
@@ -348,9 +354,9 @@ class GpttermApp(App[None]):
 
     def _current_conversation(self) -> int | None:
         """The conversation highlighted in the focused side list, else the open one."""
-        view = self.query_one("#conversation-list", ListView)
-        if self.focused is view and isinstance(view.highlighted_child, ConversationItem):
-            return view.highlighted_child.conv.id
+        view = self.query_one(ConversationList)
+        if self.focused is view and view.highlighted_conversation is not None:
+            return view.highlighted_conversation.id
         cid = self.session.conversation_id
         if cid is None:
             self.notify("This conversation has no messages yet", severity="warning")
@@ -589,12 +595,15 @@ class GpttermApp(App[None]):
         # Focus moves first: TabbedContent follows focus, and would switch
         # back if the focused widget stayed in the pane being hidden.
         target = {"settings": "#preset-select", "summarize": "#sum-source", "translate": "#tr-source"}.get(tab)
-        if tab == "models":
-            self.query_one(ModelsPane).focus_default()
-        elif target:
-            self.query_one(target).focus()
-        else:
-            self.query_one(PromptInput).focus()
+        try:
+            if tab == "models":
+                self.query_one(ModelsPane).focus_default()
+            elif target:
+                self.query_one(target).focus()
+            else:
+                self.query_one(PromptInput).focus()
+        except NoMatches:  # a pane still being mounted, in the first moments: it gets focus when shown
+            pass
         self.query_one(TabbedContent).active = tab
 
     def action_show_tab(self, tab: str) -> None:

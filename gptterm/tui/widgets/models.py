@@ -34,7 +34,7 @@ class ModelsPane(Vertical):
     ModelsPane #local-models { height: auto; max-height: 40%; }
     ModelsPane #remote-models { height: 1fr; }
     ModelsPane #models-search { margin: 1 0 0 0; }
-    ModelsPane #download-row { height: 1; margin: 1 0 0 0; }
+    ModelsPane #download-row { height: 1; margin: 1 0 0 0; display: none; }
     ModelsPane #download-label { width: 1fr; }
     ModelsPane .hint { color: $text-muted; height: auto; }
     """
@@ -89,9 +89,6 @@ class ModelsPane(Vertical):
             yield Label("", id="download-label")
             yield ProgressBar(id="download-progress", show_eta=True)
         yield Static(HINT, classes="hint")
-
-    def on_mount(self) -> None:
-        self.query_one("#download-row").display = False
 
     def on_show(self) -> None:
         # Filled on first sight, not at app start: the first frame stays fast.
