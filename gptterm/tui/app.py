@@ -47,7 +47,7 @@ def _ui_cpu_share() -> float:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return 0.04 if cores <= 4 else 0.5
+    return 0.05 if cores <= 4 else 0.5
 
 
 UI_CPU_SHARE = _ui_cpu_share()
@@ -57,7 +57,7 @@ PAGE = 50
 # Streamed text reaches the screen at most this often (seconds); the
 # interval grows when redrawing costs more than UI_CPU_SHARE of a core.
 MIN_CHUNK_INTERVAL_S = 0.1
-MAX_CHUNK_INTERVAL_S = 0.6
+MAX_CHUNK_INTERVAL_S = 0.5
 
 
 class GpttermApp(App[None]):
