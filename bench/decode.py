@@ -71,9 +71,10 @@ def cli_run(model: str, prompt: str, n: int, threads: int) -> tuple[float, float
     return first - t0, (count - 1) / (last - first), count
 
 
-def cpp_run(binary: str, model: str, prompt: str, n: int, threads: int) -> tuple[float, float, int]:
+def cpp_run(binary: str, extra: list[str], model: str, prompt: str, n: int, threads: int
+            ) -> tuple[float, float, int]:
     t0 = time.perf_counter()
-    proc = subprocess.Popen([binary, "-m", model, "-p", prompt, "-n", str(n), "-t", str(threads), "-tb", str(threads),
+    proc = subprocess.Popen([binary, *extra, "-m", model, "-p", prompt, "-n", str(n), "-t", str(threads), "-tb", str(threads),
                              "-c", "4096", "-b", "512", "--temp", "0", "--ignore-eos", "--no-display-prompt",
                              "-no-cnv", "--no-warmup"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -98,6 +99,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=default_threads())
     ap.add_argument("--llama-completion", metavar="PATH", help="llama.cpp's C++ llama-completion, as the anchor")
+    ap.add_argument("--llama-completion-args", default="", metavar="ARGS",
+                    help="more arguments for it, e.g. \"-fa off\" (its flash attention is on by default)")
     args = ap.parse_args()
 
     import llama_cpp
@@ -114,7 +117,7 @@ def main() -> None:
     for i in range(args.rounds):
         prompt = PROMPT.format(i=i)  # a new prompt each round: no KV reuse across rounds
         if args.llama_completion:
-            results["cpp"].append(cpp_run(args.llama_completion, args.model, prompt, args.tokens, args.threads))
+            results["cpp"].append(cpp_run(args.llama_completion, args.llama_completion_args.split(), args.model, prompt, args.tokens, args.threads))
         results["bare"].append(bare_loop(bare, prompt, args.tokens))
         results["engine"].append(engine_loop(engine, prompt, args.tokens))
         results["cli"].append(cli_run(args.model, prompt, args.tokens, args.threads))
@@ -129,7 +132,7 @@ def main() -> None:
     rows = [("bare", "llama-cpp-python stream loop"), ("engine", "gptterm engine (in process)"),
             ("cli", "gptterm generate (stdout pipe)")]
     if args.llama_completion:
-        rows.insert(0, ("cpp", "llama.cpp llama-completion (C++)"))
+        rows.insert(0, ("cpp", f"llama-completion (C++) {args.llama_completion_args}".rstrip()))
     for name, label in rows:
         print(f"{label:34} {med(name, 1):12.1f} {med(name, 1) / anchor:6.3f} {med(name, 0) * 1000:8.1f} "
               f"{med(name, 2):7.0f}")

@@ -96,29 +96,33 @@ def test_bad_model_files_give_one_clear_error(tiny_model, tmp_path):
         assert "\n" not in message, label
 
 
-def test_flash_attention_is_on_and_part_of_the_state_key(tiny_model, tiny_engine):
-    assert tiny_engine.flash_attn is True
+def test_flash_attention_is_off_on_the_cpu_and_part_of_the_state_key(tiny_engine):
+    assert tiny_engine.flash_attn is False  # slower on the CPU beyond a few hundred tokens of context
     key = tiny_engine.state_key()
-    tiny_engine.flash_attn = False
+    tiny_engine.flash_attn = True
     try:
         assert tiny_engine.state_key() != key  # a state from the other KV layout is never offered
     finally:
-        tiny_engine.flash_attn = True
+        tiny_engine.flash_attn = False
 
 
-def test_model_refusing_flash_attention_loads_without_it(tiny_model, monkeypatch):
+def test_device_refusing_flash_attention_loads_without_it(tiny_model, monkeypatch):
     import llama_cpp
 
     real = llama_cpp.Llama
+    asked = []
 
     def picky(*args, flash_attn=False, **kwargs):
+        asked.append(flash_attn)
         if flash_attn:
             raise ValueError("Failed to create llama_context")
         return real(*args, flash_attn=flash_attn, **kwargs)
 
     monkeypatch.setattr(llama_cpp, "Llama", picky)
-    engine = LocalEngine(tiny_model, ctx=256, gpu_layers=0, threads=1)
+    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: True)  # as with a GPU build
+    engine = LocalEngine(tiny_model, ctx=256, gpu_layers=99, threads=1)
     try:
+        assert asked == [True, False]
         assert engine.flash_attn is False
         assert engine.complete("hello", GREEDY).drain()
     finally:

@@ -102,16 +102,17 @@ class LocalEngine:
                     draft_model=_prompt_lookup(prompt_lookup),
                 )
 
-        # Flash attention, as llama.cpp's own tools use by default: decoding is
-        # ~9% faster with it on this CPU (bench/README.md). llama-cpp-python can
-        # only force it on or off, so a model or device that refuses it loads
-        # again without.
-        self.flash_attn = True
+        # Flash attention only with layers on a GPU. On the CPU it is faster
+        # below ~300 tokens of context and slower beyond (measured here: -20%
+        # decoding at 1,000 tokens, +50% prompt time after 1,500; see
+        # bench/README.md), and chats and summaries live beyond. A device that
+        # refuses it gets the model loaded again without.
+        self.flash_attn = n_gpu_layers > 0
         try:
             try:
-                self._llm = load(True)
+                self._llm = load(self.flash_attn)
             except ValueError as err:
-                if "context" not in str(err):  # the model itself failed: no second try
+                if not self.flash_attn or "context" not in str(err):  # the model itself failed
                     raise
                 self.flash_attn = False
                 self._llm = load(False)
