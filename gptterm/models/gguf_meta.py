@@ -53,6 +53,9 @@ class GGUFMetadata:
         return self.array_lengths.get("tokenizer.ggml.tokens")
 
 
+_U64 = struct.Struct("<Q")
+
+
 class _Cursor:
     def __init__(self, buf: Any):
         self.buf = buf
@@ -79,6 +82,18 @@ class _Cursor:
         self.pos += n
         if self.pos > len(self.buf):
             raise ValueError("the file is truncated inside its metadata header")
+
+    def skip_strings(self, count: int) -> None:
+        """Skip ``count`` length-prefixed strings (a vocabulary: ~100,000 on a small model)."""
+        # One tight loop with locals: the per-string method calls cost 3x as much.
+        unpack, buf, pos, end = _U64.unpack_from, self.buf, self.pos, len(self.buf)
+        for _ in range(count):
+            if pos + 8 > end:
+                raise ValueError("the file is truncated inside its metadata header")
+            pos += 8 + unpack(buf, pos)[0]
+        if pos > end:
+            raise ValueError("the file is truncated inside its metadata header")
+        self.pos = pos
 
     def value(self, vtype: int) -> Any:
         if vtype in _SCALARS:
@@ -123,8 +138,7 @@ def _parse(path: Path, buf: Any) -> GGUFMetadata:
             count = cur.take("Q")
             meta.array_lengths[key] = count
             if itype == _STRING:
-                for _ in range(count):
-                    cur.skip_string()
+                cur.skip_strings(count)
             elif itype in _SCALARS:
                 cur.pos += count * struct.calcsize("<" + _SCALARS[itype])
                 if cur.pos > len(buf):
