@@ -26,7 +26,7 @@ from typing import Any
 
 from gptterm import paths
 from gptterm.errors import ModelError
-from gptterm.models import bundled, catalog
+from gptterm.models import bundled
 from gptterm.models.names import parse_quant, split_part
 
 BUNDLED = "bundled"
@@ -142,6 +142,8 @@ def _hub_models() -> list[LocalModel]:
 
 
 def _name_repo_models(repo: str, models: list[LocalModel]) -> None:
+    from gptterm.models import catalog  # not at import: loading a model (mark_in_use) needs none of it
+
     quants = [m.quant for m in models]
     for m in models:
         assert m.filename is not None
