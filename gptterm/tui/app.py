@@ -12,7 +12,7 @@ import os
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, cast
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -34,12 +34,12 @@ from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS, CONVERSATION_ACTIONS
 from gptterm.tui.messages import ContextCounted, ModelFailed, ModelLoaded, ReplyChunk, ReplyFinished
 from gptterm.tui.screens import AskScreen, ConfirmScreen, ExportScreen, HelpScreen
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
-from gptterm.tui.widgets.models import ModelsPane
-from gptterm.tui.widgets.settings import SettingsPane
 from gptterm.tui.widgets.sidebar import ConversationList, Sidebar
-from gptterm.tui.widgets.summarize import SummarizePane
 from gptterm.tui.widgets.task_pane import TaskPane
-from gptterm.tui.widgets.translate import TranslatePane
+
+if TYPE_CHECKING:
+    from gptterm.tui.widgets.models import ModelsPane
+    from gptterm.tui.widgets.settings import SettingsPane
 
 def _ui_cpu_share() -> float:
     """Share of one core the UI may spend redrawing while a reply streams."""
@@ -100,6 +100,27 @@ class GpttermApp(App[None]):
 
     # -- layout -----------------------------------------------------------------
 
+    def _summarize_pane(self) -> Any:
+        from gptterm.tui.widgets.summarize import SummarizePane
+
+        return SummarizePane(id="summarize-pane")
+
+    def _translate_pane(self) -> Any:
+        from gptterm.tui.widgets.translate import TranslatePane
+
+        return TranslatePane(id="translate-pane")
+
+    def _settings_pane(self) -> Any:
+        from gptterm.tui.widgets.settings import SettingsPane
+
+        return SettingsPane(self.params.as_dict(), self.model_spec or "", sorted(self.config.all_presets()),
+                            id="settings-pane")
+
+    def _models_pane(self) -> Any:
+        from gptterm.tui.widgets.models import ModelsPane
+
+        return ModelsPane(id="models-pane")
+
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial="chat", id="tabs"):
@@ -109,17 +130,16 @@ class GpttermApp(App[None]):
                     with Vertical(id="chat-main"):
                         yield ChatLog(id="chat-log")
                         yield PromptInput(id="prompt")
-            # The hidden panes hold most of the widgets (150 of 180); mounted
-            # just after the first frame, they do not delay it.
+            # The hidden panes hold most of the widgets (150 of 180): made,
+            # and their modules imported, just after the first frame.
             with TabPane("Summarize", id="summarize"):
-                yield AfterFirstFrame(SummarizePane(id="summarize-pane"))
+                yield AfterFirstFrame(self._summarize_pane)
             with TabPane("Translate", id="translate"):
-                yield AfterFirstFrame(TranslatePane(id="translate-pane"))
+                yield AfterFirstFrame(self._translate_pane)
             with TabPane("Settings", id="settings"):
-                yield AfterFirstFrame(SettingsPane(self.params.as_dict(), self.model_spec or "",
-                                        sorted(self.config.all_presets()), id="settings-pane"))
+                yield AfterFirstFrame(self._settings_pane)
             with TabPane("Models", id="models"):
-                yield AfterFirstFrame(ModelsPane(id="models-pane"))
+                yield AfterFirstFrame(self._models_pane)
         yield Static(id="status")
         yield Footer()
 
@@ -219,7 +239,7 @@ class GpttermApp(App[None]):
         backend = self.backend_label()
         self.sub_title = f"{self.engine.info.name} · {backend}" if backend else self.engine.info.name
         self.update_status()
-        for pane in self.query(ModelsPane):  # the ▶ mark follows the loaded model (once the pane is there)
+        for pane in self.query("ModelsPane"):  # the ▶ mark follows the loaded model (once the pane is there)
             pane.model_changed()
 
     def count_context(self) -> None:
@@ -597,7 +617,7 @@ class GpttermApp(App[None]):
         target = {"settings": "#preset-select", "summarize": "#sum-source", "translate": "#tr-source"}.get(tab)
         try:
             if tab == "models":
-                self.query_one(ModelsPane).focus_default()
+                cast("ModelsPane", self.query_one("ModelsPane")).focus_default()
             elif target:
                 self.query_one(target).focus()
             else:
@@ -640,7 +660,7 @@ class GpttermApp(App[None]):
     def on_settings_pane_preset_chosen(self, message: SettingsPane.PresetChosen) -> None:
         values = self.config.all_presets().get(message.name, {})
         self._set_params(self.params.replace(**values))
-        self.query_one(SettingsPane).set_values(values)
+        cast("SettingsPane", self.query_one("SettingsPane")).set_values(values)
         self.notify(f"Preset “{message.name}” applied to the next reply")
 
     def on_settings_pane_save_requested(self) -> None:
@@ -672,7 +692,7 @@ class GpttermApp(App[None]):
                 return
             presets = {**self.config.presets, name: values}
             self.config = dataclasses.replace(self.config, presets=presets)
-            self.query_one(SettingsPane).set_presets(sorted(self.config.all_presets()))
+            cast("SettingsPane", self.query_one("SettingsPane")).set_presets(sorted(self.config.all_presets()))
             self.notify(f"Preset “{name}” saved")
 
         self.push_screen(AskScreen("Name of the new preset"), done)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Label, Markdown, TextArea
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import Label, TextArea
 
 from gptterm.tui.actions import INPUT_ACTIONS, MESSAGE_ACTIONS
+
+if TYPE_CHECKING:
+    from textual.widgets.markdown import MarkdownStream
 
 CODE_BLOCK = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
 
@@ -51,6 +54,10 @@ class MessageItem(Vertical):
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
+        # Imported here: markdown-it and the Markdown widgets cost the first
+        # frame ~35 ms, and a new chat shows no message.
+        from textual.widgets import Markdown
+
         yield Label(self._header(), classes="header")
         yield Markdown(self.content, classes="body")
 
@@ -59,12 +66,13 @@ class MessageItem(Vertical):
         return f"{label}  [dim]{self.info}[/dim]" if self.info else label
 
     @property
-    def body(self) -> Markdown:
-        return self.query_one(".body", Markdown)
+    def body(self) -> Any:
+        """The Markdown widget of the message."""
+        return self.query_one(".body")
 
     async def write(self, text: str) -> None:
         if self._stream is None:
-            self._stream = Markdown.get_stream(self.body)
+            self._stream = type(self.body).get_stream(self.body)
         self.content += text
         await self._stream.write(text)
 
