@@ -133,12 +133,14 @@ def main() -> None:
 
             def in_process_unverified() -> None:
                 # bench only: the same transfer with the sha256 replaced by a no-op, to show its cost
-                real = download._hasher
-                download._hasher = lambda f: _Pretend(f.sha256)
+                from gptterm.models import part_file
+
+                real = part_file.new_hasher
+                part_file.new_hasher = lambda f: _Pretend(f.sha256)
                 try:
                     in_process()
                 finally:
-                    download._hasher = real
+                    part_file.new_hasher = real
 
             def cli() -> None:
                 subprocess.run([sys.executable, "-m", "gptterm", "models", "pull", f"{REPO}:Q4_K_M"], check=True,

@@ -14,7 +14,7 @@ CORE_MODULES = ["gptterm.engine.base", "gptterm.engine.local", "gptterm.engine.r
                 "gptterm.models.gguf_meta", "gptterm.cli", "gptterm.cli.chat", "gptterm.cli.generate",
                 "gptterm.cli.history", "gptterm.cli.doctor", "gptterm.cli.config", "gptterm.cli.models",
                 "gptterm.models.catalog", "gptterm.models.hub", "gptterm.models.download", "gptterm.models.store",
-                "gptterm.models.names", "gptterm.models.machine"]
+                "gptterm.models.names", "gptterm.models.machine", "gptterm.models.part_file", "gptterm.models.http_get"]
 
 
 def imported_after(code: str) -> set[str]:

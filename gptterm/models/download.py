@@ -2,9 +2,9 @@
 
 huggingface_hub resumes only within one call (its temp file is per process
 and deleted on failure) and checks sizes, not sha256. So the bytes are
-fetched here, with huggingface_hub still supplying the URL (``hf_hub_url``),
-the file metadata and redirect handling (``get_hf_file_metadata``), the auth
-headers (HF_TOKEN) and its HTTP session:
+fetched here (``http_get``), with huggingface_hub still supplying the URL
+(``hf_hub_url``), the file metadata and the Hub's redirect
+(``get_hf_file_metadata``) and the auth headers (HF_TOKEN):
 
 - bytes go to ``blobs/<sha256>.incomplete``, which outlives the process
   (Ctrl+C, SIGKILL, a dropped connection); the next pull continues it with a
@@ -14,26 +14,25 @@ headers (HF_TOKEN) and its HTTP session:
   and linked into ``snapshots/``; a mismatch deletes the part;
 - a lock per blob (huggingface_hub's own lock path) keeps two processes from
   appending to the same part.
+
+``part_file`` has the machinery that lets this keep up with curl.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
-import queue
 import shutil
 import socket
 import ssl
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from gptterm.errors import DownloadError, HubError, Interrupted
-from gptterm.models import catalog, http_get, hub, store
+from gptterm.models import catalog, http_get, hub, part_file, store
 from gptterm.models.hub import RemoteFile, RemoteModel
 from gptterm.models.machine import this_machine
 
@@ -41,7 +40,6 @@ PART_SUFFIX = ".incomplete"
 READ_TIMEOUT_S = 60.0
 PROGRESS_INTERVAL_S = 0.1
 HASH_CHUNK = 4 * 2**20
-FLUSH_EVERY = 64 * 2**20
 
 
 class DownloadCancelled(Interrupted):
@@ -230,7 +228,7 @@ class _Fetch:
         self.have = 0
         self.resumed = 0
         self.got = 0
-        self.hasher = _hasher(fp.file)
+        self.hasher = part_file.new_hasher(fp.file)
         self._last_report = 0.0
 
     def report(self, phase: str, force: bool = False) -> None:
@@ -245,9 +243,9 @@ class _Fetch:
         fp.blob.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._reread_part()
-            self.buffers = _Buffers()
-            self.hasher = _HashThread(self.hasher, self.buffers)
-            self.flusher = _Flusher(fp.part)
+            self.buffers = part_file.Buffers()
+            self.hasher = part_file.HashThread(self.hasher, self.buffers)
+            self.flusher = part_file.Flusher(fp.part)
             try:
                 if self.have < self.size:
                     url, headers = self._source()
@@ -408,7 +406,7 @@ class _Fetch:
                         self.fp.part.unlink(missing_ok=True)
                         raise DownloadError(f"the server sent more than the {self.size} bytes of "
                                             f"{self.fp.file.path}: the part file was deleted")
-                    _write_all(out, buffer[:n])
+                    part_file.write_all(out, buffer[:n])
                     self.hasher.update(buffer, n)  # gives the buffer back once hashed
                     self.flusher.written(n)
                     self.have += n
@@ -421,7 +419,7 @@ class _Fetch:
         self.fp.part.unlink(missing_ok=True)
         self.have = self.resumed = 0
         self.hasher.stop()
-        self.hasher = _HashThread(_hasher(self.fp.file), self.buffers)
+        self.hasher = part_file.HashThread(part_file.new_hasher(self.fp.file), self.buffers)
 
     def _verify_and_commit(self) -> None:
         self.report("downloading", force=True)
@@ -471,116 +469,6 @@ def _describe(err: BaseException) -> str:
         return "the server closed the connection early"
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
-
-
-class _Buffers:
-    """Reusable receive buffers, passed from the socket reads to the hash thread and back."""
-
-    def __init__(self) -> None:
-        self._free: deque[memoryview] = deque()
-
-    def take(self) -> memoryview:
-        try:
-            return self._free.pop()
-        except IndexError:
-            return memoryview(bytearray(http_get.READ_SIZE))
-
-    def give(self, buffer: memoryview) -> None:
-        self._free.append(buffer)
-
-
-class _HashThread:
-    """Feeds a hash object in a thread of its own: hashlib releases the GIL, so the
-    sha256 (about 1.3 GB/s on one core) runs beside the socket reads and the writes
-    when a core is free. Its bounded queue holds the reader back if it falls behind."""
-
-    def __init__(self, hasher: Any, buffers: _Buffers | None = None) -> None:
-        self._hasher = hasher
-        self._buffers = buffers or _Buffers()
-        self._queue: queue.Queue[tuple[memoryview, int] | None] = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._run, name="gptterm-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            buffer, n = item
-            self._hasher.update(buffer[:n])
-            self._buffers.give(buffer)
-
-    def update(self, buffer: memoryview, n: int) -> None:
-        self._queue.put((buffer, n))
-
-    def finish(self) -> str:
-        self.stop()
-        return self._hasher.hexdigest()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-
-class _Flusher:
-    """Has the part file written to disk while the download goes on (an fdatasync every
-    FLUSH_EVERY bytes, in its own thread), so the fsync before the rename waits only for
-    the tail instead of every dirty page at once."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._pending = 0
-        self._wake = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._run, name="gptterm-flush", daemon=True)
-        self._thread.start()
-
-    def written(self, n: int) -> None:
-        self._pending += n
-        if self._pending >= FLUSH_EVERY:
-            self._pending = 0
-            self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._done:
-                return
-            try:
-                fd = os.open(self._path, os.O_WRONLY)
-                try:
-                    os.fdatasync(fd)
-                finally:
-                    os.close(fd)
-            except (OSError, AttributeError):  # no fdatasync (macOS) or the part is gone: the final fsync does it
-                pass
-
-    def stop(self) -> None:
-        self._done = True
-        self._wake.set()
-        self._thread.join()
-
-
-def _write_all(out: Any, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[out.write(view):]
-
-
-class _GitBlobHash:
-    """The git object id of a file kept in git rather than LFS: sha1 of "blob SIZE\\0" + content."""
-
-    def __init__(self, size: int) -> None:
-        self._h = hashlib.sha1(f"blob {size}\0".encode())
-
-    def update(self, data: bytes) -> None:
-        self._h.update(data)
-
-    def hexdigest(self) -> str:
-        return self._h.hexdigest()
-
-
-def _hasher(f: RemoteFile) -> Any:
-    return hashlib.sha256() if f.sha256 else _GitBlobHash(f.size)
 
 
 def _link(fp: FilePlan) -> None:
