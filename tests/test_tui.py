@@ -528,3 +528,22 @@ def test_hundreds_of_conversations_stay_one_list_widget(app_factory):
             assert app.session.conversation_id == sidebar.conversations[5].id
             assert view.highlighted == 5
     asyncio.run(run())
+
+
+def test_periodic_list_refresh_leaves_the_highlight_alone(app_factory):
+    async def run():
+        store = HistoryStore()
+        for i in range(5):
+            store.add_message(store.new_conversation(), "user", f"topic {i}")
+        app = app_factory()
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            view = app.query_one("#conversation-list")
+            view.focus()
+            view.highlighted = 0
+            await pilot.press("down", "down")
+            assert view.highlighted == 2
+            app.refresh_conversations()  # what the 5-second timer does
+            await pilot.pause()
+            assert view.highlighted == 2
+    asyncio.run(run())

@@ -76,10 +76,13 @@ class Sidebar(Vertical):
         """Replace the list, keeping the current conversation highlighted."""
         view = self.query_one(ConversationList)
         signature = [(c.id, c.updated_at, c.title, c.message_count) for c in conversations]
+        if signature == getattr(self, "_signature", None) and current == getattr(self, "_current", None):
+            return  # the periodic refresh: leave the highlight where the user's arrows put it
         if signature != getattr(self, "_signature", None):
             self._signature = signature
             view.set_conversations(conversations)
             self.query_one("#conversation-count", Label).update(f"{len(conversations)} conversations")
+        self._current = current
         self.highlight(current)
 
     def highlight(self, current: int | None) -> None:
