@@ -301,7 +301,10 @@ class GpttermApp(App[None]):
         except GpttermError as err:
             self.notify(str(err), severity="error")
             return
-        sidebar.show(convs, self.session.conversation_id)
+        try:
+            sidebar.show(convs, self.session.conversation_id)
+        except NoMatches:  # the app is shutting down: the sidebar's children are gone already
+            return
 
     @on(Sidebar.Selected)
     async def on_conversation_selected(self, message: Sidebar.Selected) -> None:
