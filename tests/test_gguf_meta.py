@@ -29,3 +29,24 @@ def test_truncated_header_is_a_value_error(tiny_model, tmp_path, cut):
     bad.write_bytes(tiny_model.read_bytes()[:cut])
     with pytest.raises(ValueError):
         read_metadata(bad)
+
+
+def test_header_is_remembered_until_the_file_changes(tiny_model, tmp_path, monkeypatch):
+    from gptterm.models import gguf_meta
+
+    copy = tmp_path / "model.gguf"
+    copy.write_bytes(tiny_model.read_bytes())
+    first = read_metadata(copy)
+
+    def no_walk(path):
+        raise AssertionError("walked the header again")
+
+    monkeypatch.setattr(gguf_meta, "_read", no_walk)
+    again = read_metadata(copy)
+    assert (again.values, again.array_lengths, again.n_params) == (first.values, first.array_lengths, first.n_params)
+    assert again.chat_template == first.chat_template and again.context_length == 1024
+
+    monkeypatch.undo()
+    copy.write_bytes(tiny_model.read_bytes()[:30])  # replaced by a broken file: read afresh, and refused
+    with pytest.raises(ValueError):
+        read_metadata(copy)

@@ -8,7 +8,9 @@ header with ``struct`` and skips arrays, which takes milliseconds, so
 
 from __future__ import annotations
 
+import json
 import mmap
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,8 +106,61 @@ class _Cursor:
 
 
 def read_metadata(path: Path | str) -> GGUFMetadata:
-    """Parse the header of ``path``; ValueError with a reason if it is not a sound GGUF."""
+    """Parse the header of ``path``; ValueError with a reason if it is not a sound GGUF.
+
+    A file's header is remembered in the cache dir, keyed by its path, size
+    and modification time: walking a vocabulary costs 12 ms on the bundled
+    model (more on a 150,000-token one), a JSON read well under 1.
+    """
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    remembered = _remembered(path, st) if st is not None else None
+    if remembered is not None:
+        return remembered
+    meta = _read(path)
+    if st is not None:
+        _remember(meta, st)
+    return meta
+
+
+def _record(path: Path) -> Path:
+    import hashlib
+
+    from gptterm import paths
+
+    key = hashlib.sha1(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    return paths.cache_dir() / "gguf-meta" / f"{key}.json"
+
+
+def _remembered(path: Path, st: os.stat_result) -> GGUFMetadata | None:
+    try:
+        data = json.loads(_record(path).read_text("utf-8"))
+        if data["size"] != st.st_size or data["mtime_ns"] != st.st_mtime_ns:
+            return None
+        return GGUFMetadata(path=path, version=data["version"], values=data["values"],
+                            array_lengths=data["array_lengths"], tensor_count=data["tensor_count"],
+                            n_params=data["n_params"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remember(meta: GGUFMetadata, st: os.stat_result) -> None:
+    try:
+        record = _record(meta.path)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "version": meta.version,
+                                   "values": meta.values, "array_lengths": meta.array_lengths,
+                                   "tensor_count": meta.tensor_count, "n_params": meta.n_params}), "utf-8")
+        os.replace(tmp, record)
+    except (OSError, ValueError, TypeError):
+        pass  # only a shortcut
+
+
+def _read(path: Path) -> GGUFMetadata:
     with open(path, "rb") as fh:
         try:
             buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
