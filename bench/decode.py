@@ -55,18 +55,24 @@ def engine_loop(engine, prompt: str, n: int) -> tuple[float, float, int]:
     return reply.stats.ttft_s, reply.stats.tokens_per_s, reply.stats.completion_tokens
 
 
-def cli_run(model: str, prompt: str, n: int, threads: int) -> tuple[float, float, int]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "gptterm", "generate", "--no-echo", "--no-log", "-v", "-m", model,
-                             "--temperature", "0", "--max-tokens", str(n), "--threads", str(threads), prompt],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def stream_times(proc: subprocess.Popen) -> tuple[float | None, float | None, str]:
+    """When the first and the last bytes came out of ``proc``'s stdout pipe, and its stderr, once it ended."""
     first = last = None
     while proc.stdout.read1(65536):
         last = time.perf_counter()
         if first is None:
             first = last
-    err = proc.stderr.read().decode()
+    err = proc.stderr.read().decode(errors="replace")
     proc.wait()
+    return first, last, err
+
+
+def cli_run(model: str, prompt: str, n: int, threads: int) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "gptterm", "generate", "--no-echo", "--no-log", "-v", "-m", model,
+                             "--temperature", "0", "--max-tokens", str(n), "--threads", str(threads), prompt],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first, last, err = stream_times(proc)
     count = int(re.search(r"(\d+) generated", err).group(1))
     return first - t0, (count - 1) / (last - first), count
 
@@ -78,13 +84,7 @@ def cpp_run(binary: str, extra: list[str], model: str, prompt: str, n: int, thre
                              "-c", "4096", "-b", "512", "--temp", "0", "--ignore-eos", "--no-display-prompt",
                              "-no-cnv", "--no-warmup"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    first = last = None
-    while proc.stdout.read1(65536):
-        last = time.perf_counter()
-        if first is None:
-            first = last
-    err = proc.stderr.read().decode(errors="replace")
-    proc.wait()
+    first, last, err = stream_times(proc)
     if proc.returncode != 0 or first is None:
         sys.exit(f"{binary} failed:\n{err[-2000:]}")
     # the tokens it decoded after the prompt, from its own performance report

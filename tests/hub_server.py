@@ -368,15 +368,12 @@ class _HubHandler(BaseHTTPRequestHandler):
                 if not hub.rate:
                     self.connection.sendfile(fh, offset=start, count=length)
                     return
-                # a link of hub.rate bytes/s: slices on a fixed schedule, so sleeps do not add up
                 t0, sent = time.monotonic(), 0
                 while sent < length:
                     n = min(max(1024, int(hub.rate / 100)), length - sent)
                     self.connection.sendfile(fh, offset=start + sent, count=n)
                     sent += n
-                    delay = t0 + sent / hub.rate - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
+                    _pace(t0, sent, hub.rate)
             return
         data = memoryview(f.read())[start:end + 1]
         if corrupt:
@@ -384,7 +381,7 @@ class _HubHandler(BaseHTTPRequestHandler):
             for i in range(0, len(flipped), 997):
                 flipped[i] ^= 0xFF
             data = memoryview(bytes(flipped))
-        sent = 0
+        t0, sent = time.monotonic(), 0
         while sent < length:
             n = min(BODY_CHUNK if not hub.rate else max(1024, int(hub.rate / 20)), length - sent)
             if drop is not None:
@@ -407,7 +404,15 @@ class _HubHandler(BaseHTTPRequestHandler):
             sent += n
             if hub.rate:
                 self.wfile.flush()
-                time.sleep(n / hub.rate)
+                _pace(t0, sent, hub.rate)
+
+
+def _pace(t0: float, sent: int, rate: float) -> None:
+    """Sleep until ``sent`` bytes are due at ``rate`` bytes/s since ``t0``: a link's pace, on a fixed
+    schedule so that the sleeps' own overruns do not add up."""
+    delay = t0 + sent / rate - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def tiny_files(tmp: Path) -> dict[str, bytes]:

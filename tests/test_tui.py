@@ -505,11 +505,15 @@ def test_task_panes_refuse_bad_input(app_factory, tmp_path):
     asyncio.run(run())
 
 
+def stored_conversations(n):
+    store = HistoryStore()
+    for i in range(n):
+        store.add_message(store.new_conversation(), "user", f"topic {i}")
+
+
 def test_hundreds_of_conversations_stay_one_list_widget(app_factory):
     async def run():
-        store = HistoryStore()
-        for i in range(300):
-            store.add_message(store.new_conversation(), "user", f"topic {i}")
+        stored_conversations(300)
         app = app_factory()
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot, app)
@@ -532,9 +536,7 @@ def test_hundreds_of_conversations_stay_one_list_widget(app_factory):
 
 def test_periodic_list_refresh_leaves_the_highlight_alone(app_factory):
     async def run():
-        store = HistoryStore()
-        for i in range(5):
-            store.add_message(store.new_conversation(), "user", f"topic {i}")
+        stored_conversations(5)
         app = app_factory()
         async with app.run_test(size=SIZE) as pilot:
             await ready(pilot, app)

@@ -63,6 +63,11 @@ class Sidebar(Vertical):
             super().__init__()
             self.conversation_id = conversation_id
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._signature: list[tuple] | None = None  # what the list shows now
+        self._current: int | None = None
+
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Search conversations…", id="conversation-search")
         yield ConversationList(id="conversation-list")
@@ -76,9 +81,9 @@ class Sidebar(Vertical):
         """Replace the list, keeping the current conversation highlighted."""
         view = self.query_one(ConversationList)
         signature = [(c.id, c.updated_at, c.title, c.message_count) for c in conversations]
-        if signature == getattr(self, "_signature", None) and current == getattr(self, "_current", None):
+        if signature == self._signature and current == self._current:
             return  # the periodic refresh: leave the highlight where the user's arrows put it
-        if signature != getattr(self, "_signature", None):
+        if signature != self._signature:
             self._signature = signature
             view.set_conversations(conversations)
             self.query_one("#conversation-count", Label).update(f"{len(conversations)} conversations")
