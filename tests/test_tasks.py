@@ -188,3 +188,30 @@ def test_translating_into_the_source_language_is_refused(tiny_engine):
 
     with pytest.raises(TaskError, match="already in English"):
         list(Translator(tiny_engine, P, target="en").run("The weather is lovely today and we walk in the park."))
+
+
+def feed_all(text, size=3):
+    from gptterm.tasks.job import LoopGuard
+
+    guard = LoopGuard()
+    for i in range(0, len(text), size):  # token-sized pieces, as a reply streams
+        if guard.feed(text[i:i + size]):
+            break
+    return guard
+
+
+def test_loop_guard_stops_a_repeated_sentence_and_a_phrase_said_over_and_over():
+    sentence = "The printing press changed how books were made. "
+    guard = feed_all("Intro. " + sentence + "Then more happened here. " + sentence + "tail")
+    assert guard.tripped and guard.text[:guard.keep].rstrip() == "Intro. " + sentence + "Then more happened here."
+
+    # what the bundled model wrote summarizing the seed document (no sentence end at all)
+    lead = "在Hugging Face的Transformers库中，可以使用GPT2"
+    guard = feed_all(lead + "LemAlleravolution" * 30)
+    assert guard.tripped and guard.text[:guard.keep] == lead + "LemAlleravolution"
+
+
+def test_loop_guard_leaves_tables_rules_and_number_rows_alone():
+    text = ("Results:\n\n| name | value | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+            + "-" * 120 + "\n" + "0, " * 60 + "\n" + "ha" * 10 + " said the owl, and the story went on to its end.\n")
+    assert not feed_all(text).tripped

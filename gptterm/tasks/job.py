@@ -120,16 +120,29 @@ class LoopGuard:
     """Spots a reply that has started repeating itself (small models loop under greedy decoding)."""
 
     MIN_SENTENCE = 30
+    # A phrase said over and over with no sentence end ("LemAlleravolutionLemAllera…"):
+    # the text's tail repeats with a period of 2-40 characters, five times or more and
+    # over at least RUN characters, and the repeated unit has a letter in it (not a rule
+    # of dashes or a row of zeros).
+    RUN = 80
+    MAX_UNIT = 40
+    REPEATS = 5
 
     def __init__(self) -> None:
         self.text = ""
         self.seen: set[str] = set()
         self.checked = 0
         self.tripped = False
-        self.keep = 0  # length of the text before the repeated sentence
+        self.keep = 0  # length of the text before the repetition
 
     def feed(self, piece: str) -> bool:
         self.text += piece
+        if self._repeated_sentence() or self._repeated_phrase():
+            self.tripped = True
+            return True
+        return False
+
+    def _repeated_sentence(self) -> bool:
         while True:
             match = re.search(r"[^.!?。！？\n]+[.!?。！？\n]", self.text[self.checked:])
             if not match:
@@ -139,10 +152,28 @@ class LoopGuard:
             sentence = " ".join(match.group(0).split())
             if len(sentence) >= self.MIN_SENTENCE:
                 if sentence in self.seen:
-                    self.tripped = True
                     self.keep = start
                     return True
                 self.seen.add(sentence)
+
+    def _repeated_phrase(self) -> bool:
+        # Periodicity of the tail, tested by comparing it with itself shifted by each
+        # candidate length: string comparisons in C, a few microseconds per piece.
+        text = self.text
+        for unit in range(2, self.MAX_UNIT + 1):
+            span = max(self.RUN, self.REPEATS * unit)
+            if len(text) < span:
+                break
+            tail = text[-span:]
+            if tail[unit:] != tail[:-unit]:
+                continue
+            start = len(text) - span
+            while start > 0 and text[start - 1] == text[start - 1 + unit]:
+                start -= 1
+            if any(c.isalpha() for c in text[start:start + unit]):
+                self.keep = start + unit  # the phrase once
+                return True
+        return False
 
 
 def stream_reply(job: Job, reply: Reply, *, emit: bool, strip: bool = True) -> Iterator[TaskEvent]:
