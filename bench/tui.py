@@ -13,6 +13,7 @@ Runs are interleaved; medians.
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
 import pty
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 
+INCOMPLETE = re.compile(rb"\x1b(\[[0-9;?]*[ -/]*|[()])?$")
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 PROMPT = "Write a long essay about the history of the printing press ({i})."
 
@@ -39,10 +41,28 @@ class Term:
         import termios
 
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        self.raw = b""
+        self.raw = bytearray()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the output so far (the screen's text is then what comes next)."""
+        self.raw.clear()
+        self._text: list[str] = []
+        self._unparsed = b""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def text(self) -> str:
-        return ANSI.sub(b"", self.raw).decode("utf-8", "replace")
+        return "".join(self._text)
+
+    def _take(self, chunk: bytes) -> None:
+        # Only the new bytes are stripped of escapes: re-parsing the whole
+        # output on every read cost this process CPU the app under test needs.
+        self.raw += chunk
+        data = self._unparsed + chunk
+        cut = INCOMPLETE.search(data)
+        end = cut.start() if cut else len(data)
+        self._unparsed = data[end:]
+        self._text.append(self._decoder.decode(ANSI.sub(b"", data[:end])))
 
     def read_until(self, predicate, timeout: float) -> float | None:
         deadline = time.monotonic() + timeout
@@ -53,8 +73,9 @@ class Term:
                     chunk = os.read(self.fd, 1 << 16)
                 except OSError:
                     return None
-                self.raw += chunk
-                if predicate(self.text()):
+                self._take(chunk)
+                # the latest output, with the end of the one before (a word may straddle reads)
+                if predicate(self._text[-2][-200:] + self._text[-1] if len(self._text) > 1 else self.text()):
                     return time.monotonic()
         return None
 
@@ -70,23 +91,22 @@ class Term:
 
 
 KEY = "¤"  # a character the model does not write: its arrival on screen is the key's echo
-KEYS = 5
 
 
-def tui_round(env: dict[str, str], i: int, tokens: int) -> tuple[float, float | None, list[float]]:
+def tui_round(env: dict[str, str], i: int, tokens: int, keys: int) -> tuple[float, float | None, list[float]]:
     start = time.monotonic()
     term = Term([sys.executable, "-m", "gptterm", "--temperature", "0", "--max-tokens", str(tokens)], env)
     try:
         first = term.read_until(lambda t: "context" in t or "loading model" in t, 20)
         first_frame = (first or float("nan")) - start
         term.read_until(lambda t: "ready" in t, 30)
-        term.raw = b""
+        term.reset()
         term.send(PROMPT.format(i=i).encode() + b"\r")
         # keys typed into the prompt while the reply streams: time until the screen shows each
         term.read_until(lambda t: "Assistant" in t, 30)
         term.read_until(lambda t: False, 0.5)
         latencies = []
-        for _ in range(KEYS):
+        for _ in range(keys):
             mark = len(term.raw)
             sent = time.monotonic()
             term.send(KEY.encode())
@@ -112,13 +132,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=200)
+    ap.add_argument("--keys", type=int, default=5, help="keys typed while each reply streams")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "TERM": "xterm-256color", "GPTTERM_DATA_DIR": tmp + "/data",
            "GPTTERM_CONFIG_DIR": tmp + "/config", "COLUMNS": "120", "LINES": "40"}
     frames, tui, cli, keys = [], [], [], []
     for i in range(args.rounds):
-        frame, rate, latencies = tui_round(env, i, args.tokens)
+        frame, rate, latencies = tui_round(env, i, args.tokens, args.keys)
         keys += latencies
         frames.append(frame)
         if rate:

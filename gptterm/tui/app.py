@@ -47,7 +47,7 @@ def _ui_cpu_share() -> float:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return 0.05 if cores <= 4 else 0.5
+    return 0.03 if cores <= 4 else 0.5
 
 
 UI_CPU_SHARE = _ui_cpu_share()
@@ -89,12 +89,14 @@ class GpttermApp(App[None]):
         self.editing: int | None = None
         self.last_stats: Any = None
         self.context_used = 0
-        # Each screen update re-lays out the chat (~25 ms of CPU on a small
-        # VM); when llama.cpp's threads already use every core, that time is
-        # taken from generation, so updates are spaced to keep the UI thread
-        # near UI_CPU_SHARE of a core. Read by the reply worker.
+        # On a small machine llama.cpp's threads use every core, and each
+        # millisecond the UI spends drawing stalls generation by about as much
+        # (measured: the token gaps that overlap a screen update grow by 1.0-1.3x
+        # its CPU time), so updates are spaced to keep the UI thread near
+        # UI_CPU_SHARE of a core. Read by the reply worker.
         self.chunk_interval = MIN_CHUNK_INTERVAL_S
         self._ui_cpu_mark = 0.0
+        self._blink = True  # the prompt's cursor blink setting, held still while a reply streams
         self._initial_conversation = conversation_id
         self._theme_ready = False
 
@@ -486,19 +488,20 @@ class GpttermApp(App[None]):
 
     async def start_reply(self, reply: Reply) -> None:
         log = self.query_one(ChatLog)
-        self.reply_item = MessageItem("assistant", info="…")
+        self.reply_item = MessageItem("assistant", info="…", streaming=True)
         await log.mount(self.reply_item)
         log.scroll_end(animate=False)
         self.reply = reply
         self.reply_id += 1
         self._ui_cpu_mark = time.thread_time()
+        self._steady_cursor(True)
         self.update_status()
         self.run_reply(reply, self.reply_id)
 
     @work(thread=True, group="reply", exit_on_error=False)
     def run_reply(self, reply: Reply, reply_id: int) -> None:
-        # Pieces are batched: each UI update re-parses Markdown on the one
-        # event loop, and on a small machine that work competes with
+        # Pieces are batched: each UI update renders Markdown and redraws on
+        # the one event loop, and on a small machine that work competes with
         # llama.cpp's threads for the CPU (and with this thread for the GIL).
         error = None
         pending: list[str] = []
@@ -519,10 +522,19 @@ class GpttermApp(App[None]):
 
     async def on_reply_chunk(self, message: ReplyChunk) -> None:
         if message.reply_id == self.reply_id and self.reply_item is not None:
-            await self.reply_item.write(message.text)
+            self.reply_item.write(message.text)
             now = time.thread_time()  # CPU this (UI) thread spent since the last update
             cost, self._ui_cpu_mark = now - self._ui_cpu_mark, now
             self.chunk_interval = min(MAX_CHUNK_INTERVAL_S, max(MIN_CHUNK_INTERVAL_S, cost / UI_CPU_SHARE))
+
+    def _steady_cursor(self, steady: bool) -> None:
+        # A blinking cursor redraws twice a second: while a reply streams,
+        # that is CPU taken from generation, so the cursor holds still.
+        prompt = self.query_one(PromptInput)
+        if steady:
+            self._blink, prompt.cursor_blink = prompt.cursor_blink, False
+        else:
+            prompt.cursor_blink = self._blink
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
         if message.reply_id != self.reply_id:
@@ -533,9 +545,10 @@ class GpttermApp(App[None]):
             if not reply.text and reply.finish_reason == "cancelled":
                 await self.reply_item.remove()
             else:
-                await self.reply_item.finish(reply.text, stats_text(stats))
+                self.reply_item.finish(reply.text, stats_text(stats))
         self.reply = None
         self.reply_item = None
+        self._steady_cursor(False)
         self.last_stats = reply.stats
         self.context_used = reply.stats.prompt_tokens + reply.stats.completion_tokens
         if message.error:
@@ -554,6 +567,7 @@ class GpttermApp(App[None]):
             if event.worker.group == "reply":
                 self.reply = None
                 self.reply_item = None
+                self._steady_cursor(False)
                 self.update_status()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
 
 from textual import events
-from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Label, TextArea
+from textual.widgets import TextArea
 
 from gptterm.tui.actions import INPUT_ACTIONS, MESSAGE_ACTIONS
-
-if TYPE_CHECKING:
-    from textual.widgets.markdown import MarkdownStream
+from gptterm.tui.widgets.markdown_view import MarkdownView
 
 CODE_BLOCK = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
 
@@ -43,48 +39,33 @@ def stats_text(stats: dict | None) -> str:
     return " · ".join(parts)
 
 
-class MessageItem(Vertical):
-    """One message: a header line and its Markdown body (streamed while generated)."""
+class MessageItem(MarkdownView):
+    """One message: its role and stats on a title line, then its Markdown (streamed while generated).
 
-    def __init__(self, role: str, content: str = "", *, info: str = "") -> None:
-        super().__init__(classes=f"message -{role}")
+    One widget per message: the chat log is laid out again on every update of a
+    streamed reply, and that pass walks every widget of every message shown."""
+
+    def __init__(self, role: str, content: str = "", *, info: str = "", streaming: bool = False) -> None:
         self.role = role
-        self.content = content
         self.info = info
-        self._stream: MarkdownStream | None = None
+        super().__init__(content, title=self._header(), streaming=streaming, classes=f"message -{role}")
 
-    def compose(self) -> ComposeResult:
-        # Imported here: markdown-it and the Markdown widgets cost the first
-        # frame ~35 ms, and a new chat shows no message.
-        from textual.widgets import Markdown
-
-        yield Label(self._header(), classes="header")
-        yield Markdown(self.content, classes="body")
+    @property
+    def content(self) -> str:
+        return self.text
 
     def _header(self) -> str:
         label = ROLE_LABELS.get(self.role, self.role)
         return f"{label}  [dim]{self.info}[/dim]" if self.info else label
 
-    @property
-    def body(self) -> Any:
-        """The Markdown widget of the message."""
-        return self.query_one(".body")
+    def write(self, text: str) -> None:
+        self.append(text)
 
-    async def write(self, text: str) -> None:
-        if self._stream is None:
-            self._stream = type(self.body).get_stream(self.body)
-        self.content += text
-        await self._stream.write(text)
-
-    async def finish(self, content: str, info: str = "") -> None:
+    def finish(self, content: str, info: str = "") -> None:
         """End streaming and render the final text in full, so no last token is ever lost."""
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
-        self.content = content
         self.info = info
-        await self.body.update(content)
-        self.query_one(".header", Label).update(self._header())
+        self.title = self._header()
+        self.update(content)
 
 
 class ChatLog(VerticalScroll, can_focus=True):

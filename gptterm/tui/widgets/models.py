@@ -87,7 +87,7 @@ class ModelsPane(Vertical):
         yield DataTable(id="remote-models", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="download-row"):
             yield Label("", id="download-label")
-            yield ProgressBar(id="download-progress", show_eta=True)
+            yield ProgressBar(total=1, id="download-progress", show_eta=True)
         yield Static(HINT, classes="hint")
 
     def on_show(self) -> None:
@@ -365,6 +365,7 @@ class ModelsPane(Vertical):
         self.downloading = None
         self.download_worker = None
         self.query_one("#download-row").display = False
+        self.query_one("#download-progress", ProgressBar).update(total=1, progress=0)  # stops its animation timer
         if message.error:
             severity = "warning" if message.cancelled else "error"
             self.app.notify(message.error, severity=severity, timeout=10)

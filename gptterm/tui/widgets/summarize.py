@@ -6,12 +6,12 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, Markdown, ProgressBar, Select, TextArea
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import Button, Input, Label, ProgressBar, Select, TextArea
 
 from gptterm.assets import languages
 from gptterm.tasks.job import Job
 from gptterm.tasks.summarize import FORMS, LENGTH_WORDS, Summarizer, SummaryOptions
+from gptterm.tui.widgets.markdown_view import MarkdownView
 from gptterm.tui.widgets.task_pane import TaskPane
 
 
@@ -24,7 +24,6 @@ class SummarizePane(TaskPane):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._stream: MarkdownStream | None = None
         self.output_text = ""
 
     def compose(self) -> ComposeResult:
@@ -42,10 +41,10 @@ class SummarizePane(TaskPane):
                 yield TextArea(classes="source", id="sum-source", soft_wrap=True)
             with Vertical(classes="task-side"):
                 with VerticalScroll(id="sum-output-scroll"):
-                    yield Markdown("", id="sum-output")
+                    yield MarkdownView(id="sum-output")
         with Horizontal(classes="task-progress"):
             yield Label("", classes="progress-label")
-            yield ProgressBar(show_eta=False, id="sum-bar")
+            yield ProgressBar(total=1, show_eta=False, id="sum-bar")
 
     def options(self) -> SummaryOptions:
         words = self.query_one("#sum-words", Input).value.strip()
@@ -58,25 +57,23 @@ class SummarizePane(TaskPane):
     def make_job(self, engine: Any, params: Any) -> Job:
         return Summarizer(engine, params, self.options())
 
+    @property
+    def output(self) -> MarkdownView:
+        return self.query_one("#sum-output", MarkdownView)
+
     async def clear_output(self) -> None:
         self.output_text = ""
-        self._stream = None
-        await self.query_one("#sum-output", Markdown).update("")
+        self.output.update("", streaming=True)
 
     async def write_output(self, text: str) -> None:
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self.query_one("#sum-output", Markdown))
         self.output_text += text
-        await self._stream.write(text)
+        self.output.append(text)
         self.query_one("#sum-output-scroll").scroll_end(animate=False)
 
     async def finish_output(self, job: Job) -> None:
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
         final = getattr(job, "text", "") or self.output_text
         self.output_text = final
-        await self.query_one("#sum-output", Markdown).update(final)
+        self.output.update(final)
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "sum-run":

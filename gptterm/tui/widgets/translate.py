@@ -38,7 +38,7 @@ class TranslatePane(TaskPane):
                 yield TextArea(id="tr-output", read_only=True, soft_wrap=True)
         with Horizontal(classes="task-progress"):
             yield Label("", classes="progress-label")
-            yield ProgressBar(show_eta=False, id="tr-bar")
+            yield ProgressBar(total=1, show_eta=False, id="tr-bar")
 
     def make_job(self, engine: Any, params: Any) -> Job:
         source = self.query_one("#tr-source-lang", Select).value
