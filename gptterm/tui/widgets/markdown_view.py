@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
 from rich.text import Text
 from textual.geometry import Region, Size
@@ -115,6 +114,9 @@ class MarkdownView(Widget):
     # -- rendering ----------------------------------------------------------------
 
     def _render_markdown(self, text: str, width: int, dark: bool) -> Lines:
+        # imported with the first message: markdown-it costs the first frame ~40 ms
+        from rich.markdown import Markdown as RichMarkdown
+
         console = self.app.console
         options = self.app.console_options.update(width=width, highlight=False)
         markdown = RichMarkdown(text, code_theme="monokai" if dark else "default", hyperlinks=True)
