@@ -95,7 +95,9 @@ class GpttermApp(App[None]):
         # its CPU time), so updates are spaced to keep the UI thread near
         # UI_CPU_SHARE of a core. Read by the reply worker.
         self.chunk_interval = MIN_CHUNK_INTERVAL_S
-        self._ui_cpu_mark = 0.0
+        # UI thread CPU time and wall time at the reply's first text (not at the
+        # send: the time the prompt took would be credit spent on early updates)
+        self._reply_clock: tuple[float, float] | None = None
         self._blink = True  # the prompt's cursor blink setting, held still while a reply streams
         self._initial_conversation = conversation_id
         self._theme_ready = False
@@ -159,7 +161,7 @@ class GpttermApp(App[None]):
         self.refresh_conversations()
         if self._initial_conversation is not None:
             self.call_later(self.open_conversation, self._initial_conversation)
-        self.set_interval(5, self.refresh_conversations)  # conversations made by the CLI meanwhile
+        self.set_interval(5, self._poll_conversations)
         self.query_one(PromptInput).focus()
 
     def watch_theme(self, theme: str) -> None:
@@ -291,6 +293,12 @@ class GpttermApp(App[None]):
         self.action_reload_model()
 
     # -- conversations ------------------------------------------------------------
+
+    def _poll_conversations(self) -> None:
+        """Show conversations made by the CLI meanwhile; not while a reply streams
+        (rebuilding the list then is CPU taken from generation; the reply's end refreshes it)."""
+        if self.reply is None:
+            self.refresh_conversations()
 
     def refresh_conversations(self) -> None:
         try:
@@ -485,6 +493,7 @@ class GpttermApp(App[None]):
         user = MessageItem("user", message.text)
         await log.mount(user)
         await self.start_reply(reply)
+        self.call_after_refresh(self.refresh_conversations)  # a new conversation is listed at once
 
     async def start_reply(self, reply: Reply) -> None:
         log = self.query_one(ChatLog)
@@ -493,7 +502,8 @@ class GpttermApp(App[None]):
         log.scroll_end(animate=False)
         self.reply = reply
         self.reply_id += 1
-        self._ui_cpu_mark = time.thread_time()
+        self._reply_clock = None
+        self.chunk_interval = MIN_CHUNK_INTERVAL_S
         self._steady_cursor(True)
         self.update_status()
         self.run_reply(reply, self.reply_id)
@@ -522,10 +532,15 @@ class GpttermApp(App[None]):
 
     async def on_reply_chunk(self, message: ReplyChunk) -> None:
         if message.reply_id == self.reply_id and self.reply_item is not None:
+            if self._reply_clock is None:
+                self._reply_clock = (time.thread_time(), time.perf_counter())
             self.reply_item.write(message.text)
-            now = time.thread_time()  # CPU this (UI) thread spent since the last update
-            cost, self._ui_cpu_mark = now - self._ui_cpu_mark, now
-            self.chunk_interval = min(MAX_CHUNK_INTERVAL_S, max(MIN_CHUNK_INTERVAL_S, cost / UI_CPU_SHARE))
+            # A budget, not a per-update rule: the UI thread may have used
+            # UI_CPU_SHARE of the time since the reply began, so an expensive
+            # update (a layout pass) delays the next ones until it is paid for.
+            cpu0, wall0 = self._reply_clock
+            spent, elapsed = time.thread_time() - cpu0, time.perf_counter() - wall0
+            self.chunk_interval = min(MAX_CHUNK_INTERVAL_S, max(MIN_CHUNK_INTERVAL_S, spent / UI_CPU_SHARE - elapsed))
 
     def _steady_cursor(self, steady: bool) -> None:
         # A blinking cursor redraws twice a second: while a reply streams,
