@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -312,10 +311,15 @@ def load_config(path: Path | None = None) -> Config:
     data: dict[str, Any] = {}
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            import tomllib  # only when there is a file: most starts have none (~3 ms)
+
+            try:
+                data = tomllib.load(fh)
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+                raise ConfigError(f"cannot read config file {path}: {err}") from None
     except FileNotFoundError:
         pass
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err}") from None
     for key in OTHER_KEYS:
         if key in data and not isinstance(data[key], OTHER_KEYS[key]):

@@ -39,6 +39,12 @@ def test_chat_uses_template_and_reuses_kv_prefix(tiny_engine):
     assert r2.stats.prompt_tokens > r1.stats.prompt_tokens
 
 
+def test_the_models_template_is_compiled_once(tiny_engine):
+    # llama-cpp-python compiles it while loading; gptterm renders with that same formatter
+    handler = tiny_engine._llm._chat_handlers["chat_template.default"]
+    assert any(cell.cell_contents is tiny_engine._formatter for cell in handler.__closure__)
+
+
 def test_model_without_template_falls_back_to_chatml(tiny_model_no_template):
     engine = LocalEngine(tiny_model_no_template, ctx=256, gpu_layers=0, threads=1)
     try:

@@ -13,12 +13,15 @@ import ctypes
 import os
 import sys
 import threading
+from collections import deque
 
-_MAX_LINES = 1000
-_lines: list[str] = []
-_dropped = [0]  # lines discarded from the front, so positions stay absolute
+# Raw chunks as llama.cpp hands them over (often a piece of a line): the
+# callback runs ~2,000 times while a model loads, so it only stores bytes;
+# lines are made when someone asks for them.
+_MAX_CHUNKS = 4000
+_chunks: deque[bytes] = deque(maxlen=_MAX_CHUNKS)
+_count = [0]  # chunks ever logged: positions stay absolute as old ones drop out
 _lock = threading.Lock()
-_partial = [""]
 _callback = None  # keeps the ctypes callback alive for the process lifetime
 _echo = os.environ.get("GPTTERM_LLAMA_LOG") == "1"
 
@@ -35,21 +38,11 @@ def install() -> None:
 
     @llama_cpp.llama_log_callback
     def _on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        try:
-            chunk = text.decode("utf-8", "replace")
-        except Exception:  # never raise into C
-            return
-        if _echo:
-            sys.stderr.write(chunk)
         with _lock:
-            buf = _partial[0] + chunk
-            *complete, rest = buf.split("\n")
-            _partial[0] = rest
-            _lines.extend(line for line in complete if line.strip())
-            if len(_lines) > _MAX_LINES:
-                cut = len(_lines) - _MAX_LINES // 2
-                del _lines[:cut]
-                _dropped[0] += cut
+            _chunks.append(text)
+            _count[0] += 1
+        if _echo:
+            sys.stderr.write(text.decode("utf-8", "replace"))
 
     _callback = _on_log
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
@@ -58,12 +51,15 @@ def install() -> None:
 def mark() -> int:
     """A position in the log; ``since(mark)`` returns the lines logged after it."""
     with _lock:
-        return _dropped[0] + len(_lines)
+        return _count[0]
 
 
 def since(position: int) -> list[str]:
     with _lock:
-        return _lines[max(0, position - _dropped[0]):]
+        new = min(len(_chunks), _count[0] - position)
+        chunks = list(_chunks)[len(_chunks) - new:] if new > 0 else []
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return [line for line in text.split("\n") if line.strip()]
 
 
 def failure_reason(lines: list[str]) -> str | None:

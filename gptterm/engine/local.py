@@ -149,6 +149,15 @@ class LocalEngine:
         eos = model.token_get_text(eos_id) if eos_id >= 0 else ""
         bos = model.token_get_text(bos_id) if bos_id >= 0 else ""
         template = meta.chat_template or FALLBACK_CHAT_TEMPLATE
+        # llama-cpp-python compiled the model's own template while loading, for a
+        # chat handler gptterm never calls; compiling it again cost ~10 ms of
+        # every start, so that formatter is reused when it is the same one.
+        handler = getattr(self._llm, "_chat_handlers", {}).get("chat_template.default")
+        for cell in getattr(handler, "__closure__", None) or ():
+            found = cell.cell_contents
+            if (isinstance(found, Jinja2ChatFormatter) and found.template == template
+                    and (found.eos_token, found.bos_token) == (eos, bos) and found.add_generation_prompt):
+                return found
         try:
             return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         except Exception as err:  # jinja2 syntax errors in a model's template

@@ -8,12 +8,14 @@ process loses at most the reply in flight.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from gptterm.engine.base import Message, Reply
-from gptterm.history.store import Conversation, HistoryStore
 from gptterm.settings import Params
 from gptterm.tasks.context import FitReport, fit_messages
+
+if TYPE_CHECKING:  # sqlite3 and the store are imported by whoever opens one (not with --no-log)
+    from gptterm.history.store import Conversation, HistoryStore
 
 
 def compose_prompt(instruction: str | None, context: str | None) -> str:
