@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
@@ -57,6 +58,20 @@ def app_factory():
         params = {"temperature": 0.0, "max_tokens": 24, "ctx": 2048, **overrides}
         return create_app(model=model, overrides=params)
     return make
+
+
+def test_long_lived_objects_are_frozen_out_of_the_collector_once_the_model_is_up(app_factory):
+    # a full collection over the app's objects held the GIL 70-90 ms mid-reply
+    async def run():
+        gc.unfreeze()
+        app = app_factory()
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot, app)
+            await pilot.pause()
+            assert gc.get_freeze_count() > 10_000
+        gc.unfreeze()
+
+    asyncio.run(run())
 
 
 def test_send_streams_reply_and_stores_it(app_factory):

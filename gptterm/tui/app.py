@@ -8,6 +8,7 @@ widgets. The first frame is drawn before the model has loaded.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import time
 from functools import partial
@@ -232,6 +233,10 @@ class GpttermApp(App[None]):
             return
         self.post_message(ModelLoaded(engine, time.perf_counter() - start))
 
+    # The objects alive once the app is up (modules, styles, widgets, the
+    # model) are moved out of the collector's reach with gc.freeze(): a full
+    # collection walked them all, 70-90 ms holding the GIL, which stopped a
+    # streaming reply (and key echo) that long every few seconds.
     def on_model_loaded(self, message: ModelLoaded) -> None:
         old, self.engine = self.engine, message.engine
         if old is not None:
@@ -245,6 +250,7 @@ class GpttermApp(App[None]):
         self.update_status()
         for pane in self.query("ModelsPane"):  # the ▶ mark follows the loaded model (once the pane is there)
             pane.model_changed()
+        self.call_after_refresh(gc.freeze)
 
     def count_context(self) -> None:
         """Update the status bar's context use for the open conversation, counted in a worker."""
@@ -272,6 +278,7 @@ class GpttermApp(App[None]):
         self.model_error = message.error
         self.notify(message.error, title="Model not loaded", severity="error", timeout=10)
         self.update_status()
+        self.call_after_refresh(gc.freeze)
 
     def action_reload_model(self) -> None:
         if self.reply is not None or self.running_task() is not None:
