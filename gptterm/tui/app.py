@@ -48,7 +48,7 @@ def _ui_cpu_share() -> float:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return 0.03 if cores <= 4 else 0.5
+    return 0.02 if cores <= 4 else 0.5
 
 
 UI_CPU_SHARE = _ui_cpu_share()

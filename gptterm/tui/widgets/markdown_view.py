@@ -73,6 +73,7 @@ class MarkdownView(Widget):
         self._doc: tuple[Any, Lines] | None = None
         self._blocks: dict[tuple[str, int, bool], Lines] = {}
         self._stream_lines: tuple[Any, Lines] | None = None
+        self._title_cache: tuple[tuple[str, int], Lines] | None = None
         self._height = 0
 
     # -- content ------------------------------------------------------------------
@@ -125,10 +126,13 @@ class MarkdownView(Widget):
     def _title_lines(self, width: int) -> Lines:
         if not self.title:
             return []
-        title = Text.from_markup(self.title, style="bold", overflow="ellipsis")
-        title.no_wrap = True
-        return self.app.console.render_lines(title, self.app.console_options.update(width=width), pad=False,
-                                             new_lines=False)
+        key = (self.title, width)
+        if self._title_cache is None or self._title_cache[0] != key:
+            title = Text.from_markup(self.title, style="bold", overflow="ellipsis")
+            title.no_wrap = True
+            self._title_cache = (key, self.app.console.render_lines(title, self.app.console_options.update(width=width),
+                                                              pad=False, new_lines=False))
+        return list(self._title_cache[1])
 
     def _lines(self, width: int) -> Lines:
         dark = self.app.current_theme.dark
