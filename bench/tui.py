@@ -4,7 +4,8 @@ The real ``gptterm`` runs in a pseudo-terminal (120x40). First frame: from
 spawning the process to the first screen that shows the status line (the
 model is still loading then). Streaming: a prompt is typed, Enter pressed,
 and the tokens/s the app reports for the reply is read from the screen;
-the anchor is ``gptterm --json`` on the same prompt, greedy, same length.
+the anchor is the CLI (``gptterm -v``) streaming the same greedy reply
+into a pseudo-terminal read the same way.
 Runs are interleaved; medians.
 
     python bench/tui.py [--rounds 3] [--tokens 200]
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import compileall
 import codecs
-import json
 import os
 import pty
 import re
@@ -124,9 +124,18 @@ def tui_round(env: dict[str, str], i: int, tokens: int, keys: int) -> tuple[floa
 
 
 def cli_round(env: dict[str, str], i: int, tokens: int) -> float:
-    out = subprocess.run([sys.executable, "-m", "gptterm", "--json", "--temperature", "0", "--max-tokens",
-                          str(tokens), PROMPT.format(i=i)], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)["tokens_per_s"]
+    # The CLI streams into the same kind of pseudo-terminal, read the same
+    # way: both faces pay for a terminal taking their output.
+    term = Term([sys.executable, "-m", "gptterm", "-v", "--temperature", "0", "--max-tokens", str(tokens),
+                 PROMPT.format(i=i)], env)
+    try:
+        term.read_until(lambda t: "tok/s, finish" in t, 120)
+        rate = re.search(r"(\d+\.\d) tok/s, finish", term.text())
+        if rate is None:
+            raise SystemExit(f"the CLI printed no rate: {term.text()[-300:]!r}")
+        return float(rate.group(1))
+    finally:
+        term.close()
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -149,6 +150,11 @@ class GpttermApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # While this (UI) thread runs Python, a reply thread coming back from
+        # llama.cpp waits for the GIL until the switch interval forces a hand-over
+        # (5 ms by default) and llama.cpp's other threads idle meanwhile; 0.5 ms
+        # measured +3% tokens/s streaming on 2 cores.
+        sys.setswitchinterval(0.0005)
         if self.config.keymap:
             self.set_keymap(dict(self.config.keymap))
         if self.config.theme and self.config.theme in self.available_themes:
