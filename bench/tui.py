@@ -168,7 +168,9 @@ def main() -> None:
     c, t = statistics.median(cli), statistics.median(tui) if tui else float("nan")
     print(f"{'streaming tok/s (TUI/CLI)':28} {t:8.1f} {c:8.1f} {t / c:6.3f}")
     if paired:  # the VM's speed drifts between rounds: each TUI run against the CLI run right after it
-        print(f"{'  median of per-round ratios':28} {'':8} {'':8} {statistics.median(paired):6.3f}")
+        q = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
+        print(f"{'  median of per-round ratios':28} {'':8} {'':8} {statistics.median(paired):6.3f}"
+              f"   (quartiles {q[0]:.3f}-{q[2]:.3f})")
     f = statistics.median(frames)
     print(f"{'first frame s (target 0.5)':28} {f:8.2f} {0.5:8.2f} {f / 0.5:6.3f}")
     if keys:
