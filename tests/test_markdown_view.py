@@ -6,7 +6,7 @@ import asyncio
 
 from textual.app import App, ComposeResult
 
-from gptterm.tui.widgets.markdown_view import RESERVE_STEP, MarkdownView, split_blocks
+from gptterm.tui.widgets.markdown_view import RESERVE_STEP, MarkdownView, open_fence, split_blocks
 
 DOC = ("# Owls\n\nOwls are **nocturnal** birds.\n\n- they hunt\n- they hoot\n\n"
        "```python\nx = 1\n\n\ny = 2\n```\n\nThe end.")
@@ -22,6 +22,13 @@ def test_blocks_split_on_blank_lines_but_not_inside_code_fences():
     assert split_blocks("\n\n\n") == []
 
 
+def test_open_fence_is_told_from_a_closed_one():
+    assert open_fence("```python\nx = 1\n\ny = 2") == ("python", ["x = 1", "", "y = 2"])
+    assert open_fence("```python\nx = 1\n```") is None
+    assert open_fence("~~~~\nx\n~~~") == ("", ["x", "~~~"])  # a shorter fence does not close it
+    assert open_fence("text\n```") is None
+
+
 class ViewApp(App[None]):
     def __init__(self, view: MarkdownView) -> None:
         super().__init__()
@@ -29,6 +36,12 @@ class ViewApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield self.view
+
+
+def without_trailing_blanks(lines: list[str]) -> list[str]:
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
 
 
 def screen_text(view: MarkdownView) -> list[str]:
@@ -85,3 +98,27 @@ async def _title_and_resize():
         await pilot.pause()
         assert view.size.height > 2
         assert " ".join(screen_text(view)[1:]).split() == view.text.split()
+
+
+def test_a_long_code_fence_streams_as_it_will_look_finished():
+    asyncio.run(_long_code())
+
+
+async def _long_code():
+    code = "```python\n" + "\n".join(f"def f{i}(x):\n    return x * {i}  # {i}" for i in range(40)) + "\n```\n\nDone."
+    view = MarkdownView(streaming=True)
+    app = ViewApp(view)
+    async with app.run_test(size=(70, 200)) as pilot:
+        pictures = []
+        for i in range(0, len(code), 97):
+            view.append(code[i:i + 97])
+            await pilot.pause()
+            pictures.append(without_trailing_blanks(screen_text(view)))
+        view.update(code)
+        await pilot.pause()
+        final = screen_text(view)
+        # every picture while streaming is the top of the finished one, but for
+        # its last two lines (the line being written, and the code block's padding)
+        for picture in pictures[:-1]:
+            assert picture[:-2] == final[: len(picture) - 2], picture
+        assert "return x * 39" in " ".join(final) and final[-1].strip() == "Done."
