@@ -44,6 +44,14 @@ def without_trailing_blanks(lines: list[str]) -> list[str]:
     return lines
 
 
+async def stream(pilot, view: MarkdownView, text: str, piece: int):
+    """Append ``text`` in pieces, yielding the end of each piece once it is drawn."""
+    for i in range(0, len(text), piece):
+        view.append(text[i:i + piece])
+        await pilot.pause()
+        yield i + piece
+
+
 def screen_text(view: MarkdownView) -> list[str]:
     return [view.render_line(y).text.rstrip() for y in range(view.size.height)]
 
@@ -57,13 +65,11 @@ async def _streamed():
     app = ViewApp(streamed)
     async with app.run_test(size=(60, 40)) as pilot:
         heights = []
-        for i in range(0, len(DOC), 7):
-            streamed.append(DOC[i:i + 7])
-            await pilot.pause()
+        async for end in stream(pilot, streamed, DOC, 7):
             heights.append(streamed.size.height)
             lines = screen_text(streamed)
             assert lines[0] == "Assistant"
-            written = DOC[: i + 7]
+            written = DOC[:end]
             last_word = written.replace("*", "").split()[-1].strip("`#-")
             if last_word and not written.rsplit("\n", 1)[-1].startswith("```"):  # a fence's info string is not drawn
                 assert any(last_word in line for line in lines), (last_word, lines)
@@ -109,11 +115,7 @@ async def _long_code():
     view = MarkdownView(streaming=True)
     app = ViewApp(view)
     async with app.run_test(size=(70, 200)) as pilot:
-        pictures = []
-        for i in range(0, len(code), 97):
-            view.append(code[i:i + 97])
-            await pilot.pause()
-            pictures.append(without_trailing_blanks(screen_text(view)))
+        pictures = [without_trailing_blanks(screen_text(view)) async for _ in stream(pilot, view, code, 97)]
         view.update(code)
         await pilot.pause()
         final = screen_text(view)

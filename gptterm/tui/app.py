@@ -92,10 +92,10 @@ class GpttermApp(App[None]):
         self.last_stats: Any = None
         self.context_used = 0
         # On a small machine llama.cpp's threads use every core, and each
-        # millisecond the UI spends drawing stalls generation by about as much
-        # (measured: the token gaps that overlap a screen update grow by 1.0-1.3x
-        # its CPU time), so updates are spaced to keep the UI thread near
-        # UI_CPU_SHARE of a core. Read by the reply worker.
+        # millisecond the UI spends drawing stalls generation by 1-3 ms (its
+        # threads meet at barriers; the reply thread waits for the GIL), so
+        # updates are spaced to keep the UI thread near UI_CPU_SHARE of a
+        # core. Read by the reply worker.
         self.chunk_interval = MIN_CHUNK_INTERVAL_S
         # UI thread CPU time and wall time at the reply's first text (not at the
         # send: the time the prompt took would be credit spent on early updates)

@@ -71,6 +71,11 @@ def open_fence(block: str) -> tuple[str, list[str]] | None:
     return first[match.end():].strip(), code
 
 
+def code_theme(dark: bool) -> str:
+    """The Pygments style code blocks are drawn in, for a dark or a light app theme."""
+    return "monokai" if dark else "default"
+
+
 class MarkdownView(Widget):
     """Markdown text under an optional one-line title; ``append`` streams into it, ``update`` replaces it."""
 
@@ -132,14 +137,15 @@ class MarkdownView(Widget):
 
     # -- rendering ----------------------------------------------------------------
 
+    def _draw(self, renderable: Any, width: int) -> Lines:
+        options = self.app.console_options.update(width=width, highlight=False)
+        return self.app.console.render_lines(renderable, options, pad=False, new_lines=False)
+
     def _render_markdown(self, text: str, width: int, dark: bool) -> Lines:
         # imported with the first message: markdown-it costs the first frame ~40 ms
         from rich.markdown import Markdown as RichMarkdown
 
-        console = self.app.console
-        options = self.app.console_options.update(width=width, highlight=False)
-        markdown = RichMarkdown(text, code_theme="monokai" if dark else "default", hyperlinks=True)
-        return console.render_lines(markdown, options, pad=False, new_lines=False)
+        return self._draw(RichMarkdown(text, code_theme=code_theme(dark), hyperlinks=True), width)
 
     def _title_lines(self, width: int) -> Lines:
         if not self.title:
@@ -148,8 +154,7 @@ class MarkdownView(Widget):
         if self._title_cache is None or self._title_cache[0] != key:
             title = Text.from_markup(self.title, style="bold", overflow="ellipsis")
             title.no_wrap = True
-            self._title_cache = (key, self.app.console.render_lines(title, self.app.console_options.update(width=width),
-                                                              pad=False, new_lines=False))
+            self._title_cache = (key, self._draw(title, width))
         return list(self._title_cache[1])
 
     def _lines(self, width: int) -> Lines:
@@ -197,12 +202,9 @@ class MarkdownView(Widget):
         from rich.syntax import Syntax
 
         lexer = info.partition(" ")[0] or "text"
-        theme = "monokai" if dark else "default"
-        options = self.app.console_options.update(width=width, highlight=False)
 
         def draw(text: str, padding: tuple[int, int, int, int]) -> Lines:
-            syntax = Syntax(text, lexer, theme=theme, word_wrap=True, padding=padding)
-            return self.app.console.render_lines(syntax, options, pad=False, new_lines=False)
+            return self._draw(Syntax(text, lexer, theme=code_theme(dark), word_wrap=True, padding=padding), width)
 
         lines: Lines = []
         settled = (len(code) - 1) // CODE_STEP * CODE_STEP  # the last line may still grow
