@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gptterm.engine.local import LocalEngine, default_threads  # noqa: E402
 from gptterm.engine.remote import RemoteEngine  # noqa: E402
 from gptterm.models.bundled import bundled_model_path  # noqa: E402
-from gptterm.settings import Params, ServerProfile  # noqa: E402
+from gptterm.servers import ServerProfile  # noqa: E402
+from gptterm.settings import Params  # noqa: E402
 
 PROMPT = "Here is a long, detailed essay about the history of the printing press, part {i}:\n\n"
 

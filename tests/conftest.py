@@ -88,7 +88,7 @@ def llama_server(bundled_model):
 @pytest.fixture(scope="session")
 def remote_engine(llama_server):
     from gptterm.engine.remote import RemoteEngine
-    from gptterm.settings import ServerProfile
+    from gptterm.servers import ServerProfile
 
     engine = RemoteEngine(ServerProfile(name="test", url=llama_server), ctx=2048)
     yield engine

@@ -380,8 +380,8 @@ def test_ls_default_show_rm(hub, isolated_dirs):
 
 def test_rm_refuses_a_model_a_running_gptterm_has_loaded(hub):
     name = ok(run_cli("models", "pull", CHAT)).stdout.strip()
-    code = ("import sys\nfrom gptterm.engine import load_engine\nfrom gptterm.settings import Params\n"
-            f"engine = load_engine({name!r}, Params().replace(ctx=256))\nprint('loaded', flush=True)\n"
+    code = ("import sys\nfrom gptterm.backend import Backend\nfrom gptterm.settings import Params, load_config\n"
+            f"engine = Backend({name!r}).load(Params().replace(ctx=256), load_config())\nprint('loaded', flush=True)\n"
             "sys.stdin.read()\n")
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

@@ -11,7 +11,8 @@ from gptterm.engine.openai_http import RemoteError, normalize_base_url
 from gptterm.engine.remote import RemoteEngine
 from gptterm.errors import ConfigError, ModelError
 from gptterm.history.store import HistoryStore
-from gptterm.settings import Params, ServerProfile, load_config
+from gptterm.servers import ServerProfile
+from gptterm.settings import Params, load_config
 from tests.conftest import free_port, run_cli, write_config
 from tests.fixtures.fake_openai import API_KEY, MODEL
 
@@ -246,7 +247,7 @@ def test_bad_server_profiles_are_config_errors(isolated_dirs, text, needle):
 
 
 def test_server_precedence_flag_env_then_config(isolated_dirs, monkeypatch):
-    from gptterm.settings import resolve_server, server_spec
+    from gptterm.servers import resolve_server, server_spec
 
     write_config(isolated_dirs, 'server = "cfg"\n[servers.cfg]\nurl = "http://cfg:1/v1"\n')
     config = load_config()

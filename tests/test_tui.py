@@ -6,278 +6,262 @@ import asyncio
 import gc
 import time
 
-import pytest
-
 from gptterm.history.store import HistoryStore
-from gptterm.tui.app import PAGE, create_app
+from gptterm.tui.host import Busy
+from gptterm.tui.messages import ModelFailed, ModelLoaded
 from gptterm.tui.screens import ConfirmScreen, HelpScreen
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput
+from gptterm.tui.widgets.chat_pane import PAGE, ChatPane
+from gptterm.tui.widgets.settings import SettingsPane
 from gptterm.tui.widgets.sidebar import Sidebar
-
-SIZE = (120, 40)
-
-
-async def wait_for(pilot, condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+from gptterm.tui.widgets.task_pane import TaskPane
+from tests.tui_helpers import make_app, running, stored_messages
 
 
-async def ready(pilot, app):
-    await wait_for(pilot, lambda: app.model_state != "loading", what="model load")
-    assert app.engine is not None, app.model_error
-
-
-async def send(pilot, app, text):
-    prompt = app.query_one(PromptInput)
-    prompt.focus()
-    prompt.text = text
-    app._test_reply_id = app.reply_id
-    await pilot.press("enter")
-
-
-async def reply_done(pilot, app, timeout=60.0):
-    """Wait until a reply started after the last send/press has finished."""
-    started = getattr(app, "_test_reply_id", 0)
-    await wait_for(pilot, lambda: app.reply_id > started and app.reply is None, timeout, what="reply end")
-    app._test_reply_id = app.reply_id
-    await pilot.pause()
-
-
-def stored_messages():
-    conv = HistoryStore().latest()
-    return conv.messages if conv else []
-
-
-@pytest.fixture
-def app_factory():
-    def make(**overrides):
-        model = overrides.pop("model", None)
-        params = {"temperature": 0.0, "max_tokens": 24, "ctx": 2048, **overrides}
-        return create_app(model=model, overrides=params)
-    return make
-
-
-def test_long_lived_objects_are_frozen_out_of_the_collector_once_the_model_is_up(app_factory):
+def test_long_lived_objects_are_frozen_out_of_the_collector_once_the_model_is_up():
     # a full collection over the app's objects held the GIL 70-90 ms mid-reply
     async def run():
         gc.unfreeze()
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await pilot.pause()
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.pilot.pause()
             assert gc.get_freeze_count() > 10_000
         gc.unfreeze()
 
     asyncio.run(run())
 
 
-def test_send_streams_reply_and_stores_it(app_factory):
+def test_send_streams_reply_and_stores_it():
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            assert app.query_one("#status").visual is not None  # first frame drawn
-            await ready(pilot, app)
-            await send(pilot, app, "What is the capital of France?")
-            await reply_done(pilot, app)
-            items = app.query(MessageItem)
-            assert [i.role for i in items] == ["user", "assistant"]
-            reply_text = items[-1].content
-            assert "Paris" in reply_text
+        async with running(make_app()) as t:
+            assert t.app.query_one("#status").visual is not None  # first frame drawn
+            await t.ready()
+            reply = await t.reply("What is the capital of France?")
+            assert [i.role for i in t.items()] == ["user", "assistant"]
+            assert t.items()[-1].content == reply and "Paris" in reply
+            # the reply streamed: pieces arrived before the end, and they add up to the reply
+            chunks = t.of(ChatPane.ReplyChunk)
+            assert chunks and "".join(c.text for c in chunks) == reply
             msgs = stored_messages()
-            assert [m.content for m in msgs] == ["What is the capital of France?", reply_text]
+            assert [m.content for m in msgs] == ["What is the capital of France?", reply]
             assert msgs[1].stats["completion_tokens"] > 0
-            status = str(app.query_one("#status").render())
-            assert "tok/s" in status and "context" in status and "/2048" in status
-            assert app.query_one(PromptInput).text == ""
+            status = t.status()
+            assert "tok/s" in status and "context" in status and "/2048" in status and "ready" in status
+            assert t.app.query_one(PromptInput).text == ""
     asyncio.run(run())
 
 
-def test_escape_stops_reply_and_keeps_partial_text(app_factory):
+def test_status_line_follows_the_engine_being_busy():
     async def run():
-        app = app_factory(max_tokens=1500, temperature=0.8)
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await send(pilot, app, "Write a very long story about a lighthouse keeper, in twenty paragraphs.")
-            await wait_for(pilot, lambda: app.reply_item is not None and len(app.reply_item.content) > 40,
-                           what="some streamed text")
-            await pilot.press("escape")
-            await reply_done(pilot, app)
+        async with running(make_app(max_tokens=400, temperature=0.8)) as t:
+            await t.ready()
+            await t.send("Write a long story about a lighthouse keeper.")
+            await t.wait_for(lambda: t.of(ChatPane.ReplyChunk), what="streaming")
+            assert "generating… (Esc stops)" in t.status()
+            assert isinstance(t.app.busy, Busy) and t.app.busy.owner is t.chat
+            await t.pilot.press("escape")
+            await t.reply_done(0)
+            assert "ready" in t.status() and t.app.busy is None
+    asyncio.run(run())
+
+
+def test_escape_stops_reply_and_keeps_partial_text():
+    async def run():
+        async with running(make_app(max_tokens=1500, temperature=0.8)) as t:
+            await t.ready()
+            await t.send("Write a very long story about a lighthouse keeper, in twenty paragraphs.")
+            await t.wait_for(lambda: len("".join(c.text for c in t.of(ChatPane.ReplyChunk))) > 40,
+                             what="some streamed text")
+            await t.pilot.press("escape")
+            await t.reply_done(0)
+            finished = t.of(ChatPane.ReplyFinished)[-1]
+            assert finished.reply.finish_reason == "cancelled"
             last = stored_messages()[-1]
             assert last.stats["finish_reason"] == "cancelled"
-            assert last.content == app.query(MessageItem)[-1].content
+            assert last.content == t.items()[-1].content == finished.reply.text
             assert 0 < last.stats["completion_tokens"] < 1500
-            assert "stopped" in app.query(MessageItem)[-1].info
+            assert "stopped" in t.items()[-1].info
     asyncio.run(run())
 
 
-def test_regenerate_replaces_last_reply(app_factory):
+def test_regenerate_replaces_last_reply():
     async def run():
-        app = app_factory(temperature=1.0, seed=1)
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await send(pilot, app, "Name a colour.")
-            await reply_done(pilot, app)
-            first = app.query(MessageItem)[-1].content
-            app.params = app.session.params = app.params.replace(seed=99)
-            await pilot.press("ctrl+r")
-            await reply_done(pilot, app)
-            items = app.query(MessageItem)
-            assert len(items) == 2 and items[-1].content != first
-            assert [m.content for m in stored_messages()] == ["Name a colour.", items[-1].content]
+        async with running(make_app(temperature=1.0, seed=1)) as t:
+            await t.ready()
+            first = await t.reply("Name a colour.")
+            t.app.post_message(SettingsPane.ParamChanged("seed", 99, reload=False))
+            await t.pilot.pause()
+            t.chat.query_one(PromptInput).focus()
+            await t.pilot.press("ctrl+r")
+            again = await t.reply_done(1)
+            assert again != first
+            assert len(t.items()) == 2 and t.items()[-1].content == again
+            assert [m.content for m in stored_messages()] == ["Name a colour.", again]
+            assert stored_messages()[-1].params["seed"] == 99
     asyncio.run(run())
 
 
-def test_edit_and_resend_forks_the_conversation(app_factory):
+def test_edit_and_resend_forks_the_conversation():
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await send(pilot, app, "Say hello.")
-            await reply_done(pilot, app)
-            await send(pilot, app, "Say goodbye.")
-            await reply_done(pilot, app)
-            log = app.query_one(ChatLog)
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.reply("Say hello.")
+            await t.reply("Say goodbye.")
+            log = t.app.query_one(ChatLog)
             log.focus()
-            await pilot.pause()
+            await t.pilot.pause()
             for _ in range(3):
-                await pilot.press("up")
+                await t.pilot.press("up")
             assert log.selected == 0
-            await pilot.press("e")
-            assert app.editing == 0 and app.query_one(PromptInput).text == "Say hello."
-            app.query_one(PromptInput).text = "Say thanks."
-            await pilot.press("enter")
-            await reply_done(pilot, app)
+            await t.pilot.press("e")
+            assert t.chat.editing == 0 and t.app.query_one(PromptInput).text == "Say hello."
+            assert "editing a message" in t.status()
+            t.app.query_one(PromptInput).text = "Say thanks."
+            await t.pilot.press("enter")
+            await t.reply_done(2)
             assert [m.content for m in stored_messages()][0] == "Say thanks."
             assert len(stored_messages()) == 2
             # the original conversation is kept as it was
             original = HistoryStore().list_conversations()[1]
             assert original.message_count == 4 and original.title == "Say hello."
-            assert [i.role for i in app.query(MessageItem)] == ["user", "assistant"]
+            assert [i.role for i in t.items()] == ["user", "assistant"]
     asyncio.run(run())
 
 
-def test_copy_message_and_code_block(app_factory):
+def test_escape_cancels_an_edit():
+    async def run():
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.reply("Say hello.")
+            log = t.app.query_one(ChatLog)
+            log.focus()
+            await t.pilot.press("up", "e")
+            assert t.chat.editing == 0
+            await t.pilot.press("escape")
+            assert t.chat.editing is None and t.app.query_one(PromptInput).text == ""
+            assert "editing" not in t.status()
+    asyncio.run(run())
+
+
+def test_copy_message_and_code_block():
     async def run():
         store = HistoryStore()
         cid = store.new_conversation()
         store.add_message(cid, "user", "code please")
         store.add_message(cid, "assistant", "Here:\n\n```python\nprint('hi')\n```\n\nDone.")
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await app.open_conversation(cid)
-            await pilot.pause()
-            app.query_one(ChatLog).focus()
-            await pilot.pause()
-            await pilot.press("y")
-            assert app.clipboard == "print('hi')"
-            await pilot.press("c")
-            assert app.clipboard.startswith("Here:")
-            await pilot.press("up", "c")
-            assert app.clipboard == "code please"
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.chat.open_conversation(cid)
+            await t.pilot.pause()
+            t.app.query_one(ChatLog).focus()
+            await t.pilot.pause()
+            await t.pilot.press("y")
+            assert t.app.clipboard == "print('hi')"
+            await t.pilot.press("c")
+            assert t.app.clipboard.startswith("Here:")
+            await t.pilot.press("up", "c")
+            assert t.app.clipboard == "code please"
     asyncio.run(run())
 
 
-def test_switch_conversations_and_cli_conversations_appear(app_factory):
+def test_switch_conversations_and_cli_conversations_appear():
     async def run():
         store = HistoryStore()
         a = store.new_conversation()
         store.add_message(a, "user", "first topic: owls")
         store.add_message(a, "assistant", "Owls are birds.")
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
+        async with running(make_app()) as t:
+            await t.ready()
             # a conversation written by another process (the CLI) shows up
             other = HistoryStore()
             b = other.new_conversation(kind="oneshot")
             other.add_message(b, "user", "second topic: cats")
-            app.refresh_conversations()
-            await pilot.pause()
-            titles = [c.title for c in app.query_one(Sidebar).conversations]
-            assert titles == ["second topic: cats", "first topic: owls"]
-            view = app.query_one("#conversation-list")
+            sidebar = t.app.query_one(Sidebar)
+            sidebar.refresh_list(sidebar.current)  # what the 5-second timer does
+            await t.pilot.pause()
+            assert [c.title for c in sidebar.conversations] == ["second topic: cats", "first topic: owls"]
+            view = t.app.query_one("#conversation-list")
             view.focus()
             view.highlighted = 1
-            await pilot.press("enter")
-            await pilot.pause()
-            assert app.session.conversation_id == a
-            assert [i.content for i in app.query(MessageItem)] == ["first topic: owls", "Owls are birds."]
+            await t.pilot.press("enter")
+            await t.pilot.pause()
+            assert any(m.conversation_id == a for m in t.of(Sidebar.Selected))
+            assert [i.content for i in t.items()] == ["first topic: owls", "Owls are birds."]
             # its context use is counted off the UI thread and shown when known
-            expected = app.engine.count_chat_tokens(app.session.model_messages())
-            await wait_for(pilot, lambda: app.context_used == expected, what="context count")
-            assert f"context {expected}/2048" in str(app.query_one("#status").render())
-            await send(pilot, app, "And cats?")
-            await reply_done(pilot, app)
+            await t.wait_for(lambda: t.of(ChatPane.ContextCounted), what="context count")
+            counted = t.of(ChatPane.ContextCounted)[-1].tokens
+            assert counted > 0
+            await t.wait_for(lambda: f"context {counted}/2048" in t.status(), what="count shown")
+            await t.reply("And cats?")
             assert [m.role for m in store.get(a).messages] == ["user", "assistant", "user", "assistant"]
             # search narrows the list
-            app.query_one("#conversation-search").value = "second topic"
-            await pilot.pause()
-            assert [c.id for c in app.query_one(Sidebar).conversations] == [b]
+            t.app.query_one("#conversation-search").value = "second topic"
+            await t.pilot.pause()
+            assert [c.id for c in sidebar.conversations] == [b]
     asyncio.run(run())
 
 
-def test_parameter_change_is_used_and_bad_value_refused(app_factory):
+def test_parameter_change_is_used_and_bad_value_refused():
     async def run():
-        app = app_factory(max_tokens=40)
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await pilot.press("f5")
-            field = app.query_one("#param-max_tokens")
+        async with running(make_app(max_tokens=40)) as t:
+            await t.ready()
+            await t.pilot.press("f5")
+            await t.wait_for(lambda: t.app.query("#param-max_tokens"), what="settings pane")
+            field = t.app.query_one("#param-max_tokens")
             field.focus()
             field.value = "5"
-            await pilot.pause()
-            assert app.params.max_tokens == 5
-            temp = app.query_one("#param-temperature")
+            await t.pilot.pause()
+            changed = t.of(SettingsPane.ParamChanged)
+            assert changed and (changed[-1].name, changed[-1].value) == ("max_tokens", 5)
+            temp = t.app.query_one("#param-temperature")
             temp.value = "-1"
-            await pilot.pause()
-            help_text = app.query_one("#field-temperature .param-help")
+            await t.pilot.pause()
+            help_text = t.app.query_one("#field-temperature .param-help")
             assert "temperature must be in 0..5, not -1" in str(help_text.render())
             assert help_text.has_class("-error")
-            assert app.params.temperature == 0.0  # refused values are never applied
-            await pilot.press("f2")
-            await send(pilot, app, "Count to twenty.")
-            await reply_done(pilot, app)
+            assert not any(m.name == "temperature" for m in t.of(SettingsPane.ParamChanged))  # never applied
+            await t.pilot.press("f2")
+            await t.reply("Count to twenty.")
             assert stored_messages()[-1].stats["completion_tokens"] == 5
             assert stored_messages()[-1].params["max_tokens"] == 5
+            assert stored_messages()[-1].params["temperature"] == 0.0
     asyncio.run(run())
 
 
-def test_preset_and_save_settings(app_factory, isolated_dirs):
+def test_preset_and_save_settings(isolated_dirs):
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            app.post_message(app.query_one("#settings-pane").PresetChosen("creative"))
-            await pilot.pause()
-            assert app.params.temperature == 1.0 and app.params.top_k == 100
-            assert app.query_one("#param-temperature").value == "1.0"
-            await pilot.press("ctrl+s")
-            await pilot.pause()
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.pilot.press("f5")
+            await t.wait_for(lambda: t.app.query(SettingsPane), what="settings pane")
+            t.app.post_message(SettingsPane.PresetChosen("creative"))
+            await t.pilot.pause()
+            assert t.app.query_one("#param-temperature").value == "1.0"
+            await t.pilot.press("ctrl+s")
+            await t.pilot.pause()
         text = (isolated_dirs["config"] / "config.toml").read_text()
         assert "temperature = 1.0" in text and "top_k = 100" in text
     asyncio.run(run())
 
 
-def test_load_setting_reloads_model_in_background(app_factory):
+def test_load_setting_reloads_model_in_background():
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            first_engine = app.engine
-            await pilot.press("f5")
-            field = app.query_one("#param-ctx")
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.pilot.press("f5")
+            await t.wait_for(lambda: t.app.query("#param-ctx"), what="settings pane")
+            field = t.app.query_one("#param-ctx")
             field.focus()
             field.value = "1024"
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: app.engine is not first_engine, what="reload")
-            assert app.engine.n_ctx == 1024
+            await t.pilot.press("enter")
+            await t.wait_for(lambda: len(t.of(ModelLoaded)) == 2, what="reload")
+            assert t.of(ModelLoaded)[-1].engine.n_ctx == 1024
+            assert t.app.engine is t.of(ModelLoaded)[-1].engine
+            await t.wait_for(lambda: "/1024" in t.status(), what="status")
     asyncio.run(run())
 
 
-def test_model_that_fails_to_load_leaves_app_usable(app_factory, tmp_path):
+def test_model_that_fails_to_load_leaves_app_usable(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\x00" * 64)
 
@@ -285,134 +269,158 @@ def test_model_that_fails_to_load_leaves_app_usable(app_factory, tmp_path):
         store = HistoryStore()
         cid = store.new_conversation()
         store.add_message(cid, "user", "kept in history")
-        app = app_factory(model=str(bad))
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.model_state == "failed", what="load failure")
-            assert "cannot load model" in app.model_error
-            assert any("cannot load model" in str(n.message) for n in app._notifications)
-            assert "failed" in str(app.query_one("#status").render())
+        async with running(make_app(model=str(bad))) as t:
+            await t.wait_for(lambda: t.of(ModelFailed), what="load failure")
+            assert "cannot load model" in t.of(ModelFailed)[0].error
+            await t.wait_for(lambda: "failed" in t.status(), what="status")
+            assert any("cannot load model" in n for n in t.notifications())
             # history and settings still work
-            assert [c.id for c in app.query_one(Sidebar).conversations] == [cid]
-            await pilot.press("f5")
-            app.query_one("#param-top_k").value = "12"
-            await pilot.pause()
-            assert app.params.top_k == 12
-            await pilot.press("f2")
-            await send(pilot, app, "hello?")
-            assert app.reply is None and len(app.query(MessageItem)) == 0
+            assert [c.id for c in t.app.query_one(Sidebar).conversations] == [cid]
+            await t.pilot.press("f5")
+            await t.wait_for(lambda: t.app.query("#param-top_k"), what="settings pane")
+            t.app.query_one("#param-top_k").value = "12"
+            await t.pilot.pause()
+            assert t.of(SettingsPane.ParamChanged)[-1].value == 12
+            await t.pilot.press("f2")
+            await t.send("hello?")
+            await t.pilot.pause()
+            assert not t.of(ChatPane.ReplyChunk) and len(t.items()) == 0
+            assert t.notifications()[-1].startswith("cannot load model")
     asyncio.run(run())
 
 
-def test_long_conversation_opens_with_latest_page(app_factory):
+def test_long_conversation_opens_with_latest_page():
     async def run():
         store = HistoryStore()
         cid = store.new_conversation()
         for i in range(300):
             store.add_message(cid, "user" if i % 2 == 0 else "assistant", f"message {i}")
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
+        async with running(make_app()) as t:
             start = time.perf_counter()
-            await app.open_conversation(cid)
-            await pilot.pause()
+            await t.chat.open_conversation(cid)
+            await t.pilot.pause()
             elapsed = time.perf_counter() - start
-            items = app.query(MessageItem)
+            items = t.items()
             assert len(items) == PAGE and items[-1].content == "message 299"
             assert elapsed < 10  # sanity only; see bench/ for timings
-            await pilot.press("ctrl+o")
-            await pilot.pause()
-            assert len(app.query(MessageItem)) == 2 * PAGE
+            await t.pilot.press("ctrl+o")
+            await t.pilot.pause()
+            assert len(t.items()) == 2 * PAGE
     asyncio.run(run())
 
 
-def test_rename_delete_with_confirmation_and_export(app_factory, tmp_path, monkeypatch):
+def test_rename_delete_with_confirmation_and_export(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
     async def run():
         store = HistoryStore()
         cid = store.new_conversation()
         store.add_message(cid, "user", "to be renamed")
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await app.open_conversation(cid)
-            view = app.query_one("#conversation-list")
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.chat.open_conversation(cid)
+            view = t.app.query_one("#conversation-list")
             view.focus()
-            await pilot.pause()
-            await pilot.press("r")
-            await pilot.pause()
-            app.screen.query_one("#answer").value = "Renamed"
-            await pilot.press("enter")
-            await pilot.pause()
+            await t.pilot.pause()
+            await t.pilot.press("r")
+            await t.pilot.pause()
+            t.app.screen.query_one("#answer").value = "Renamed"
+            await t.pilot.press("enter")
+            await t.pilot.pause()
             assert store.get(cid).title == "Renamed"
             view.focus()
-            await pilot.press("x")
-            await pilot.pause()
-            await pilot.press("enter")
-            await pilot.pause()
+            await t.pilot.press("x")
+            await t.pilot.pause()
+            await t.pilot.press("enter")
+            await t.pilot.pause()
             assert (tmp_path / f"conversation-{cid}.md").read_text().startswith("# Renamed")
             view.focus()
-            await pilot.press("delete")
-            await pilot.pause()
-            assert isinstance(app.screen, ConfirmScreen)
-            await pilot.press("escape")
-            await pilot.pause()
+            await t.pilot.press("delete")
+            await t.pilot.pause()
+            assert isinstance(t.app.screen, ConfirmScreen)
+            await t.pilot.press("escape")
+            await t.pilot.pause()
             assert store.get(cid).title == "Renamed"  # cancelled: nothing deleted
+            assert not t.of(Sidebar.Deleted)
             view.focus()
-            await pilot.press("d")
-            await pilot.pause()
-            await pilot.press("y")
-            await pilot.pause()
+            await t.pilot.press("d")
+            await t.pilot.pause()
+            await t.pilot.press("y")
+            await t.pilot.pause()
             assert store.list_conversations() == []
-            assert app.session.conversation_id is None
+            assert [m.conversation_id for m in t.of(Sidebar.Deleted)] == [cid]
+            assert t.chat.session.conversation_id is None and not t.items()
     asyncio.run(run())
 
 
-def test_keymap_from_config_and_help_screen(app_factory, isolated_dirs):
+def test_export_to_an_unwritable_place_is_a_notification(tmp_path):
+    async def run():
+        store = HistoryStore()
+        cid = store.new_conversation()
+        store.add_message(cid, "user", "exported")
+        async with running(make_app()) as t:
+            await t.chat.open_conversation(cid)
+            await t.app.run_conversation_action("export_conversation")  # as the palette does
+            await t.pilot.pause()
+            t.app.screen.query_one("#path").value = str(tmp_path / "no-such-dir" / "x.md")
+            t.app.screen.query_one("#path").focus()
+            await t.pilot.press("enter")
+            await t.pilot.pause()
+            assert any(n.startswith("cannot write") for n in t.notifications())
+    asyncio.run(run())
+
+
+def test_keymap_from_config_and_help_screen(isolated_dirs):
     cfg = isolated_dirs["config"]
     cfg.mkdir(parents=True)
     (cfg / "config.toml").write_text('[keymap]\nnew-conversation = "f12"\n')
 
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await send(pilot, app, "hi")
-            await reply_done(pilot, app)
-            assert app.session.conversation_id is not None
-            await pilot.press("f12")
-            await pilot.pause()
-            assert app.session.conversation_id is None and len(app.query(MessageItem)) == 0
-            await pilot.press("f1")
-            await pilot.pause()
-            assert isinstance(app.screen, HelpScreen)
-            assert app.screen.keys["new-conversation"] == "f12"
-            await pilot.press("escape")
-            await pilot.pause()
-            assert not isinstance(app.screen, HelpScreen)
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.reply("hi")
+            assert t.chat.session.conversation_id is not None
+            await t.pilot.press("f12")
+            await t.pilot.pause()
+            assert t.chat.session.conversation_id is None and len(t.items()) == 0
+            await t.pilot.press("f1")
+            await t.pilot.pause()
+            assert isinstance(t.app.screen, HelpScreen)
+            assert t.app.screen.keys["new-conversation"] == "f12"
+            await t.pilot.press("escape")
+            await t.pilot.pause()
+            assert not isinstance(t.app.screen, HelpScreen)
     asyncio.run(run())
 
 
-def test_command_palette_offers_every_app_action(app_factory):
-    from gptterm.tui.actions import APP_ACTIONS
+def test_command_palette_offers_every_action_and_runs_chat_actions_from_any_pane():
+    from gptterm.tui.actions import APP_ACTIONS, CHAT_ACTIONS, CONVERSATION_ACTIONS
 
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE):
-            titles = [c.title for c in app.get_system_commands(app.screen)]
-            for action in APP_ACTIONS:
-                assert any(t.startswith(action.label) for t in titles), action.id
+        async with running(make_app()) as t:
+            await t.ready()
+            await t.reply("hi")
+            titles = [c.title for c in t.app.get_system_commands(t.app.screen)]
+            for action in APP_ACTIONS + CONVERSATION_ACTIONS + CHAT_ACTIONS:
+                if action.id != "cancel-edit":
+                    assert any(title.startswith(action.label) for title in titles), action.id
+            await t.pilot.press("f3")
+            new = next(c for c in t.app.get_system_commands(t.app.screen) if c.title.startswith("New "))
+            await new.callback()
+            await t.pilot.pause()
+            assert t.app.query_one("#tabs").active == "chat"
+            assert t.chat.session.conversation_id is None and not t.items()
     asyncio.run(run())
 
 
-def test_theme_choice_is_saved(app_factory, isolated_dirs):
+def test_theme_choice_is_saved(isolated_dirs):
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            app.theme = "nord"
-            await pilot.pause()
+        async with running(make_app()) as t:
+            t.app.theme = "nord"
+            await t.pilot.pause()
         assert 'theme = "nord"' in (isolated_dirs["config"] / "config.toml").read_text()
-        again = app_factory()
-        async with again.run_test(size=SIZE) as pilot:
+        again = make_app()
+        async with running(again):
             assert again.theme == "nord"
     asyncio.run(run())
 
@@ -423,100 +431,108 @@ ESSAY = ("The printing press was invented by Johannes Gutenberg around 1440 in M
          "rose, and ideas travelled faster than ever before.\n\n")
 
 
-def test_summarize_pane_streams_summary_of_long_file(app_factory, tmp_path):
+async def open_task_pane(t, key: str, pane_id: str) -> TaskPane:
+    await t.pilot.press(key)
+    await t.wait_for(lambda: t.app.query(pane_id), what=pane_id)
+    return t.app.query_one(pane_id, TaskPane)
+
+
+def test_summarize_pane_streams_summary_of_long_file(tmp_path):
     doc = tmp_path / "essay.txt"
     doc.write_text(ESSAY * 4)
 
     async def run():
-        app = app_factory(ctx=512)
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await pilot.press("f3")
-            pane = app.query_one("#summarize-pane")
-            path = app.query_one("#sum-file")
+        async with running(make_app(ctx=512)) as t:
+            await t.ready()
+            pane = await open_task_pane(t, "f3", "#summarize-pane")
+            path = t.app.query_one("#sum-file")
             path.value = str(doc)
             path.focus()
-            await pilot.press("enter")
-            assert app.query_one("#sum-source").text.startswith("The printing press")
-            app.query_one("#sum-length").value = "short"
-            await pilot.press("ctrl+g")
-            await wait_for(pilot, lambda: pane.run_id == 1 and not pane.running, timeout=240, what="job end")
-            await pilot.pause()
-            assert pane.output_text.strip()
-            label = str(app.query_one("#summarize-pane .progress-label").render())
+            await t.pilot.press("enter")
+            assert t.app.query_one("#sum-source").text.startswith("The printing press")
+            t.app.query_one("#sum-length").value = "short"
+            await t.pilot.press("ctrl+g")
+            await t.wait_for(lambda: t.of(TaskPane.JobFinished), timeout=240, what="job end")
+            await t.pilot.pause()
+            finished = t.of(TaskPane.JobFinished)[-1]
+            assert finished.error is None and finished.job.text.strip()
+            assert len(finished.job.chunks) > 1  # the text did not fit one pass
+            assert pane.output_text == finished.job.text
+            label = str(t.app.query_one("#summarize-pane .progress-label").render())
             assert label.startswith("done") and "model calls" in label
-            assert "Gutenberg" not in pane.output_text or len(pane.output_text) < len(ESSAY * 5) / 2
+            assert t.app.busy is None
     asyncio.run(run())
 
 
-def test_summarize_pane_stop_keeps_finished_parts(app_factory):
+def test_summarize_pane_stop_keeps_finished_parts():
     async def run():
-        app = app_factory(ctx=512)
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await pilot.press("f3")
-            pane = app.query_one("#summarize-pane")
-            app.query_one("#sum-source").load_text(ESSAY * 8)
-            await pilot.press("ctrl+g")
-            await wait_for(pilot, lambda: pane.job is not None and len(pane.job.chunks) >= 1, timeout=120,
-                           what="first part")
-            await pilot.press("escape")
-            await wait_for(pilot, lambda: not pane.running, timeout=60, what="stop")
-            assert str(app.query_one("#summarize-pane .progress-label").render()).startswith("stopped")
+        async with running(make_app(ctx=512)) as t:
+            await t.ready()
+            await open_task_pane(t, "f3", "#summarize-pane")
+            t.app.query_one("#sum-source").load_text(ESSAY * 8)
+            await t.pilot.press("ctrl+g")
+            await t.wait_for(lambda: any(e.kind == "chunk" for m in t.of(TaskPane.JobEvents) for e in m.events),
+                             timeout=120, what="first part")
+            assert "summarizing… (Esc stops)" in t.status()
+            # the engine is lent to the summary: the chat must wait
+            await t.pilot.press("f2")
+            await t.send("hi")
+            await t.pilot.pause()
+            assert not t.of(ChatPane.ReplyChunk)
+            assert any("Summarizing… in progress" in n for n in t.notifications())
+            await t.pilot.press("escape")
+            await t.wait_for(lambda: t.of(TaskPane.JobFinished), timeout=60, what="stop")
+            assert t.of(TaskPane.JobFinished)[-1].job.cancelled
+            assert str(t.app.query_one("#summarize-pane .progress-label").render()).startswith("stopped")
             # the app is usable again: chat works
-            await pilot.press("f2")
-            await send(pilot, app, "hi")
-            await reply_done(pilot, app)
+            await t.reply("hi")
     asyncio.run(run())
 
 
-def test_translate_pane_keeps_paragraphs_and_swaps(app_factory):
+def test_translate_pane_keeps_paragraphs_and_swaps():
     src = "The cat sleeps.\n\n```\ncode stays\n```\n\nThe dog runs in the park.\n"
 
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await pilot.press("f4")
-            pane = app.query_one("#translate-pane")
-            app.query_one("#tr-source").load_text(src)
-            app.query_one("#tr-target-lang").value = "fr"
-            await pilot.press("ctrl+g")
-            await wait_for(pilot, lambda: pane.run_id == 1 and not pane.running, timeout=120, what="job end")
-            await pilot.pause()
-            out = app.query_one("#tr-output").text
+        async with running(make_app()) as t:
+            await t.ready()
+            await open_task_pane(t, "f4", "#translate-pane")
+            t.app.query_one("#tr-source").load_text(src)
+            t.app.query_one("#tr-target-lang").value = "fr"
+            await t.pilot.press("ctrl+g")
+            await t.wait_for(lambda: t.of(TaskPane.JobFinished), timeout=120, what="job end")
+            await t.pilot.pause()
+            out = t.app.query_one("#tr-output").text
             assert "```\ncode stays\n```" in out
             assert out.count("\n") == src.count("\n")
-            assert "English" in str(app.query_one("#tr-detected").render())
-            app.query_one("#tr-swap").press()
-            await pilot.pause()
-            assert app.query_one("#tr-source-lang").value == "fr"
-            assert app.query_one("#tr-target-lang").value == "en"
-            assert app.query_one("#tr-source").text == out and app.query_one("#tr-output").text == ""
+            assert "English" in str(t.app.query_one("#tr-detected").render())
+            t.app.query_one("#tr-swap").press()
+            await t.pilot.pause()
+            assert t.app.query_one("#tr-source-lang").value == "fr"
+            assert t.app.query_one("#tr-target-lang").value == "en"
+            assert t.app.query_one("#tr-source").text == out and t.app.query_one("#tr-output").text == ""
     asyncio.run(run())
 
 
-def test_task_panes_refuse_bad_input(app_factory, tmp_path):
+def test_task_panes_refuse_bad_input():
     async def run():
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await pilot.press("f3")
-            await pilot.press("ctrl+g")  # no text yet
-            await pilot.pause()
-            assert any("Paste some text" in str(n.message) for n in app._notifications)
-            path = app.query_one("#sum-file")
+        async with running(make_app()) as t:
+            await t.ready()
+            await open_task_pane(t, "f3", "#summarize-pane")
+            await t.pilot.press("ctrl+g")  # no text yet
+            await t.pilot.pause()
+            assert any("Paste some text" in n for n in t.notifications())
+            path = t.app.query_one("#sum-file")
             path.value = "/bin/sh"
             path.focus()
-            await pilot.press("enter")
-            await pilot.pause()
-            assert any("looks like a binary file" in str(n.message) for n in app._notifications)
-            app.query_one("#sum-source").load_text("some text")
-            app.query_one("#sum-words").value = "2"
-            await pilot.press("ctrl+g")
-            await pilot.pause()
-            assert any("--length in words must be in 5..5000" in str(n.message) for n in app._notifications)
-            assert not app.query_one("#summarize-pane").running
+            await t.pilot.press("enter")
+            await t.pilot.pause()
+            assert any("looks like a binary file" in n for n in t.notifications())
+            t.app.query_one("#sum-source").load_text("some text")
+            t.app.query_one("#sum-words").value = "2"
+            await t.pilot.press("ctrl+g")
+            await t.pilot.pause()
+            assert any("--length in words must be in 5..5000" in n for n in t.notifications())
+            assert not t.of(TaskPane.JobEvents) and t.app.busy is None  # nothing ran, the engine is free
     asyncio.run(run())
 
 
@@ -526,41 +542,52 @@ def stored_conversations(n):
         store.add_message(store.new_conversation(), "user", f"topic {i}")
 
 
-def test_hundreds_of_conversations_stay_one_list_widget(app_factory):
+def test_hundreds_of_conversations_stay_one_list_widget():
     async def run():
         stored_conversations(300)
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            sidebar = app.query_one(Sidebar)
+        async with running(make_app()) as t:
+            await t.ready()
+            sidebar = t.app.query_one(Sidebar)
             assert len(sidebar.conversations) == 300
             assert sidebar.conversations[0].title == "topic 299"
             # the list draws its rows itself: layout passes while a reply streams do not walk 300 widgets
             assert len(list(sidebar.walk_children())) < 10
-            assert "300 conversations" in str(app.query_one("#conversation-count").render())
+            assert "300 conversations" in str(t.app.query_one("#conversation-count").render())
             # the one opened from the list is highlighted in it
-            view = app.query_one("#conversation-list")
+            view = t.app.query_one("#conversation-list")
             view.focus()
             view.highlighted = 5
-            await pilot.press("enter")
-            await pilot.pause()
-            assert app.session.conversation_id == sidebar.conversations[5].id
+            await t.pilot.press("enter")
+            await t.pilot.pause()
+            assert t.chat.session.conversation_id == sidebar.conversations[5].id
             assert view.highlighted == 5
     asyncio.run(run())
 
 
-def test_periodic_list_refresh_leaves_the_highlight_alone(app_factory):
+def test_one_conversation_and_one_message_read_in_the_singular():
+    async def run():
+        stored_conversations(1)
+        async with running(make_app()) as t:
+            sidebar = t.app.query_one(Sidebar)
+            await t.wait_for(lambda: sidebar.conversations, what="list")
+            assert str(t.app.query_one("#conversation-count").render()) == "1 conversation"
+            view = t.app.query_one("#conversation-list")
+            assert "1 message ·" in str(view.get_option_at_index(0).prompt.renderables[1])
+    asyncio.run(run())
+
+
+def test_periodic_list_refresh_leaves_the_highlight_alone():
     async def run():
         stored_conversations(5)
-        app = app_factory()
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            view = app.query_one("#conversation-list")
+        async with running(make_app()) as t:
+            await t.ready()
+            view = t.app.query_one("#conversation-list")
             view.focus()
             view.highlighted = 0
-            await pilot.press("down", "down")
+            await t.pilot.press("down", "down")
             assert view.highlighted == 2
-            app.refresh_conversations()  # what the 5-second timer does
-            await pilot.pause()
+            sidebar = t.app.query_one(Sidebar)
+            sidebar.refresh_list(sidebar.current)  # what the 5-second timer does
+            await t.pilot.pause()
             assert view.highlighted == 2
     asyncio.run(run())

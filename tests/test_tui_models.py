@@ -12,10 +12,12 @@ from gptterm.settings import load_config
 from gptterm.tui.app import create_app
 from gptterm.tui.screens import ConfirmScreen
 from gptterm.tui.widgets.chat import ChatLog
+from gptterm.tui.widgets.chat_pane import ChatPane
 from gptterm.tui.widgets.models import ModelsPane
 from tests.conftest import run_cli
 from tests.test_cli import ok
-from tests.test_tui import SIZE, reply_done, send, wait_for
+from gptterm.tui.messages import ModelLoaded, SwitchBackend
+from tests.tui_helpers import SIZE, Recorder, wait_for
 
 CHAT = "test/Tiny-Chat-GGUF"
 
@@ -67,7 +69,8 @@ def test_pane_lists_local_models_and_catalog_with_marks(hub, tiny_model):
 def test_pull_from_the_catalog_with_progress_while_the_chat_goes_on(hub, tiny_model, isolated_dirs):
     async def run():
         app = make_app(str(tiny_model))
-        async with app.run_test(size=SIZE) as pilot:
+        recorder = Recorder()
+        async with app.run_test(size=SIZE, message_hook=recorder) as pilot:
             pane = await open_pane(pilot, app)
             hub.pause_at = 200_000
             await select(pilot, pane, "#remote-models", 0)  # smollm2-135m
@@ -80,8 +83,12 @@ def test_pull_from_the_catalog_with_progress_while_the_chat_goes_on(hub, tiny_mo
 
             # the download waits on the server; the chat is usable meanwhile
             await pilot.press("f2")
-            await send(pilot, app, "hello")
-            await reply_done(pilot, app)
+            prompt = app.query_one("#prompt")
+            prompt.focus()
+            prompt.text = "hello"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: recorder.of(ChatPane.ReplyFinished) and app.busy is None,
+                           what="the reply")
             assert app.query_one(ChatLog).items[-1].role == "assistant"
             assert pane.downloading == "smollm2-135m"
 
@@ -97,7 +104,8 @@ def test_pull_from_the_catalog_with_progress_while_the_chat_goes_on(hub, tiny_mo
 def test_search_list_files_pull_load_default_and_delete(hub, tiny_model, isolated_dirs):
     async def run():
         app = make_app(str(tiny_model))
-        async with app.run_test(size=SIZE) as pilot:
+        recorder = Recorder()
+        async with app.run_test(size=SIZE, message_hook=recorder) as pilot:
             pane = await open_pane(pilot, app)
             await pilot.press("slash")
             search = pane.query_one("#models-search", Input)
@@ -119,11 +127,10 @@ def test_search_list_files_pull_load_default_and_delete(hub, tiny_model, isolate
 
             names = [m.name for m in pane.local]
             await select(pilot, pane, "#local-models", names.index(f"{CHAT}:Q8_0"))
-            first_engine = app.engine
             await pilot.press("l")
-            await wait_for(pilot, lambda: app.engine is not first_engine and app.model_state == "ready",
-                           what="the reload")
-            assert app.model_spec == f"{CHAT}:Q8_0"
+            await wait_for(pilot, lambda: len(recorder.of(ModelLoaded)) == 2, what="the reload")
+            assert recorder.of(SwitchBackend)[-1].backend.local_model == f"{CHAT}:Q8_0"
+            assert app.engine is recorder.of(ModelLoaded)[-1].engine
             assert local_rows(pane)[f"{CHAT}:Q8_0"][0] == "▶ "
             await pilot.press("d")
             assert load_config().model == f"{CHAT}:Q8_0"

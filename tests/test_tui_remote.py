@@ -6,71 +6,46 @@ import asyncio
 
 from gptterm.engine.local import LocalEngine
 from gptterm.engine.remote import RemoteEngine
-from gptterm.history.store import HistoryStore
-from gptterm.tui.app import create_app
-from gptterm.tui.widgets.chat import MessageItem, PromptInput
+from gptterm.tui.messages import ModelLoaded
 from tests.conftest import write_config
 
-from tests.test_tui import ready, wait_for  # noqa: E402  (the Pilot helpers, shared)
+from tests.tui_helpers import make_app, running, stored_messages
 
-SIZE = (120, 40)
 PARAMS = {"temperature": 0.0, "max_tokens": 24}
-
-
-async def send(pilot, app, text):
-    prompt = app.query_one(PromptInput)
-    prompt.focus()
-    prompt.text = text
-    started = app.reply_id
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: app.reply_id > started and app.reply is None, what="reply end")
-    await pilot.pause()
-
-
-def stored_messages():
-    conv = HistoryStore().latest()
-    return conv.messages if conv else []
-
-
-def status(app) -> str:
-    return str(app.query_one("#status").render())
 
 
 def test_reply_over_the_server_is_streamed_and_stored(llama_server, isolated_dirs):
     write_config(isolated_dirs, f'[servers.box]\nurl = "{llama_server}"\nctx = 2048\n')
 
     async def run():
-        app = create_app(server="box", overrides=PARAMS)
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
+        async with running(make_app(server="box", **PARAMS)) as t:
+            await t.ready()
+            app = t.app
             assert isinstance(app.engine, RemoteEngine)
-            assert "server box" in status(app) and "/2048" in status(app)
-            await send(pilot, app, "What is the capital of France?")
-            reply = app.query(MessageItem)[-1].content
-            assert "Paris" in reply
+            assert "server box" in t.status() and "/2048" in t.status()
+            reply = await t.reply("What is the capital of France?")
+            assert t.items()[-1].content == reply and "Paris" in reply
             msgs = stored_messages()
             assert [m.content for m in msgs] == ["What is the capital of France?", reply]
             assert msgs[1].model == "smollm2" and msgs[1].stats["completion_tokens"] > 0
-            assert "tok/s" in status(app)
+            assert "tok/s" in t.status()
 
             # the command palette offers the local model; switching reloads in the background
-            titles = [c.title for c in app.backend_commands()]
-            assert "Backend: local model" in titles
-            app.use_backend(None)
-            await wait_for(pilot, lambda: isinstance(app.engine, LocalEngine), what="local model")
-            assert "server" not in status(app)
+            local = next(c for c in app.backend_commands() if c.title == "Backend: local model")
+            local.callback()
+            await t.wait_for(lambda: isinstance(app.engine, LocalEngine), what="local model")
+            await t.wait_for(lambda: "server" not in t.status(), what="status")
             assert any(c.title == "Backend: server box" for c in app.backend_commands())
     asyncio.run(run())
 
 
 def test_dropped_stream_is_a_notification_and_the_partial_reply_is_kept(fake_server):
     async def run():
-        app = create_app(server=fake_server.url("drop"), overrides=PARAMS)
-        async with app.run_test(size=SIZE) as pilot:
-            await ready(pilot, app)
-            await send(pilot, app, "tell me")
-            assert any("dropped mid-reply" in str(n.message) for n in app._notifications)
-            item = app.query(MessageItem)[-1]
+        async with running(make_app(server=fake_server.url("drop"), **PARAMS)) as t:
+            await t.ready()
+            await t.reply("tell me")
+            assert any("dropped mid-reply" in n for n in t.notifications())
+            item = t.items()[-1]
             assert item.content == "The first words" and "incomplete" in item.info
             msgs = stored_messages()
             assert [m.content for m in msgs] == ["tell me", "The first words"]
@@ -80,8 +55,33 @@ def test_dropped_stream_is_a_notification_and_the_partial_reply_is_kept(fake_ser
 
 def test_unreachable_server_is_a_notification(fake_server):
     async def run():
-        app = create_app(server=fake_server.url("wrongurl"), overrides=PARAMS)
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.model_state == "failed", what="connection failure")
-            assert any("no OpenAI-compatible API" in str(n.message) for n in app._notifications)
+        async with running(make_app(server=fake_server.url("wrongurl"), **PARAMS)) as t:
+            await t.wait_for(lambda: t.app.model_state == "failed", what="connection failure")
+            assert any("no OpenAI-compatible API" in n for n in t.notifications())
+    asyncio.run(run())
+
+
+def test_loading_a_local_model_from_the_models_pane_leaves_the_server(fake_server, isolated_dirs, tiny_model):
+    # The bug: the pane set the local model and reloaded, but the server stayed in use.
+    write_config(isolated_dirs, f'[servers.box]\nurl = "{fake_server.url("ok")}"\n')
+    from gptterm.models import store
+    from tests.test_tui_models import select
+
+    store.import_file(tiny_model, "tiny")
+
+    async def run():
+        async with running(make_app(server="box", ctx=256, **PARAMS)) as t:
+            await t.ready()
+            assert isinstance(t.app.engine, RemoteEngine)
+            await t.pilot.press("f6")
+            pane = t.app.query_one("ModelsPane")
+            await t.wait_for(lambda: pane.local, what="the local models")
+            await select(t.pilot, pane, "#local-models", [m.name for m in pane.local].index("tiny"))
+            await t.pilot.press("l")
+            await t.wait_for(lambda: len(t.of(ModelLoaded)) == 2, what="the switch")
+            assert isinstance(t.app.engine, LocalEngine) and t.app.engine.info.name == "tiny"
+            await t.wait_for(lambda: "server" not in t.status(), what="status")
+            await t.pilot.press("f2")
+            await t.reply("hello")
+            assert stored_messages()[-1].model == "tiny"  # the local engine answered
     asyncio.run(run())

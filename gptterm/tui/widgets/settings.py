@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from textual.app import ComposeResult
@@ -55,22 +56,19 @@ class SettingsPane(VerticalScroll):
     on Enter (or F6), which reloads the model in the background.
     """
 
+    @dataclass
     class ParamChanged(Message):
-        def __init__(self, name: str, value: Any, reload: bool) -> None:
-            super().__init__()
-            self.name = name
-            self.value = value
-            self.reload = reload
+        name: str
+        value: Any
+        reload: bool
 
+    @dataclass
     class ModelPathSubmitted(Message):
-        def __init__(self, path: str) -> None:
-            super().__init__()
-            self.path = path
+        path: str
 
+    @dataclass
     class PresetChosen(Message):
-        def __init__(self, name: str) -> None:
-            super().__init__()
-            self.name = name
+        name: str
 
     class SaveRequested(Message):
         pass
@@ -104,6 +102,9 @@ class SettingsPane(VerticalScroll):
         for p in PARAMS:
             if p.kind == LOAD:
                 yield ParamField(p, self.values[p.name])
+
+    def focus_default(self) -> None:
+        self.query_one("#preset-select", Select).focus()
 
     def set_values(self, values: dict[str, Any]) -> None:
         """Show new values (e.g. from a preset) without re-validating what the user typed."""

@@ -4,40 +4,39 @@ worker, showing its progress, streaming its output, stopping it."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from textual import work
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, ProgressBar, TextArea
+from textual.worker import Worker, WorkerState
 
 from gptterm.errors import GpttermError
 from gptterm.tasks.inputs import read_text_file
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
+from gptterm.tui.host import host
 
 # Output reaches the screen at most this often while a job streams (seconds).
 FLUSH_INTERVAL_S = 0.15
-
-
-class JobEvents(Message):
-    def __init__(self, run_id: int, events: list[TaskEvent]) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.events = events
-
-
-class JobFinished(Message):
-    def __init__(self, run_id: int, job: Job, error: str | None) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.job = job
-        self.error = error
 
 
 class TaskPane(Vertical):
     """Base of a pane that turns the source text into output with a Job."""
 
     VERB = "working"
+
+    @dataclass
+    class JobEvents(Message):
+        run_id: int
+        events: list[TaskEvent]
+
+    @dataclass
+    class JobFinished(Message):
+        run_id: int
+        job: Job
+        error: str | None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -63,6 +62,9 @@ class TaskPane(Vertical):
 
     # -- shared ---------------------------------------------------------------------
 
+    def focus_default(self) -> None:
+        self.query_one(".source", TextArea).focus()
+
     @property
     def running(self) -> bool:
         return self.job is not None
@@ -83,30 +85,26 @@ class TaskPane(Vertical):
                 self.load_file(event.value.strip())
 
     async def start(self) -> None:
-        app: Any = self.app
         if self.running:
             self.notify("Already running (Esc stops it)", severity="warning")
-            return
-        if app.engine is None:
-            self.notify(app.model_error or "The model is still loading", severity="warning")
-            return
-        if app.reply is not None:
-            self.notify("A chat reply is being generated; wait or stop it first", severity="warning")
             return
         text = self.source_text()
         if not text.strip():
             self.notify("Paste some text or open a file first", severity="warning")
             return
+        lease = host(self).acquire_engine(self, self.VERB)
+        if lease is None:
+            return
         try:
-            job = self.make_job(app.engine, app.params.replace(**TASK_DEFAULTS))
+            job = self.make_job(lease.engine, lease.params.replace(**TASK_DEFAULTS))
         except GpttermError as err:
+            host(self).release_engine(self)
             self.notify(str(err), severity="error")
             return
         self.job = job
         self.run_id += 1
         await self.clear_output()
         self._progress("starting…", None, None)
-        app.update_status()
         self.run_job(job, text, self.run_id)
 
     def stop(self) -> None:
@@ -123,16 +121,16 @@ class TaskPane(Vertical):
                 pending.append(event)
                 now = time.perf_counter()
                 if event.kind != "text" or now - last >= FLUSH_INTERVAL_S:
-                    self.post_message(JobEvents(run_id, pending))
+                    self.post_message(self.JobEvents(run_id, pending))
                     pending = []
                     last = now
         except GpttermError as err:
             error = str(err)
         if pending:
-            self.post_message(JobEvents(run_id, pending))
-        self.post_message(JobFinished(run_id, job, error))
+            self.post_message(self.JobEvents(run_id, pending))
+        self.post_message(self.JobFinished(run_id, job, error))
 
-    async def on_job_events(self, message: JobEvents) -> None:
+    async def on_task_pane_job_events(self, message: JobEvents) -> None:
         if message.run_id != self.run_id:
             return
         text = "".join(e.text for e in message.events if e.kind == "text")
@@ -146,11 +144,12 @@ class TaskPane(Vertical):
                 self._progress(f"{self.VERB}: part {event.index + 1} of {event.total} done · "
                                f"{event.result['tokens_per_s']:.0f} tok/s", event.index + 1, event.total)
 
-    async def on_job_finished(self, message: JobFinished) -> None:
+    async def on_task_pane_job_finished(self, message: JobFinished) -> None:
         if message.run_id != self.run_id:
             return
         job = message.job
         self.job = None
+        host(self).release_engine(self)
         await self.finish_output(job)
         stats = job.stats()
         summary = (f"{'stopped' if job.cancelled else 'done'} · {stats['model_calls']} model calls · "
@@ -158,7 +157,12 @@ class TaskPane(Vertical):
         self._progress(summary, 1, 1)
         if message.error:
             self.notify(message.error, severity="error", timeout=10)
-        self.app.update_status()  # type: ignore[attr-defined]
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # A bug in the job's worker (the app says so): the pane stays usable.
+        if event.state == WorkerState.ERROR and event.worker.group == "task":
+            self.job = None
+            host(self).release_engine(self)
 
     def _progress(self, text: str, done: int | None, total: int | None) -> None:
         self.query_one(".progress-label", Label).update(text)
