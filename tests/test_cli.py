@@ -123,11 +123,12 @@ def test_generate_samples_and_seed(tiny_model):
 
 def test_context_overflow_is_never_silent(tiny_model):
     long_text = "lorem ipsum dolor sit amet " * 200
-    proc = fails(run_cli("-m", str(tiny_model), "--ctx", "512", "--max-tokens", "64", "summarize", input=long_text),
-                 6, "context holds 512")
+    # "--": the prompt is the word summarize, not the summarize command (which chunks instead of overflowing)
+    proc = fails(run_cli("-m", str(tiny_model), "--ctx", "512", "--max-tokens", "64", "--", "summarize",
+                         input=long_text), 6, "context holds 512")
     assert "tokens" in proc.stderr and "--on-overflow truncate" in proc.stderr
     proc = ok(run_cli("-m", str(tiny_model), "--ctx", "512", "--max-tokens", "64", "--temperature", "0",
-                      "--on-overflow", "truncate", "summarize", input=long_text))
+                      "--on-overflow", "truncate", "--", "summarize", input=long_text))
     assert "kept" in proc.stderr and "dropped" in proc.stderr
     sent = stored()[0].messages[0].content
     assert sent.endswith("\n\nsummarize") and sent.startswith("lorem ipsum")

@@ -2,15 +2,31 @@
 
 ``main`` turns every ``GpttermError`` into one line on stderr and its exit
 code; Ctrl+C outside a reply exits with 130. Heavy modules (llama_cpp, the
-TUI) are imported only by the commands that need them.
+TUI) are imported only by the commands that need them: ``RUNNERS`` names each
+command's function by module, imported once the arguments are parsed.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Sequence
 
 from gptterm.errors import GpttermError
+
+RUNNERS = {
+    None: "chat:run_default",  # no command: a prompt, stdin, the REPL or the app
+    "chat": "chat:run_repl",
+    "generate": "generate:run_generate",
+    "summarize": "tasks:run_summarize",
+    "translate": "tasks:run_translate",
+    "history": "history:run_history",
+    "config": "config:run_config",
+    "models": "models:run_models",
+    "doctor": "doctor:run_doctor",
+    "serve": "serve:run_serve",
+    "completion": "completion:run_completion",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,46 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except SystemExit as done:  # argparse, once it has printed --help or --version: a status like any other
+        if isinstance(done.code, str):
+            raise
+        return done.code or 0
 
 
 def _dispatch(args: list[str]) -> int:
-    from gptterm.cli import args as cli_args
+    from gptterm.cli.args import parse
 
-    command = args[0] if args and args[0] in cli_args.PARSERS else None
-    if command is None:
-        ns = cli_args.prompt_parser().parse_intermixed_args(args)
-        from gptterm.cli.chat import run_default
-
-        return run_default(ns)
-    ns = cli_args.PARSERS[command]().parse_args(args[1:])
-    if command == "chat":
-        from gptterm.cli.chat import run_repl
-
-        return run_repl(ns)
-    if command == "generate":
-        from gptterm.cli.generate import run_generate
-
-        return run_generate(ns)
-    if command == "history":
-        from gptterm.cli.history import run_history
-
-        return run_history(ns)
-    if command in ("summarize", "translate"):
-        from gptterm.cli import tasks
-
-        return tasks.run_summarize(ns) if command == "summarize" else tasks.run_translate(ns)
-    if command == "models":
-        from gptterm.cli.models import run_models
-
-        return run_models(ns)
-    if command == "serve":
-        from gptterm.cli.serve import run_serve
-
-        return run_serve(ns)
-    if command == "config":
-        from gptterm.cli.config import run_config
-
-        return run_config(ns)
-    from gptterm.cli.doctor import run_doctor
-
-    return run_doctor(ns)
+    command, ns = parse(args)
+    module, _, function = RUNNERS[command].partition(":")
+    return getattr(importlib.import_module(f"gptterm.cli.{module}"), function)(ns)

@@ -1,6 +1,7 @@
-"""Argument parsers for every command, with parameter flags derived from PARAMS.
+"""The command grammar: a parser for every command, parameter flags derived from PARAMS.
 
 Kept free of heavy imports: ``gptterm --help`` and ``--version`` only load this.
+Shell completion (cli/completion.py) is generated from these same parsers.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ COMMANDS = {
     "history": "list, show, search, delete and export stored conversations",
     "config": "show or change the settings in the config file",
     "models": "find, download, list, remove and choose models (catalog, Hugging Face Hub)",
-        "doctor": "versions, hardware support, the model or server that would be used, settings and paths",
+    "doctor": "versions, hardware support, the model or server that would be used, settings and paths",
     "serve": "share a local model: run llama-cpp-python's OpenAI-compatible server on it",
+    "completion": "print a shell completion script: bash, zsh or fish",
 }
+SHELLS = ("bash", "zsh", "fish")
+# Values that change between runs; completion scripts ask 'gptterm completion --values NAME' for them.
+DYNAMIC = ("models", "languages")
 
 SERVER_HELP = ("use an OpenAI-compatible server instead of a local model: its URL (http://HOST:PORT/v1), a "
                "[servers.NAME] profile of the config file, or 'local' (default: $GPTTERM_SERVER, "
@@ -34,15 +39,35 @@ MODEL_HELP = ("a .gguf file, or the name of a local model ('gptterm models ls');
               "(default: its first)")
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and a UsageError, not usage dumps."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No prefix matching: each new flag could silently change what an old abbreviation means
+        # (adding --top-p made --to ambiguous). Subparsers are made with parser_class=Parser, so they get it too.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _completes(action: argparse.Action, values: str) -> argparse.Action:
+    """Let shell completion offer the DYNAMIC ``values`` for this argument."""
+    action.complete = values  # type: ignore[attr-defined]
+    return action
+
+
 def _add_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", metavar="URL|NAME", help=SERVER_HELP)
 
 
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and a UsageError, not usage dumps."""
+def _add_model(parser: argparse.ArgumentParser, help: str = MODEL_HELP) -> None:
+    _completes(parser.add_argument("-m", "--model", metavar="MODEL", help=help), "models")
 
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+def _add_language(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
+    _completes(parser.add_argument(*flags, metavar="LANG", **kwargs), "languages")
 
 
 def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) -> None:
@@ -55,7 +80,7 @@ def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) ->
 
 
 def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
-    parser.add_argument("-m", "--model", metavar="MODEL", help=MODEL_HELP)
+    _add_model(parser)
     _add_server(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object with the text and statistics")
     parser.add_argument("--no-log", action="store_true", help="do not store this exchange in the history")
@@ -108,7 +133,7 @@ def generate_parser() -> Parser:
 
 def _task_common(parser: Parser) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE", help="text files (default: stdin)")
-    parser.add_argument("-m", "--model", metavar="MODEL", help=MODEL_HELP)
+    _add_model(parser)
     _add_server(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object with per-part results and stats")
     parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and time to stderr")
@@ -123,7 +148,7 @@ def summarize_parser() -> Parser:
                         help="short, medium, long, or a target number of words (default medium)")
     parser.add_argument("--form", default="paragraph", choices=("paragraph", "bullets", "tldr"),
                         help="paragraph (default), bullets or tldr (one sentence)")
-    parser.add_argument("--lang", metavar="LANG", help="write the summary in this language (code or name)")
+    _add_language(parser, "--lang", help="write the summary in this language (code or name)")
     parser.add_argument("--focus", metavar="TEXT", help="what to stress, e.g. \"the risks\"")
     _task_common(parser)
     return parser
@@ -131,8 +156,8 @@ def summarize_parser() -> Parser:
 
 def translate_parser() -> Parser:
     parser = Parser(prog="gptterm translate", description=COMMANDS["translate"])
-    parser.add_argument("--to", metavar="LANG", help="target language code or name, e.g. zh, fr, German (required)")
-    parser.add_argument("--from", dest="source", metavar="LANG", help="source language (default: detected)")
+    _add_language(parser, "--to", help="target language code or name, e.g. zh, fr, German (required)")
+    _add_language(parser, "--from", dest="source", help="source language (default: detected)")
     parser.add_argument("--glossary", metavar="FILE",
                         help="required term translations: 'term<TAB>translation' or 'term = translation' lines, "
                              "or a JSON object")
@@ -162,13 +187,14 @@ def history_parser() -> Parser:
     rename = sub.add_parser("rename", help="set a conversation's title")
     rename.add_argument("id", type=int)
     rename.add_argument("title")
+    _default_action(parser, "list")
     return parser
 
 
 def doctor_parser() -> Parser:
     parser = Parser(prog="gptterm doctor", description=COMMANDS["doctor"])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("-m", "--model", metavar="MODEL", help=MODEL_HELP)
+    _add_model(parser)
     _add_server(parser)
     _add_param_flags(parser, ("sampling", "load", "prompt"))
     return parser
@@ -178,8 +204,8 @@ def serve_parser() -> Parser:
     parser = Parser(prog="gptterm serve", description=COMMANDS["serve"] + " (python -m llama_cpp.server), so "
                     "that other machines can use it with 'gptterm --server URL'. Needs the server extra: "
                     "pip install 'gptterm[server]'.")
-    parser.add_argument("-m", "--model", metavar="MODEL",
-                        help="path of a .gguf model file (default: the bundled model, or 'model' in the config file)")
+    _add_model(parser, "a .gguf file or a local model's name (default: the bundled model, or 'model' in the "
+                       "config file)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -200,6 +226,7 @@ def config_parser() -> Parser:
     unset = sub.add_parser("unset", help="remove NAME from the config file (back to the default)")
     unset.add_argument("name")
     sub.add_parser("path", help="print the config file's path")
+    _default_action(parser, "show")
     return parser
 
 
@@ -224,21 +251,119 @@ def models_parser() -> Parser:
     ls = sub.add_parser("ls", help="local models (the default)")
     ls.add_argument("--json", action="store_true")
     rm = sub.add_parser("rm", help="delete a downloaded model (or forget an imported one)")
-    rm.add_argument("name")
+    _completes(rm.add_argument("name"), "models")
     default = sub.add_parser("default", help="make NAME the model gptterm loads without -m")
-    default.add_argument("name")
+    _completes(default.add_argument("name"), "models")
     imp = sub.add_parser("import", help="add an existing .gguf file under a name (the file stays where it is)")
     imp.add_argument("path")
     imp.add_argument("--name", help="the name to use (default: the file name without .gguf)")
     show = sub.add_parser("show", help="everything about a local model: files, checksum, GGUF metadata")
-    show.add_argument("name")
+    _completes(show.add_argument("name"), "models")
     show.add_argument("--json", action="store_true")
+    _default_action(parser, "ls")
+    return parser
+
+
+def completion_parser() -> Parser:
+    parser = Parser(prog="gptterm completion", description=COMMANDS["completion"] + ", generated from gptterm's own "
+                    "commands and options (local model names and language codes are looked up as you type)",
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    epilog="install it:\n"
+                           "  bash  eval \"$(gptterm completion bash)\"    in ~/.bashrc\n"
+                           "  zsh   eval \"$(gptterm completion zsh)\"     in ~/.zshrc, after compinit\n"
+                           "  fish  gptterm completion fish > ~/.config/fish/completions/gptterm.fish")
+    parser.add_argument("shell", nargs="?", choices=SHELLS)
+    # what the scripts ask for as you type, one value a line
+    parser.add_argument("--values", choices=DYNAMIC, help=argparse.SUPPRESS)
     return parser
 
 
 PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser,
            "summarize": summarize_parser, "translate": translate_parser, "models": models_parser,
-           "doctor": doctor_parser, "serve": serve_parser}
+           "doctor": doctor_parser, "serve": serve_parser, "completion": completion_parser}
+
+
+def _default_action(parser: Parser, name: str) -> None:
+    """Make ``gptterm GROUP`` alone run ``GROUP NAME``, with every attribute NAME's options would have set."""
+    parser.set_defaults(**vars(subcommands(parser)[name][0].parse_args([])), action=name)
+
+
+def arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options and positionals a user can give (not hidden ones, not the subcommand), in declared order."""
+    return [a for a in parser._actions if a.help != argparse.SUPPRESS and not isinstance(a, argparse._SubParsersAction)]
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[Parser, str]]:
+    """A command group's subcommands: name -> (parser, one-line help); {} for a plain command."""
+    # argparse keeps its parts private (_actions here, _option_string_actions in parse): only this module reads them.
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return {c.dest: (action.choices[c.dest], c.help or "") for c in action._choices_actions}
+    return {}
+
+
+def parse(args: list[str]) -> tuple[str | None, argparse.Namespace]:
+    """The command that ``args`` name (None: a prompt for the chat model) and its parsed arguments.
+
+    As in git and llm, the options every command shares (-m, --server, parameters, --json, -v, …) may come
+    before the command's name: they are skipped, with their values, to find it, then given to the command
+    (after its subcommand's name), which refuses those it does not take. A word after ``--``, or one with a
+    space in it, is never a command name.
+    """
+    top = prompt_parser() if args[:1] and args[0].startswith("-") else None
+    start, shared = _skip_shared_options(args, top) if top else (0, [])
+    if start is None or start >= len(args) or args[start] not in PARSERS:
+        return None, _parse_prompt(top or prompt_parser(), args)
+    command, rest = args[start], args[start + 1:]
+    parser = PARSERS[command]()
+    sub = subcommands(parser).get(rest[0]) if rest else None
+    target, at = (sub[0], 1) if sub else (parser, 0)
+    for name in shared:
+        if name not in target._option_string_actions:
+            target.error(f"{name} is not an option of '{target.prog}'")
+    return command, parser.parse_args(rest[:at] + args[:start] + rest[at:])
+
+
+def _parse_prompt(parser: Parser, args: list[str]) -> argparse.Namespace:
+    """Options anywhere among the prompt's words; every word after ``--`` is a word of the prompt."""
+    # Python 3.11's parse_intermixed_args still reads options after '--' ('gptterm -- -v' lost its -v)
+    cut = args.index("--") if "--" in args else len(args)
+    ns = parser.parse_intermixed_args(args[:cut])
+    ns.prompt += args[cut + 1:]
+    return ns
+
+
+def _skip_shared_options(args: list[str], top: Parser) -> tuple[int | None, list[str]]:
+    """Where the options that open ``args`` end, and the options named; None where one is not shared.
+
+    None hands the whole line to the prompt parser, which prints --help or --version, or says which
+    option it does not know.
+    """
+    takes_value = {opt: action.nargs != 0 for opt, action in top._option_string_actions.items()
+                   if action.dest not in ("help", "version")}
+    names: list[str] = []
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] not in ("-", "--"):
+        word = args[i]
+        i += 1
+        name, eq, _ = word.partition("=")
+        if name in takes_value:  # --ctx 512, --ctx=512, -ngl 0
+            names.append(name)
+            if takes_value[name] and not eq:
+                i += 1  # its value
+            continue
+        if word.startswith("--"):
+            return None, []
+        for k in range(1, len(word)):  # -v, -vm MODEL, -mMODEL: argparse's rules for short options
+            name = "-" + word[k]
+            if name not in takes_value:
+                return None, []
+            names.append(name)
+            if takes_value[name]:
+                if k == len(word) - 1:
+                    i += 1  # its value is the next word, not the rest of this one
+                break
+    return i, names
 
 
 def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:
