@@ -32,13 +32,17 @@ def replacing(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_bytes(path: Path, data: bytes) -> None:
+def write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """``durable=False`` skips the fsync, for caches: a reader still never sees half a file, a power cut
+    may lose or empty one (its readers check it and rebuild it), and its writer (after a reply, on a model
+    load) does not wait for the disk."""
     with replacing(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
 
 
-def write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
-    write_bytes(path, text.encode(encoding))
+def write_text(path: Path, text: str, encoding: str = "utf-8", *, durable: bool = True) -> None:
+    write_bytes(path, text.encode(encoding), durable=durable)

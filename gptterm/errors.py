@@ -1,7 +1,9 @@
 """Errors a user can cause: each carries one line to show and an exit code.
 
 The faces catch ``GpttermError`` and print ``str(err)``; anything else is a bug
-and may show a traceback.
+and may show a traceback. Every exit code is declared here, in this one table
+(the README's "Exit codes" list mirrors it, and a test holds both to that);
+subclasses elsewhere refine a message, never a code.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 class GpttermError(Exception):
     """A failure the user can fix; ``str()`` is the one line shown."""
 
+    # Also what ``doctor`` returns when it finds a problem (its report, not an exception).
     exit_code = 1
 
 
@@ -59,10 +62,10 @@ class HistoryError(GpttermError):
     exit_code = 7
 
 
-class Interrupted(GpttermError):
-    """The user pressed Ctrl+C; what was generated so far is kept."""
+class EngineError(GpttermError):
+    """The model failed while generating (or saving its state)."""
 
-    exit_code = 130
+    exit_code = 8
 
 
 class HubError(GpttermError):
@@ -75,3 +78,29 @@ class DownloadError(GpttermError):
     """A download cannot finish: checksum mismatch, full disk, an unsafe file name."""
 
     exit_code = 10
+
+
+class TaskError(GpttermError):
+    """A summary or translation could not be completed."""
+
+    exit_code = 11
+
+
+class RemoteError(GpttermError):
+    """The server cannot be reached, refused the request, or broke off."""
+
+    exit_code = 12
+
+
+class RemoteContextError(RemoteError):
+    """The server says the prompt does not fit its context (``n_ctx``: its size, when it says)."""
+
+    def __init__(self, message: str, n_ctx: int | None):
+        super().__init__(message)
+        self.n_ctx = n_ctx
+
+
+class Interrupted(GpttermError):
+    """The user pressed Ctrl+C; what was generated so far is kept."""
+
+    exit_code = 130

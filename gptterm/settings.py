@@ -7,12 +7,11 @@ and help texts are all derived from ``PARAMS``; nothing else lists them.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from gptterm import paths
+from gptterm import atomic, paths
 from gptterm.errors import ConfigError, ParamError
 from gptterm.servers import LOCAL, ServerProfile, check_server_profile, is_url
 
@@ -50,14 +49,23 @@ class Param:
         hi = "" if self.maximum is None else _fmt(self.maximum)
         return f"{lo}..{hi}"
 
+    def format(self, value: Any) -> str:
+        """``value`` as every face shows it: what None means ("random"), text quoted, numbers short (0.7, 4096)."""
+        if value is None:
+            return self.none_means or ""
+        return repr(value) if self.type is str else _fmt(value)
+
+    def edit_text(self, value: Any) -> str:
+        """``value`` as an input field holds it, ready for ``parse``: empty for None, text unquoted."""
+        return "" if value is None else str(value)
+
     def describe(self) -> str:
         """Help text with range and default, as shown by --help and /set."""
         parts = [self.help]
         rng = self.range_text()
         if rng:
             parts.append(f"range {rng}")
-        default = self.none_means if self.default is None else repr(self.default) if self.type is str else _fmt(self.default)
-        parts.append(f"default {default}")
+        parts.append(f"default {self.format(self.default)}")
         return "; ".join(parts)
 
     def parse(self, text: str) -> Any:
@@ -260,8 +268,8 @@ def load_config(path: Path | None = None) -> Config:
 def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: Iterable[str] = ()) -> Path:
     """Write ``updates`` into the config file, keeping the user's comments.
 
-    Written to a temporary file and renamed over the old one, so a crash
-    never leaves half a config.
+    Written whole or not at all (``gptterm.atomic``), so a crash never
+    leaves half a config.
     """
     import tomlkit
 
@@ -282,14 +290,8 @@ def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: It
         else:
             doc[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(tomlkit.dumps(doc))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic.write_text(path, tomlkit.dumps(doc))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write config file {path}: {err}") from None
     return path

@@ -96,6 +96,23 @@ def test_exports(store):
     assert data["messages"][1]["finish_reason"] == "cancelled"
 
 
+def test_cli_export_goes_through_the_one_export_writer(store, tmp_path):
+    from argparse import Namespace
+
+    from gptterm.cli.history import run_history
+
+    cid = store.new_conversation(model="m")
+    store.add_message(cid, "user", "q")
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    out = folder / "chat.md"
+    assert run_history(Namespace(action="export", id=cid, format="md", output=str(out))) == 0
+    assert out.read_text("utf-8") == export.render(store.get(cid), "md")
+    with pytest.raises(HistoryError, match="cannot write .*no-such-dir.*No such file or directory"):
+        run_history(Namespace(action="export", id=cid, format="json", output=str(folder / "no-such-dir" / "c.json")))
+    assert [p.name for p in folder.iterdir()] == ["chat.md"]  # no temporary left behind
+
+
 def test_fork_copies_messages_before_the_edit(store):
     cid = store.new_conversation(system="s")
     ids = [store.add_message(cid, role, text, stats={"completion_tokens": 3} if role == "assistant" else None)

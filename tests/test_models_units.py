@@ -133,3 +133,75 @@ def test_http_get_follows_redirects_and_keeps_the_token_on_its_origin(hub):
         http_get.get(f"{hub.url}/test/Tiny-Gated-GGUF/resolve/main/nothing.gguf", {"Authorization": "Bearer x"},
                      timeout=10)
     assert err.value.status == 404
+
+
+# -- search and pull orchestration, shared by the CLI and the Models pane ------------------------
+
+
+def test_find_lists_a_repo_or_searches_the_text(hub):
+    from gptterm.models import hub as hub_api
+
+    listing = hub_api.find(" test/Tiny-Chat-GGUF ")
+    assert isinstance(listing, RepoListing) and listing.repo == "test/Tiny-Chat-GGUF" and listing.models
+    hits = hub_api.find("tiny", limit=2)
+    assert isinstance(hits, list) and 0 < len(hits) <= 2 and all(h.repo.startswith("test/Tiny") for h in hits)
+    assert isinstance(hub_api.find("test/No-Such-GGUF"), list)  # names no repo: searched as text
+    assert not hub.requests_to("hub", contains="/api/models/tiny")  # text without one slash is never a repo
+
+
+def test_plan_pull_turns_a_spec_into_what_pull_takes(hub):
+    from gptterm.models import download
+
+    plan = download.plan_pull("test/Tiny-Chat-GGUF:Q4_K_M")
+    assert plan.model.filename == "tiny-chat-Q4_K_M.gguf" and plan.name == "test/Tiny-Chat-GGUF:Q4_K_M"
+    assert not plan.already_here and plan.to_download == plan.model.size
+    assert download.pull(plan.model).model.name == plan.name
+    assert download.plan_pull(plan.name).already_here
+
+
+# -- the one retry policy, through the Hub and a download ------------------------------------------
+
+
+def _http_date(seconds_from_now: float) -> str:
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+def test_a_retry_after_beyond_the_cap_fails_at_once_on_the_hub_and_its_storage(hub, monkeypatch):
+    import time
+
+    from gptterm.errors import HubError
+    from gptterm.models import download, hub as hub_api
+
+    monkeypatch.setenv("GPTTERM_HUB_RETRIES", "3")
+    start = time.monotonic()
+    hub.fail("info", 429, Retry_After="120")
+    with pytest.raises(HubError, match="rate-limiting requests .*try again in 120 s"):
+        hub_api.list_repo("test/Tiny-Chat-GGUF")
+    assert len(hub.requests_to("hub", "GET", "/api/models/test/Tiny-Chat-GGUF")) == 1
+    plan = download.plan_pull("test/Tiny-Chat-GGUF")
+    hub.fail("cdn", 503, Retry_After=_http_date(300))  # an HTTP date counts the same as seconds
+    with pytest.raises(HubError, match=r"the Hub failed \(HTTP 503\)"):
+        download.pull(plan.model)
+    assert len(hub.requests_to("cdn")) == 1 and time.monotonic() - start < 10
+
+
+def test_cancel_ends_a_download_waiting_to_retry(hub, monkeypatch):
+    import threading
+    import time
+
+    from gptterm.models import download
+
+    monkeypatch.setenv("GPTTERM_HUB_RETRIES", "3")
+    plan = download.plan_pull("test/Tiny-Chat-GGUF")
+    hub.fail("cdn", 503, Retry_After="25")
+    cancel = threading.Event()
+    notes: list[str] = []
+    threading.Timer(0.2, cancel.set).start()
+    start = time.monotonic()
+    with pytest.raises(download.DownloadCancelled):
+        download.pull(plan.model, cancel=cancel, notify=notes.append)
+    assert time.monotonic() - start < 10
+    assert notes == ["download failed (HTTP 503); retrying in 25 s (1/3)"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
-from gptterm.engine.openai_http import RemoteError, normalize_base_url
+from gptterm.engine.openai_http import ServerAPI, normalize_base_url
 from gptterm.engine.remote import RemoteEngine
-from gptterm.errors import ConfigError, ModelError
+from gptterm.errors import ConfigError, ModelError, RemoteError
 from gptterm.history.store import HistoryStore
 from gptterm.servers import ServerProfile
 from gptterm.settings import Params, load_config
@@ -112,6 +113,49 @@ def test_500s_exhaust_the_retries(fake_server, isolated_dirs):
     assert len(fake_server.sent("broken", "/v1/chat/completions")) == 3
     [conv] = HistoryStore().list_conversations(limit=None)  # the question is kept for a retry
     assert [m.content for m in HistoryStore().get(conv.id).messages] == ["hi"]
+
+
+def scripted_server(*answers):
+    """A ServerAPI whose server gives each request the next (status, headers) of ``answers``, the last one
+    from then on; and the list of requests it got."""
+    import httpx2 as httpx
+
+    got = []
+
+    def answer(request):
+        got.append(request)
+        status, headers = answers[min(len(got), len(answers)) - 1]
+        if status != 200:
+            return httpx.Response(status, headers=headers, json={"error": {"message": "not now"}})
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"id": "m"}]})
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, text="data: [DONE]\n\n")
+
+    return ServerAPI("http://box:8000", retries=3, retry_delay=0.01, transport=httpx.MockTransport(answer)), got
+
+
+def test_408_is_retried_like_429_and_5xx():
+    api, got = scripted_server((408, {}), (503, {"Retry-After": "0"}), (200, {}))
+    assert api.request_json("GET", "/models") == {"data": [{"id": "m"}]}
+    assert len(got) == 3
+
+
+def test_a_retry_after_beyond_the_cap_fails_at_once():
+    api, got = scripted_server((429, {"Retry-After": "120"}))
+    start = time.monotonic()
+    with pytest.raises(RemoteError, match=r"^the server at http://box:8000/v1 is busy \(429 Too Many Requests\)"):
+        api.request_json("GET", "/models")
+    assert len(got) == 1 and time.monotonic() - start < 5
+
+
+def test_stop_ends_a_retry_wait_of_the_event_stream():
+    api, got = scripted_server((503, {"Retry-After": "25"}), (200, {}))
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    start = time.monotonic()
+    with api.events("/chat/completions", {"stream": True}, stop=stop) as events:
+        assert list(events) == []
+    assert len(got) == 1 and time.monotonic() - start < 5
 
 
 def test_stream_dropped_mid_reply_keeps_the_partial_reply(fake_server):

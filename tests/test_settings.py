@@ -33,6 +33,43 @@ def test_parse_accepts_aliases_and_auto():
     assert BY_NAME["temperature"].parse("0.2") == 0.2
 
 
+@pytest.mark.parametrize("name,value,shown,edited", [
+    ("temperature", 0.7, "0.7", "0.7"),
+    ("temperature", 1.0, "1", "1.0"),
+    ("max_tokens", 1024, "1024", "1024"),
+    ("seed", None, "random", ""),
+    ("threads", None, "auto", ""),
+    ("system", "be brief", "'be brief'", "be brief"),
+    ("system", "", "''", ""),
+])
+def test_one_format_for_display_and_one_for_editing(name, value, shown, edited):
+    param = BY_NAME[name]
+    assert param.format(value) == shown
+    assert param.edit_text(value) == edited
+    assert param.parse(edited) == value  # what a field holds reads back as the same value
+
+
+def test_describe_shows_the_default_as_format_does():
+    for p in PARAMS:
+        assert p.describe().endswith(f"default {p.format(p.default)}")
+
+
+def test_save_config_failure_is_a_config_error_and_keeps_the_file(isolated_dirs, monkeypatch):
+    from gptterm import atomic
+
+    path = isolated_dirs["config"] / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text("temperature = 0.2\n")
+
+    def full_disk(tmp, data, durable=True):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic, "write_bytes", full_disk)
+    with pytest.raises(ConfigError, match="cannot write config file .*No space left on device"):
+        save_config({"top_k": 10})
+    assert path.read_text() == "temperature = 0.2\n"
+
+
 def test_unknown_parameter_names_the_known_ones():
     with pytest.raises(ParamError, match="unknown parameter 'tempo'.*temperature"):
         find_param("tempo")

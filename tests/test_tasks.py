@@ -184,7 +184,7 @@ def test_prompt_templates_can_be_overridden(isolated_dirs):
 
 
 def test_translating_into_the_source_language_is_refused(tiny_engine):
-    from gptterm.tasks.job import TaskError
+    from gptterm.errors import TaskError
 
     with pytest.raises(TaskError, match="already in English"):
         list(Translator(tiny_engine, P, target="en").run("The weather is lovely today and we walk in the park."))

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from gptterm import __version__
 from gptterm.errors import UsageError
+from gptterm.history.export import FORMATS as EXPORT_FORMATS
 from gptterm.settings import LOAD, PARAMS, Params, find_param
 from gptterm.tasks.context import ON_OVERFLOW
 
@@ -182,7 +183,7 @@ def history_parser() -> Parser:
     delete.add_argument("ids", type=int, nargs="+", metavar="ID")
     export = sub.add_parser("export", help="write a conversation as Markdown or JSON")
     export.add_argument("id", type=int)
-    export.add_argument("-f", "--format", choices=("md", "json"), default="md")
+    export.add_argument("-f", "--format", choices=EXPORT_FORMATS, default="md")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     rename = sub.add_parser("rename", help="set a conversation's title")
     rename.add_argument("id", type=int)

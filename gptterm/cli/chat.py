@@ -247,19 +247,18 @@ class Repl:
     def set_param(self, arg: str) -> None:
         if not arg:
             for p in PARAMS:
-                value = self.params.values[p.name]
-                shown = (p.none_means if value is None else repr(value) if p.type is str else value)
-                print(f"  {p.name:<15} {shown!s:<10} {p.help}", file=sys.stderr)
+                print(f"  {p.name:<15} {p.format(self.params.values[p.name]):<10} {p.help}", file=sys.stderr)
             return
         name, _, raw = arg.partition(" ")
         param = find_param(name)
         if not raw.strip() and param.type is not str and param.none_means is None:
-            print(f"  {param.name}: {self.params.values[param.name]!r} — {param.describe()}", file=sys.stderr)
+            print(f"  {param.name}: {param.format(self.params.values[param.name])} — {param.describe()}",
+                  file=sys.stderr)
             return
         value = param.parse(raw)
         new_params = self.params.replace(**{param.name: value})
         if param.kind == LOAD:
-            note(f"reloading the model with {param.name}={value} …")
+            note(f"reloading the model with {param.name}={param.format(value)} …")
             self.engine.close()
             try:
                 self.engine = setup.engine(self.ns, self.config, new_params)
@@ -271,7 +270,7 @@ class Repl:
             self.session.set_system(value)
         self.params = new_params
         self.session.params = new_params
-        note(f"{param.name} = {value!r}")
+        note(f"{param.name} = {param.format(value)}")
 
 
     def save_params(self) -> None:

@@ -24,7 +24,7 @@ def run_config(ns: argparse.Namespace) -> int:
         raw = tomllib.loads(path.read_text("utf-8")) if path.exists() else {}
         for p in PARAMS:
             value = config.params.values[p.name]
-            shown = p.none_means if value is None else repr(value)
+            shown = p.format(value)
             source = "config" if p.name in raw or any(a.lstrip("-").replace("-", "_") in raw for a in p.aliases) else "default"
             print(f"{p.name:<16} {shown:<12} {source}")
         print(f"{'model':<16} {config.model or '(bundled)'!s:<12} {'config' if config.model else 'default'}")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
 
 from gptterm.cli.io import note
-from gptterm.errors import HistoryError
 from gptterm.history import export
 from gptterm.history.store import Conversation, HistoryStore
 
@@ -41,8 +39,7 @@ def run_history(ns: argparse.Namespace) -> int:
     elif action == "search":
         _print_list(store.list_conversations(limit=ns.limit or None, query=ns.text), ns.json)
     elif action == "show":
-        conv = store.get(ns.id)
-        sys.stdout.write(export.to_json(conv) if ns.json else export.to_markdown(conv))
+        sys.stdout.write(export.render(store.get(ns.id), "json" if ns.json else "md"))
     elif action == "delete":
         for cid in ns.ids:
             store.get(cid)  # every id must exist before anything is deleted
@@ -57,20 +54,9 @@ def run_history(ns: argparse.Namespace) -> int:
         store.rename(ns.id, ns.title)
     elif action == "export":
         conv = store.get(ns.id)
-        text = export.to_json(conv) if ns.format == "json" else export.to_markdown(conv)
         if ns.output:
-            _write_file(Path(ns.output), text)
+            export.write(conv, ns.format, Path(ns.output))
             note(f"wrote {ns.output}")
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(export.render(conv, ns.format))
     return 0
-
-
-def _write_file(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise HistoryError(f"cannot write {path}: {err.strerror}") from None

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from gptterm.cli.io import note
 from gptterm.errors import ModelError, UsageError
 from gptterm.models.names import human_size
+
+if TYPE_CHECKING:  # annotations only: ls, show, rm start without the Hub and download modules (ssl, http)
+    from gptterm.models.download import Progress, ProgressFn, PullPlan
+    from gptterm.models.hub import RepoListing
 
 
 def run_models(ns: argparse.Namespace) -> int:
@@ -77,29 +81,24 @@ def _search(ns: argparse.Namespace) -> int:
     query = ns.query.strip()
     if not query:
         raise UsageError("give something to search for, e.g. 'gptterm models search qwen2.5'")
-    if query.count("/") == 1:
-        try:
-            listing = hub.list_repo(query, notify=note)
-        except (hub.RepoNotFound, UsageError):
-            pass  # not a repo (or not a valid id): search for the text instead
-        else:
-            return _repo_files(ns, listing)
-    hits = hub.search(query, limit=max(1, ns.limit), notify=note)
+    found = hub.find(query, limit=max(1, ns.limit), notify=note)
+    if isinstance(found, hub.RepoListing):
+        return _repo_files(ns, found)
     if ns.json:
-        _json([h.as_dict() for h in hits])
+        _json([h.as_dict() for h in found])
         return 0
-    if not hits:
+    if not found:
         note(f"no GGUF repos on the Hub match {query!r}")
         return 0
     _table([(h.repo + (" (gated)" if h.gated else ""), f"{h.downloads:,}" if h.downloads is not None else "",
-             h.likes if h.likes is not None else "", h.updated) for h in hits],
+             h.likes if h.likes is not None else "", h.updated) for h in found],
            ("REPO", "DOWNLOADS", "LIKES", "UPDATED"))
     note("'gptterm models search OWNER/NAME' lists a repo's files; 'gptterm models pull OWNER/NAME' downloads "
          "its Q4_K_M")
     return 0
 
 
-def _repo_files(ns: argparse.Namespace, listing: Any) -> int:
+def _repo_files(ns: argparse.Namespace, listing: RepoListing) -> int:
     if ns.json:
         _json({"repo": listing.repo, "commit": listing.commit, "gated": listing.gated,
                "models": [m.as_dict() for m in listing.models]})
@@ -122,12 +121,10 @@ def _repo_files(ns: argparse.Namespace, listing: Any) -> int:
 
 
 def _pull(ns: argparse.Namespace) -> int:
-    from gptterm.models import download, hub
+    from gptterm.models import download
 
-    spec = hub.parse_spec(ns.spec)
-    listing = hub.list_repo(spec.repo, notify=note)
-    model = hub.choose(listing, spec)
-    plan = download.plan(model)
+    plan = download.plan_pull(ns.spec, notify=note)
+    model = plan.model
     if ns.dry_run:
         _show_plan(plan, ns.json)
         return 0
@@ -135,7 +132,7 @@ def _pull(ns: argparse.Namespace) -> int:
         result = download.pull(model)
         note(f"{result.model.name} is already downloaded: {result.model.path}")
     else:
-        with _progress_display(plan, model) as on_progress:
+        with _progress_display(plan) as on_progress:
             result = download.pull(model, progress=on_progress, notify=note)
         speed = result.downloaded / result.seconds if result.seconds > 0 else 0
         note(f"downloaded {result.model.name}: {human_size(result.downloaded)} in {result.seconds:.1f} s "
@@ -148,7 +145,7 @@ def _pull(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _show_plan(plan: Any, as_json: bool) -> None:
+def _show_plan(plan: PullPlan, as_json: bool) -> None:
     from gptterm.models.machine import this_machine
 
     data = plan.as_dict()
@@ -176,14 +173,14 @@ class _progress_display:
     """A rich progress bar (bytes, speed, ETA) when stderr is a terminal; otherwise one line
     when the first bytes arrive, so a pull that fails before that prints only its error."""
 
-    def __init__(self, plan: Any, model: Any) -> None:
-        self.name, self.total = plan.name, model.size
-        self.plan, self.model = plan, model
+    def __init__(self, plan: PullPlan) -> None:
+        self.name, self.total = plan.name, plan.model.size
+        self.plan, self.model = plan, plan.model
         self.bar: Any = None
         self.task: Any = None
         self.announced = False
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> ProgressFn:
         if not sys.stderr.isatty():
             return self.announce
         from rich.console import Console
@@ -196,7 +193,7 @@ class _progress_display:
         self.task = self.bar.add_task(self.name, total=self.total)
         return self.update
 
-    def announce(self, p: Any) -> None:
+    def announce(self, p: Progress) -> None:
         if self.announced or p.phase != "downloading":
             return
         self.announced = True
@@ -205,7 +202,7 @@ class _progress_display:
              + (f" in {len(m.files)} files" if len(m.files) > 1 else "")
              + (f"; {human_size(p.resumed)} already here" if p.resumed else "") + ")")
 
-    def update(self, p: Any) -> None:
+    def update(self, p: Progress) -> None:
         label = f"{self.name} (checking the part file)" if p.phase == "checking" else self.name
         self.bar.update(self.task, completed=p.done, description=label)
 

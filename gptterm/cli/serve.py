@@ -20,8 +20,7 @@ import sys
 
 from gptterm.cli import setup
 from gptterm.cli.io import note
-from gptterm.engine.openai_http import RemoteError
-from gptterm.errors import UsageError
+from gptterm.errors import RemoteError, UsageError
 
 # What `python -m llama_cpp.server` imports beyond llama-cpp-python itself
 # (its [server] extra).

@@ -46,6 +46,55 @@ class Stats:
         }
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """One token of the model's vocabulary as it appears in a text."""
+
+    id: int
+    #: the bytes the token stands for; may be part of a UTF-8 character
+    piece: bytes
+    #: a control token (BOS/EOS, <|im_start|>): not text, a marker
+    special: bool = False
+
+    @property
+    def text(self) -> str:
+        """The piece as text; bytes that are not UTF-8 on their own become ``<0xNN>``."""
+        try:
+            return self.piece.decode("utf-8")
+        except UnicodeDecodeError:
+            return "".join(f"<0x{b:02X}>" for b in self.piece)
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A token the model could have produced at a position, and its log-probability."""
+
+    token: int
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated (or scored) token: its log-probability under the model (softmax of the raw
+    logits, before temperature and the other samplers), and the most likely tokens at that position."""
+
+    token: int
+    text: str
+    logprob: float
+    top: tuple[Alternative, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoredWindow:
+    """Log-probabilities of a window's tokens, each given the ones before it."""
+
+    #: ``logprobs[k]`` is log P(tokens[first + k + 1] | tokens[: first + k + 1])
+    logprobs: list[float]
+    #: per scored position, the most likely tokens (when asked for)
+    top: list[tuple[Alternative, ...]] | None = None
+
+
 @dataclass
 class ModelInfo:
     name: str
@@ -73,6 +122,8 @@ class Reply:
         self.stats = Stats(prompt_tokens=prompt_tokens)
         self.seed = seed
         self.parts: list[str] = []
+        #: with params.logprobs > 0: each generated token with its log-probability and alternatives
+        self.logprobs: list[TokenLogprob] | None = None
         #: "stop" (end of text), "length" (max_tokens or context), "cancelled", "error"
         self.finish_reason: str | None = None
         self.done = False
@@ -125,6 +176,22 @@ class Engine(Protocol):
     def detokenize(self, tokens: Sequence[int]) -> str: ...
 
     def completion_tokens(self, prompt: str) -> list[int]: ...
+
+    # -- looking inside (tokens, probabilities) -------------------------------
+
+    def token_info(self, tokens: Sequence[int]) -> list[TokenInfo]: ...
+
+    def chat_tokens(self, messages: Sequence[Message]) -> list[int]: ...
+
+    def score(self, tokens: Sequence[int], first: int, *, top: int = 0) -> ScoredWindow:
+        """Evaluate ``tokens`` as one window from an empty context and return the log-probability of
+        every token after position ``first`` (the KV cache the chat reuses is lost)."""
+        ...
+
+    @property
+    def bos_token(self) -> int | None:
+        """The token a window starts with when the model adds one to every text (BOS), else None."""
+        ...
 
     def chat(self, messages: Sequence[Message], params: Any) -> Reply: ...
 

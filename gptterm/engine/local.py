@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 
 from gptterm.engine import llama_log
 from gptterm.engine.base import Message, ModelInfo, Reply
-from gptterm.errors import ContextOverflowError, GpttermError, ModelError
+from gptterm.errors import ContextOverflowError, EngineError, ModelError
 from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
 from gptterm.models.resolve import check_gguf_file
 
@@ -50,10 +50,6 @@ def _prompt_lookup(n: int) -> Any:
     from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
     return LlamaPromptLookupDecoding(num_pred_tokens=n)
-
-
-class EngineError(GpttermError):
-    exit_code = 8
 
 
 class LocalEngine:

@@ -12,32 +12,13 @@ import json
 import re
 import threading
 from contextlib import contextmanager
-from email.utils import parsedate_to_datetime
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2 as httpx
 
-from gptterm.errors import GpttermError, ModelError
-
-#: Statuses worth another try: rate limits and passing server trouble.
-RETRY_STATUSES = {429, 500, 502, 503, 504}
-#: Longest wait honoured from a Retry-After header (seconds).
-MAX_RETRY_AFTER_S = 30.0
-
-
-class RemoteError(GpttermError):
-    """The server cannot be reached, refused the request, or broke off."""
-
-    exit_code = 12
-
-
-class RemoteContextError(RemoteError):
-    """The server says the prompt does not fit its context."""
-
-    def __init__(self, message: str, n_ctx: int | None):
-        super().__init__(message)
-        self.n_ctx = n_ctx
+from gptterm import retry
+from gptterm.errors import GpttermError, ModelError, RemoteContextError, RemoteError
 
 
 class StreamDropped(RemoteError):
@@ -91,19 +72,7 @@ def _error_text(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        import time
-
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return retry.parse_retry_after(response.headers.get("retry-after"))
 
 
 _CTX_NUMBER = re.compile(r"(?:maximum context length is|context (?:window|size|length)(?: is| of)?)\D{0,20}(\d+)", re.IGNORECASE)
@@ -114,20 +83,21 @@ class ServerAPI:
 
     def __init__(self, url: str, *, api_key: str | None = None, key_source: str | None = None,
                  key_hint: str = "GPTTERM_API_KEY", timeout: float = 600.0, retries: int = 3,
-                 retry_delay: float = 0.5):
+                 retry_delay: float = 0.5, transport: httpx.BaseTransport | None = None):
+        """``transport``: httpx's (a test's scripted server); None for the network."""
         self.base = normalize_base_url(url)
         self.root = server_root(self.base)
         self.shown = display_url(self.base)
         self.key_source = key_source
         self.key_hint = key_hint
-        self.retries = max(0, retries)
-        self.retry_delay = max(0.0, retry_delay)
+        self.policy = retry.Policy(max(0, retries), max(0.0, retry_delay))
         self._key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             follow_redirects=True,
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -175,7 +145,7 @@ class ServerAPI:
             match = _CTX_NUMBER.search(detail)
             return RemoteContextError(f"the server says the prompt does not fit its context{said}",
                                       int(match.group(1)) if match else None)
-        if code in RETRY_STATUSES:
+        if retry.transient(code):
             again = f" after {tries} tries" if tries > 1 else ""
             what = "is busy" if code == 429 else "failed"
             return RemoteError(f"the server at {self.shown} {what} ({phrase}){again}{said}; try again later")
@@ -183,26 +153,26 @@ class ServerAPI:
 
     # -- requests -----------------------------------------------------------------
 
-    def _wait(self, attempt: int, response: httpx.Response, stop: threading.Event | None) -> bool:
-        """Sleep before try ``attempt + 1``; False when stopped meanwhile."""
-        delay = self.retry_delay * (2 ** attempt)
-        hinted = _retry_after(response)
-        if hinted is not None:
-            delay = min(hinted, MAX_RETRY_AFTER_S)
-        event = stop or threading.Event()
-        return not event.wait(delay)
+    def _retry_wait(self, attempt: int, response: httpx.Response) -> float | None:
+        """Seconds to wait before retrying ``response``'s request; None: it is final (see gptterm.retry)."""
+        if not retry.transient(response.status_code):
+            return None
+        return self.policy.delay(attempt, _retry_after(response))
 
     def request_json(self, method: str, path: str, body: Any = None, *, root: bool = False,
                      timeout: float | None = None) -> Any:
-        """A JSON request, retried on 429/5xx; the decoded JSON answer."""
+        """A JSON request, retried on transient statuses; the decoded JSON answer."""
         kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             try:
                 response = self._client.request(method, self.url(path, root=root), json=body, **kwargs)
             except httpx.HTTPError as err:
                 raise self.transport_error(err) from None
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                self._wait(attempt, response, None)
+            wait = self._retry_wait(attempt, response)
+            if wait is not None:
+                retry.sleep(wait)
+                attempt += 1
                 continue
             if response.status_code >= 400:
                 raise self.status_error(response, path, tries=attempt + 1)
@@ -212,7 +182,6 @@ class ServerAPI:
                 kind = response.headers.get("content-type", "no content type").split(";")[0]
                 raise RemoteError(f"the answer of {self.shown} to {path} is not JSON ({kind}): "
                                   "is this an OpenAI-compatible server?") from None
-        raise AssertionError("unreachable")
 
     def probe_json(self, method: str, path: str, body: Any = None, *, root: bool = True) -> Any | None:
         """An optional endpoint: its JSON, or None when the server lacks it (any failure)."""
@@ -229,27 +198,30 @@ class ServerAPI:
 
     @contextmanager
     def events(self, path: str, body: dict[str, Any], *, stop: threading.Event,
-               on_open: Any = None) -> Iterator[Iterator[dict[str, Any]]]:
+               on_open: Callable[[httpx.Response], None] | None = None) -> Iterator[Iterator[dict[str, Any]]]:
         """POST ``body`` with ``stream: true``; yields an iterator of decoded event objects.
 
-        Retries 429/5xx before the stream starts (nothing was received yet,
-        so a retry loses nothing). ``on_open(response)`` is called once the
+        Retries transient statuses before the stream starts (nothing was
+        received yet, so a retry loses nothing). ``on_open(response)`` is called once the
         stream is open, so that another thread can shut its socket to stop it.
         The iterator ends at ``[DONE]``; a stream that ends without it raises
         ``StreamDropped``.
         """
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             if stop.is_set():
                 yield iter(())
                 return
             try:
                 with self._client.sse(self.url(path), method="POST", json=body) as source:
                     response = source.response
-                    if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                    wait = self._retry_wait(attempt, response)
+                    if wait is not None:
                         response.read()
-                        if not self._wait(attempt, response, stop):
+                        if not retry.sleep(wait, stop):
                             yield iter(())
                             return
+                        attempt += 1
                         continue
                     if response.status_code >= 400:
                         response.read()

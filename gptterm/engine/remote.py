@@ -19,8 +19,8 @@ from typing import Any, Iterator, Sequence
 
 from gptterm.engine import remote_tokens
 from gptterm.engine.base import Message, ModelInfo, Reply
-from gptterm.engine.openai_http import RemoteContextError, RemoteError, ServerAPI, StreamDropped
-from gptterm.errors import ContextOverflowError, ModelError
+from gptterm.engine.openai_http import ServerAPI, StreamDropped
+from gptterm.errors import ContextOverflowError, ModelError, RemoteContextError, RemoteError
 from gptterm.servers import ServerProfile
 
 # Sampling parameters that llama.cpp-based servers and vLLM accept but

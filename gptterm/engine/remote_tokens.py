@@ -26,7 +26,8 @@ from collections import OrderedDict
 from typing import Any, Callable, Iterator, Sequence
 
 from gptterm.engine.base import Message
-from gptterm.engine.openai_http import RemoteError, ServerAPI
+from gptterm.engine.openai_http import ServerAPI
+from gptterm.errors import RemoteError
 
 BYTES_PER_TOKEN = 3
 CHAT_MARGIN = 32

@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from gptterm import paths
+from gptterm import atomic, paths
 from gptterm.errors import GpttermError
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -42,20 +42,16 @@ class StateCache:
 
     def save(self, engine: Any, conversation_id: int) -> int:
         """Save the engine's current state for the conversation; returns tokens saved (0: skipped)."""
-        if not hasattr(engine, "save_state"):
+        if not hasattr(engine, "save_state") or engine.evaluated_tokens < MIN_TOKENS:
             return 0
         path = self._path(engine, conversation_id)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            if engine.evaluated_tokens < MIN_TOKENS:
-                return 0
-            n = engine.save_state(tmp)
-            meta = {"tokens": n, "crc32": _crc(tmp), "size": tmp.stat().st_size}
-            os.replace(tmp, path)
-            _write_json(path.with_suffix(".json"), meta)
+            with atomic.replacing(path) as tmp:  # llama.cpp writes the state itself, by path
+                n = engine.save_state(tmp)
+                meta = {"tokens": n, "crc32": _crc(tmp), "size": tmp.stat().st_size}
+            atomic.write_text(path.with_suffix(".json"), json.dumps(meta), durable=False)
         except (OSError, GpttermError):
-            tmp.unlink(missing_ok=True)
             return 0  # a cache: failing to save only costs speed later
         self._evict(keep=path)
         return n
@@ -96,9 +92,3 @@ class StateCache:
             total += path.stat().st_size
             if total > self.max_bytes and path != keep:
                 self._drop(path)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)

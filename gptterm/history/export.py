@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gptterm import atomic
 from gptterm.errors import HistoryError
-from gptterm.history.store import Conversation
+
+# The argument parsers import FORMATS on every start (--help included): the
+# store (sqlite3), json and datetime are imported where they are used.
+if TYPE_CHECKING:
+    from gptterm.history.store import Conversation
 
 ROLE_HEADINGS = {"system": "System", "user": "User", "assistant": "Assistant"}
 FORMATS = ("md", "json")
 
 
 def _when(ts: float) -> str:
+    import datetime as dt
+
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
@@ -33,6 +38,8 @@ def to_markdown(conv: Conversation) -> str:
 
 
 def to_json(conv: Conversation) -> str:
+    import json
+
     return json.dumps(conv.as_dict(), ensure_ascii=False, indent=2) + "\n"
 
 

@@ -9,7 +9,6 @@ cache dir and checked with one stat.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -64,13 +63,13 @@ def _remembered() -> Path | None:
 
 
 def _remember(path: Path) -> None:
+    from gptterm import atomic
+
     record = _record()
     try:
         lines = [line for line in record.read_text("utf-8").splitlines()
                  if not line.startswith(sys.prefix + "\t")] if record.exists() else []
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join([*lines, f"{sys.prefix}\t{path}"]) + "\n", "utf-8")
-        os.replace(tmp, record)
+        atomic.write_text(record, "\n".join([*lines, f"{sys.prefix}\t{path}"]) + "\n", durable=False)
     except (OSError, UnicodeDecodeError):
         pass  # only a shortcut: the lookup works without it

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from gptterm import atomic, retry
 from gptterm.errors import DownloadError, HubError, Interrupted
 from gptterm.models import catalog, http_get, hub, part_file, store
 from gptterm.models.hub import RemoteFile, RemoteModel
@@ -143,6 +144,14 @@ def plan(model: RemoteModel) -> PullPlan:
     entry = catalog.entry_for_file(model.repo, model.filename)
     name = entry.id if entry else (f"{model.repo}:{model.quant}" if model.quant else f"{model.repo}/{model.filename}")
     return PullPlan(model, name, files, free, memory_estimate(model))
+
+
+def plan_pull(spec: str, *, notify: hub.Notify | None = None) -> PullPlan:
+    """The plan for a pull spec (catalog id, ``OWNER/NAME[:QUANT]``, ``OWNER/NAME/FILE.gguf``, a Hub URL):
+    the repo listed, the model it names chosen, what is already on disk counted. ``plan.model`` is what
+    ``pull`` takes."""
+    parsed = hub.parse_spec(spec)
+    return plan(hub.choose(hub.list_repo(parsed.repo, notify=notify), parsed))
 
 
 def _disk_free(folder: Path) -> int:
@@ -307,7 +316,7 @@ class _Fetch:
         ep = hub.endpoint()
         url = hf_hub_url(model.repo, f.path, revision=model.commit, endpoint=ep)
         meta = hub.with_retries(lambda: get_hf_file_metadata(url, timeout=hub.API_TIMEOUT_S, endpoint=ep),
-                                notify=self.notify, repo=model.repo, filename=f.path)
+                                notify=self.notify, repo=model.repo, filename=f.path, stop=self.cancel)
         expected = f.sha256 or f.blob_id
         if meta.etag and expected and meta.etag != expected:
             raise HubError(f"the Hub's metadata for {f.path} disagree (listing {expected[:12]}…, "
@@ -324,6 +333,7 @@ class _Fetch:
         return location, headers
 
     def _download(self, url: str, headers: dict[str, str]) -> None:
+        policy = hub.retry_policy()
         failures = 0
         while self.have < self.size:
             before = self.have
@@ -337,37 +347,24 @@ class _Fetch:
                     if self.notify:
                         self.notify(f"connection lost at {_mb(self.have)} ({_describe(err)}); resuming")
                     continue
-                if failures >= hub.retries() or not _retryable(err):
-                    raise self._transfer_failed(err) from None
-                wait = _retry_after(err)
+                wait = policy.delay(failures, _retry_after(err)) if _retryable(err) else None
                 if wait is None:
-                    wait = float(min(2**failures, 8))
-                elif wait > hub.MAX_RETRY_AFTER_S:
                     raise self._transfer_failed(err) from None
                 failures += 1
                 if self.notify:
                     self.notify(f"download failed ({_describe(err)}); retrying in {wait:.0f} s "
-                                f"({failures}/{hub.retries()})")
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline:
-                    self._check_cancel()
-                    time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+                                f"({failures}/{policy.retries})")
+                if not retry.sleep(wait, self.cancel):
+                    raise KeyboardInterrupt
 
     def _transfer_failed(self, err: BaseException) -> HubError:
         where = f"{self.p.model.repo}/{self.fp.file.path}"
         kept = f"; {_mb(self.have)} kept, pull again to resume" if self.have else ""
         if isinstance(err, http_get.HTTPStatusError):
-            status = err.status
-            if status in (401, 403):
-                return HubError(f"the Hub refused the download of {where} (HTTP {status}): set HF_TOKEN to an "
-                                "access token that may read it")
-            if status == 404:
-                return HubError(f"{where} is missing from the Hub's storage (HTTP 404): try again later")
-            if status == 429:
-                return HubError(f"the Hub is rate-limiting downloads (429 Too Many Requests): try again later{kept}")
-            if status >= 500:
-                return HubError(f"the Hub failed (HTTP {status}) for {where}: try again later{kept}")
-            return HubError(f"the Hub answered HTTP {status} for {where}{kept}")
+            line = _STORAGE_LINES.get(err.status)
+            if line is None:
+                return HubError(hub.status_line(err.status, where) + kept)
+            return HubError(line.format(status=err.status, where=where, kept=kept))
         if isinstance(err, (ConnectionRefusedError, socket.gaierror)):
             return HubError(f"cannot reach the Hub's storage for {where} ({_describe(err)}): check the network"
                             + kept)
@@ -437,6 +434,17 @@ class _Fetch:
         os.replace(self.fp.part, self.fp.blob)
 
 
+_REFUSED = ("the Hub refused the download of {where} (HTTP {status}): set HF_TOKEN to an access token "
+            "that may read it")
+# What the statuses that need their own advice mean from the storage a download is redirected to.
+_STORAGE_LINES = {
+    401: _REFUSED,
+    403: _REFUSED,
+    404: "{where} is missing from the Hub's storage (HTTP 404): try again later",
+    429: "the Hub is rate-limiting downloads (429 Too Many Requests): try again later{kept}",
+}
+
+
 def _transfer_error(err: OSError) -> bool:
     """Whether an OSError came from the connection (retry, resume) rather than the disk (stop)."""
     import errno
@@ -449,17 +457,13 @@ def _transfer_error(err: OSError) -> bool:
 
 def _retryable(err: BaseException) -> bool:
     if isinstance(err, http_get.HTTPStatusError):
-        return err.status in hub.RETRY_STATUS
+        return retry.transient(err.status)
     # refused or unknown host: no network or a wrong endpoint, waiting rarely helps
     return not isinstance(err, (ConnectionRefusedError, socket.gaierror))
 
 
 def _retry_after(err: BaseException) -> float | None:
-    value = getattr(err, "retry_after", None)
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return retry.parse_retry_after(err.retry_after if isinstance(err, http_get.HTTPStatusError) else None)
 
 
 def _describe(err: BaseException) -> str:
@@ -489,6 +493,4 @@ def _link(fp: FilePlan) -> None:
 def _write_ref(root: Path, commit: str) -> None:
     ref = root / "refs" / "main"
     ref.parent.mkdir(parents=True, exist_ok=True)
-    tmp = ref.with_name(f".main.{os.getpid()}.tmp")
-    tmp.write_text(commit)
-    os.replace(tmp, ref)
+    atomic.write_text(ref, commit)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gptterm import atomic
+
 # GGUF value types -> struct format of a scalar (None: variable size)
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
@@ -150,12 +152,11 @@ def _remembered(path: Path, st: os.stat_result) -> GGUFMetadata | None:
 def _remember(meta: GGUFMetadata, st: os.stat_result) -> None:
     try:
         record = _record(meta.path)
+        text = json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "version": meta.version,
+                           "values": meta.values, "array_lengths": meta.array_lengths,
+                           "tensor_count": meta.tensor_count, "n_params": meta.n_params})
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "version": meta.version,
-                                   "values": meta.values, "array_lengths": meta.array_lengths,
-                                   "tensor_count": meta.tensor_count, "n_params": meta.n_params}), "utf-8")
-        os.replace(tmp, record)
+        atomic.write_text(record, text, durable=False)
     except (OSError, ValueError, TypeError):
         pass  # only a shortcut
 

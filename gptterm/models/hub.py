@@ -9,19 +9,21 @@ and error classes). Two measured behaviours shape this module:
   errors, 429 and 5xx five times with 1-2-4-8-8 s waits, printing a warning
   each time: offline, ``search`` would sit silent for 23 s. Search therefore
   sends the same request as ``list_models`` through the library's session
-  without its back-off, and every call here goes through ``with_retries``: a
-  refused connection fails at once; 408/429/5xx and timeouts are retried
-  ``GPTTERM_HUB_RETRIES`` times (default 2), honouring ``Retry-After``.
+  without its back-off, and every call here goes through ``with_retries``:
+  gptterm's one retry policy (``gptterm.retry``: a refused connection fails
+  at once; 408/429/5xx and timeouts are retried ``GPTTERM_HUB_RETRIES``
+  times, default 2, after 1, 2, 4… s or the ``Retry-After`` the Hub asks for,
+  and not at all when it asks for more than 30 s).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
+from gptterm import retry
 from gptterm.errors import HubError, UsageError
 from gptterm.models import catalog
 from gptterm.models.names import DEFAULT_QUANT, closest_quant, parse_quant, split_part, unsafe_repo_path
@@ -33,8 +35,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 API_TIMEOUT_S = 15.0
-RETRY_STATUS = (408, 429, 500, 502, 503, 504)
-MAX_RETRY_AFTER_S = 30
+#: Seconds before the first retry of a Hub request; doubled for each one after it.
+RETRY_DELAY_S = 1.0
 
 T = TypeVar("T")
 
@@ -54,6 +56,11 @@ def retries() -> int:
         return max(0, int(os.environ.get("GPTTERM_HUB_RETRIES", "2")))
     except ValueError:
         return 2
+
+
+def retry_policy() -> retry.Policy:
+    """How Hub requests and downloads are retried (read per call: tests and users change the variable)."""
+    return retry.Policy(retries(), RETRY_DELAY_S)
 
 
 def _quiet_library() -> None:
@@ -94,11 +101,7 @@ def _status(err: BaseException) -> int | None:
 
 def _retry_after(err: BaseException) -> float | None:
     response = getattr(err, "response", None)
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return retry.parse_retry_after(response.headers.get("Retry-After") if response is not None else None)
 
 
 def hub_error(err: BaseException, repo: str | None = None, filename: str | None = None) -> HubError:
@@ -147,11 +150,16 @@ def hub_error(err: BaseException, repo: str | None = None, filename: str | None 
         later = f"in {wait:.0f} s" if wait else "in a minute"
         return HubError(f"the Hub is rate-limiting requests (429 Too Many Requests): try again {later}"
                         + ("" if token_set() else "; HF_TOKEN raises the limit"))
-    if status is not None and status >= 500:
-        return HubError(f"the Hub failed (HTTP {status}) for {where}: try again later")
     if status is not None:
-        return HubError(f"the Hub answered HTTP {status} for {where}")
+        return HubError(status_line(status, where))
     return HubError(f"Hub request failed: {_reason(err)}")
+
+
+def status_line(status: int, where: str) -> str:
+    """The line for an HTTP status from the Hub (or its storage) that needs no advice of its own."""
+    if status >= 500:
+        return f"the Hub failed (HTTP {status}) for {where}: try again later"
+    return f"the Hub answered HTTP {status} for {where}"
 
 
 def _reason(err: BaseException) -> str:
@@ -166,32 +174,34 @@ def _retryable(err: BaseException) -> bool:
         return False  # no network or wrong endpoint: waiting rarely helps, and offline must fail fast
     if isinstance(err, (httpx2.TimeoutException, httpx2.RemoteProtocolError, httpx2.ReadError)):
         return True
-    return _status(err) in RETRY_STATUS
+    return retry.transient(_status(err))
 
 
 def with_retries(call: Callable[[], T], *, notify: Notify | None = None, repo: str | None = None,
-                 filename: str | None = None) -> T:
-    """``call()``, retried on transient failures; any failure becomes a HubError line."""
+                 filename: str | None = None, stop: retry.Stop | None = None) -> T:
+    """``call()``, retried on transient failures; any failure becomes a HubError line.
+
+    A ``stop`` during a wait raises KeyboardInterrupt, as Ctrl+C would: the
+    caller's cancel path (a download keeps its part file) takes it from there.
+    """
     import httpx2
     from huggingface_hub import errors as hf
 
+    policy = retry_policy()
     attempt = 0
     while True:
         try:
             return call()
         except (httpx2.HTTPError, hf.HfHubHTTPError, hf.OfflineModeIsEnabled, hf.HFValidationError) as err:
-            if attempt >= retries() or not _retryable(err):
-                raise hub_error(err, repo, filename) from None
-            wait = _retry_after(err)
+            wait = policy.delay(attempt, _retry_after(err)) if _retryable(err) else None
             if wait is None:
-                wait = float(min(2**attempt, 8))
-            elif wait > MAX_RETRY_AFTER_S:
                 raise hub_error(err, repo, filename) from None
             attempt += 1
             if notify:
                 what = f"HTTP {_status(err)}" if _status(err) else _reason(err)
-                notify(f"the Hub answered {what}; retrying in {wait:.0f} s ({attempt}/{retries()})")
-            time.sleep(wait)
+                notify(f"the Hub answered {what}; retrying in {wait:.0f} s ({attempt}/{policy.retries})")
+            if not retry.sleep(wait, stop):
+                raise KeyboardInterrupt
 
 
 # -- search --------------------------------------------------------------------
@@ -236,6 +246,18 @@ def search(query: str, *, limit: int = 20, notify: Notify | None = None) -> list
         hits.append(RepoHit(info.id, info.downloads, info.likes, updated.date().isoformat() if updated else None,
                             bool(info.gated)))
     return hits
+
+
+def find(query: str, *, limit: int = 20, notify: Notify | None = None) -> RepoListing | list[RepoHit]:
+    """What a search box means by ``query``: an existing repo's GGUF models for ``OWNER/NAME``, else the
+    Hub's search for the text (``qwen2.5``; also ``Qwen/2.5``, which names no repo)."""
+    query = query.strip()
+    if query.count("/") == 1:
+        try:
+            return list_repo(query, notify=notify)
+        except (RepoNotFound, UsageError):
+            pass  # not a repo (or not a valid id): search for the text instead
+    return search(query, limit=limit, notify=notify)
 
 
 # -- a repo's GGUF models ------------------------------------------------------------

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptterm import paths
+from gptterm import atomic, paths
 from gptterm.errors import ModelError
 from gptterm.models import bundled
 from gptterm.models.names import parse_quant, split_part
@@ -312,10 +312,8 @@ def mark_in_use(model_path: Path) -> None:
             _held_lock = _try_lock(folder / f"{os.getpid()}.lock")
             if _held_lock is None:
                 return
-        record = folder / f"{os.getpid()}.json"
-        tmp = record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "path": str(Path(model_path).resolve())}), "utf-8")
-        os.replace(tmp, record)
+        record = {"pid": os.getpid(), "path": str(Path(model_path).resolve())}
+        atomic.write_text(folder / f"{os.getpid()}.json", json.dumps(record), durable=False)
     except OSError:
         pass  # best effort: failing to record must never stop a model from loading
 
@@ -350,12 +348,9 @@ def users_of(model: LocalModel) -> list[int]:
 def _write_registry(imported: dict[str, str]) -> None:
     path = registry_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps({"imported": imported}, indent=2) + "\n", "utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(path, json.dumps({"imported": imported}, indent=2) + "\n")
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise ModelError(f"cannot write the model registry {path}: {err.strerror}") from None
 
 

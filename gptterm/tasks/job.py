@@ -14,16 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from gptterm.engine.base import Reply
-from gptterm.errors import GpttermError
 
 
 # Tasks copy and condense text: greedy decoding without a repeat penalty,
 # unless the user sets these parameters explicitly (CLI flags).
 TASK_DEFAULTS = {"temperature": 0.0, "repeat_penalty": 1.0}
-
-
-class TaskError(GpttermError):
-    exit_code = 11
 
 
 @dataclass

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from gptterm.assets import language_name, load_prompt
-from gptterm.errors import UsageError
+from gptterm.errors import TaskError, UsageError
 from gptterm.tasks.chunking import chunk_text
-from gptterm.tasks.job import Job, TaskError, TaskEvent, strip_preamble, stream_reply
+from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
 
 LENGTH_WORDS = {"short": 60, "medium": 150, "long": 300}
 FORMS = {

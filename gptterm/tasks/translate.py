@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gptterm.assets import language_name, load_prompt
-from gptterm.errors import InputError, UsageError
+from gptterm.errors import InputError, TaskError, UsageError
 from gptterm.tasks.chunking import chunk_text, paragraphs
-from gptterm.tasks.job import Job, TaskError, TaskEvent, strip_preamble, stream_reply
+from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
 
 _MARKER = re.compile(r"^(\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+|>\s?)*)")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from gptterm.backend import Backend
-from gptterm.errors import GpttermError, UsageError
+from gptterm.errors import GpttermError
 from gptterm.models.names import human_size
 from gptterm.tui.actions import MODELS_ACTIONS
 from gptterm.tui.messages import SwitchBackend
@@ -236,18 +236,14 @@ class ModelsPane(Vertical):
         from gptterm.models import hub
 
         try:
-            if query.count("/") == 1:
-                try:
-                    listing = hub.list_repo(query)
-                except (hub.RepoNotFound, UsageError):
-                    pass  # not a repo (or not a valid id): search for the text instead
-                else:
-                    self._post_search(self.SearchDone("files", f"Files of {listing.repo}", listing))
-                    return
-            hits = hub.search(query, limit=50)
-            self._post_search(self.SearchDone("search", f"Hub search: “{query}” ({len(hits)} repos)", hits))
+            found = hub.find(query, limit=50)
         except GpttermError as err:
             self._post_search(self.SearchDone("error", "Search failed", error=str(err)))
+            return
+        if isinstance(found, hub.RepoListing):
+            self._post_search(self.SearchDone("files", f"Files of {found.repo}", found))
+        else:
+            self._post_search(self.SearchDone("search", f"Hub search: “{query}” ({len(found)} repos)", found))
 
     def _post_search(self, message: Message) -> None:
         # A newer search cancelled this one (exclusive workers): its answer is stale.
@@ -322,17 +318,15 @@ class ModelsPane(Vertical):
 
     @work(thread=True, exclusive=True, group="models-download", exit_on_error=False)
     def pull(self, spec: str) -> None:
-        from gptterm.models import download, hub
+        from gptterm.models import download
 
         # Set by 'c' and when the app quits (Textual cancels every worker then):
         # the download stops at its next piece and keeps its part file.
         cancel = get_current_worker().cancelled_event
         try:
-            parsed = hub.parse_spec(spec)
-            model = hub.choose(hub.list_repo(parsed.repo), parsed)
-            plan = download.plan(model)
-            self.post_message(self.DownloadStarted(plan.name, model.size))
-            result = download.pull(model, progress=lambda p: self.post_message(self.DownloadProgress(p)),
+            plan = download.plan_pull(spec)
+            self.post_message(self.DownloadStarted(plan.name, plan.model.size))
+            result = download.pull(plan.model, progress=lambda p: self.post_message(self.DownloadProgress(p)),
                                    cancel=cancel)
         except download.DownloadCancelled as err:
             self.post_message(self.DownloadDone(None, str(err), cancelled=True))

@@ -12,11 +12,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Select, Static
 
 from gptterm.errors import GpttermError, ParamError
-from gptterm.settings import LOAD, PARAMS, Param
-
-
-def shown(param: Param, value: Any) -> str:
-    return "" if value is None else str(value)
+from gptterm.settings import BY_NAME, LOAD, PARAMS, Param
 
 
 class ParamValidator(Validator):
@@ -44,7 +40,7 @@ class ParamField(Vertical):
         p = self.param
         with Horizontal(classes="param-row"):
             yield Label(p.name.replace("_", " "), classes="param-name")
-            yield Input(shown(p, self.value), placeholder=p.none_means or "", id=f"param-{p.name}",
+            yield Input(p.edit_text(self.value), placeholder=p.none_means or "", id=f"param-{p.name}",
                         validators=[ParamValidator(p)], validate_on=["changed", "submitted"])
         yield Static(p.describe(), classes="param-help", markup=False)
 
@@ -111,7 +107,7 @@ class SettingsPane(VerticalScroll):
         for name, value in values.items():
             field = self.query_one(f"#param-{name}", Input)
             with field.prevent(Input.Changed):
-                field.value = shown(field.parent.parent.param, value)  # type: ignore[union-attr]
+                field.value = BY_NAME[name].edit_text(value)
             self._show_reason(name, None)
         self.values.update(values)
 
