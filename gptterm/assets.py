@@ -11,9 +11,13 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gptterm import paths
 from gptterm.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Message
 
 
 def assets_dir() -> Path:
@@ -31,12 +35,12 @@ class Prompt:
     user: str
     source: Path
 
-    def messages(self, **values: str) -> list[dict[str, str]]:
+    def messages(self, **values: str) -> list[Message]:
         """The system (when not empty) and user messages with ``{name}`` placeholders filled.
 
         Unknown ``{...}`` are left alone; ``{text}`` is inserted verbatim.
         """
-        out = []
+        out: list[Message] = []
         system = _tidy(_fill(self.system, values)).strip()
         if system:
             out.append({"role": "system", "content": system})

@@ -18,6 +18,8 @@ from gptterm.servers import LOCAL, ServerProfile, check_server_profile, is_url
 SAMPLING = "sampling"
 LOAD = "load"
 PROMPT = "prompt"
+#: what a reply carries besides its text (log-probabilities); not a sampling setting
+OUTPUT = "output"
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ PARAMS: tuple[Param, ...] = (
     Param("gpu_layers", int, -1, "layers offloaded to the GPU; -1 offloads all (when the build supports a GPU)",
           LOAD, -1, 100_000, aliases=("-ngl",), metavar="N"),
     Param("threads", int, None, "CPU threads for generation", LOAD, 1, 1024, none_means="auto", metavar="N"),
+    Param("logprobs", int, 0, "give each generated token's log-probability and the N most likely alternatives "
+          "(with --json; 0: off)", OUTPUT, 0, 20, metavar="N"),
     Param("system", str, "", "system prompt; empty uses the model's own default", PROMPT,
           aliases=("-s",), metavar="TEXT"),
 )

@@ -81,3 +81,22 @@ def test_delete_confirmation(snap_compare, app):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_inspect_screen(snap_compare, app):
+    async def before(pilot):
+        from gptterm.tui.widgets.inspect import InspectPane
+
+        await _ready(pilot)
+        await pilot.press("f8")
+        while not pilot.app.query(InspectPane):
+            await pilot.pause(0.05)
+        pane = pilot.app.query_one(InspectPane)
+        pane.query_one("#inspect-source").load_text("GPT models predict the next token: 你好 🙂")
+        pane.tokenize_now()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        pilot.app.set_focus(None)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)

@@ -25,6 +25,8 @@ RUNNERS = {
     "models": "models:run_models",
     "doctor": "doctor:run_doctor",
     "serve": "serve:run_serve",
+    "tokens": "inspect:run_tokens",
+    "perplexity": "inspect:run_perplexity",
     "completion": "completion:run_completion",
 }
 

@@ -25,6 +25,8 @@ COMMANDS = {
     "models": "find, download, list, remove and choose models (catalog, Hugging Face Hub)",
     "doctor": "versions, hardware support, the model or server that would be used, settings and paths",
     "serve": "share a local model: run llama-cpp-python's OpenAI-compatible server on it",
+    "tokens": "show how the model splits a text into tokens (ids, pieces, special tokens)",
+    "perplexity": "how well the model predicts a text: cross-entropy, perplexity, the most surprising tokens",
     "completion": "print a shell completion script: bash, zsh or fish",
 }
 SHELLS = ("bash", "zsh", "fish")
@@ -89,7 +91,9 @@ def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
     if chat:
         parser.add_argument("--on-overflow", choices=ON_OVERFLOW, default="error",
                             help="when the prompt does not fit the context: fail (default) or drop the oldest text")
-    kinds = ("sampling", "load", "prompt") if chat else ("sampling", "load")
+    parser.add_argument("--show-probs", action="store_true",
+                        help="colour the streamed reply by each token's probability (on a terminal; needs no --json)")
+    kinds = ("sampling", "load", "output", "prompt") if chat else ("sampling", "load", "output")
     _add_param_flags(parser, kinds)
 
 
@@ -279,9 +283,38 @@ def completion_parser() -> Parser:
     return parser
 
 
+def tokens_parser() -> Parser:
+    parser = Parser(prog="gptterm tokens", description=COMMANDS["tokens"] + ". On a terminal the pieces are drawn "
+                    "as alternating coloured spans, then listed with their ids; otherwise one 'ID<TAB>PIECE' line each.")
+    parser.add_argument("text", nargs="*", help="the text (words are joined with spaces); '-' or nothing: stdin")
+    parser.add_argument("--chat", action="store_true",
+                        help="the tokens of TEXT as a chat message, rendered by the model's chat template (where "
+                             "the special tokens that mark roles and turns appear)")
+    parser.add_argument("--json", action="store_true", help='print {"tokens": [{"id", "piece", ...}], "count": N}')
+    _add_model(parser)
+    _add_server(parser)
+    _add_param_flags(parser, ("load", "prompt"))
+    return parser
+
+
+def perplexity_parser() -> Parser:
+    parser = Parser(prog="gptterm perplexity", description=COMMANDS["perplexity"] + ". Computed as llama.cpp's "
+                    "llama-perplexity does: the text is cut into windows of --ctx tokens and the second half of each "
+                    "window is scored (a text shorter than one window is scored whole).")
+    parser.add_argument("file", nargs="?", metavar="FILE", help="a text file; '-' or nothing: stdin")
+    parser.add_argument("--worst", type=int, default=0, metavar="N",
+                        help="also list the N most surprising tokens, with their context and what the model expected")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with every figure")
+    _add_model(parser)
+    _add_server(parser)
+    _add_param_flags(parser, ("load",))
+    return parser
+
+
 PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser,
            "summarize": summarize_parser, "translate": translate_parser, "models": models_parser,
-           "doctor": doctor_parser, "serve": serve_parser, "completion": completion_parser}
+           "doctor": doctor_parser, "serve": serve_parser, "tokens": tokens_parser,
+           "perplexity": perplexity_parser, "completion": completion_parser}
 
 
 def _default_action(parser: Parser, name: str) -> None:

@@ -7,15 +7,19 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from gptterm.cli import setup
-from gptterm.cli.io import StdoutWriter, keeping_partial, note, read_stdin, run_reply
+from gptterm.cli.io import keeping_partial, note, read_stdin, run_reply
 from gptterm.engine.base import Message, Reply
 from gptterm.errors import GpttermError, InputError, UsageError
 from gptterm.settings import LOAD, PARAMS, find_param
 from gptterm.tasks.chat import ChatSession, compose_prompt
 from gptterm.tasks.context import head_tokens
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine
+    from gptterm.settings import Params
 
 
 def run_default(ns: argparse.Namespace) -> int:
@@ -66,7 +70,7 @@ def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None)
         return {"role": "user", "content": compose_prompt(prompt, head_tokens(engine, context, max(0, budget - fixed)))}
 
     reply = session.send(compose_prompt(prompt, context), truncate_last=truncate_last)
-    writer = StdoutWriter()
+    writer = setup.reply_writer(ns, reply)
     try:
         with keeping_partial(reply, writer, logged=session.store is not None):
             interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
@@ -83,7 +87,7 @@ def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None)
     return 130 if interrupted else 0
 
 
-def reply_json(reply: Reply, engine: Any, params: Any, conversation_id: int | None) -> dict[str, Any]:
+def reply_json(reply: Reply, engine: Engine, params: Params, conversation_id: int | None) -> dict[str, Any]:
     return {
         "text": reply.text,
         "model": engine.info.name,
@@ -92,10 +96,11 @@ def reply_json(reply: Reply, engine: Any, params: Any, conversation_id: int | No
         "seed": reply.seed,
         "params": params.sampling(),
         "conversation_id": conversation_id,
+        **setup.logprobs_json(reply),
     }
 
 
-def report_end(ns: argparse.Namespace, reply: Reply, params: Any, interrupted: bool, *, logged: bool) -> None:
+def report_end(ns: argparse.Namespace, reply: Reply, params: Params, interrupted: bool, *, logged: bool) -> None:
     if getattr(ns, "verbose", False):
         note(setup.stats_line(reply))
     if interrupted:
@@ -161,7 +166,7 @@ class Repl:
     def read_message(self) -> str:
         line = self._input(">>> ")
         if line.strip() == '"""':
-            lines = []
+            lines: list[str] = []
             while True:
                 more = self._input("... ")
                 if more.strip() == '"""':
@@ -205,7 +210,7 @@ class Repl:
                 note(f"error: {err}")
 
     def stream(self, reply: Reply) -> None:
-        writer = StdoutWriter()
+        writer = setup.reply_writer(self.ns, reply)
         with keeping_partial(reply, writer, logged=self.store is not None):
             interrupted = run_reply(reply, self.engine.cancel, writer)
         writer.end_line()

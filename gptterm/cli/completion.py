@@ -14,6 +14,7 @@ import argparse
 import shlex
 import sys
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from gptterm.cli.args import COMMANDS, PARSERS, arguments, prompt_parser, subcommands
 from gptterm.errors import UsageError
@@ -23,7 +24,7 @@ Offer = tuple[str, ...] | str | None  # choices, the name of a DYNAMIC list, or 
 
 @dataclass
 class Option:
-    flags: list[str]
+    flags: Sequence[str]
     help: str
     takes_value: bool
     offer: Offer
@@ -51,7 +52,8 @@ def nodes() -> list[Node]:
     """Every place in the grammar, gptterm itself first."""
     found: list[Node] = []
 
-    def walk(path: str, parser: argparse.ArgumentParser, children: dict[str, tuple[argparse.ArgumentParser, str]]):
+    def walk(path: str, parser: argparse.ArgumentParser,
+             children: Mapping[str, tuple[argparse.ArgumentParser, str]]) -> None:
         positionals = [a for a in arguments(parser) if not a.option_strings]
         found.append(Node(path, {name: text for name, (_, text) in children.items()},
                           [Option(a.option_strings, (a.help or "").replace("%%", "%"), a.nargs != 0, _offer(a))
@@ -160,13 +162,14 @@ def _sh_tables(found: list[Node]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _offers(found: list[Node]) -> dict[Offer, list[str]]:
+def _offers(found: list[Node]) -> dict[tuple[str, ...] | str, list[str]]:
     """What to offer -> the 'path|flag' places that offer it ('path|' for a positional)."""
-    out: dict[Offer, list[str]] = {}
+    out: dict[tuple[str, ...] | str, list[str]] = {}
     for n in found:
         for o in n.options:
-            for flag in o.flags if o.offer else ():
-                out.setdefault(o.offer, []).append(f"{n.path}|{flag}")
+            if o.offer:
+                for flag in o.flags:
+                    out.setdefault(o.offer, []).append(f"{n.path}|{flag}")
         if n.positional:
             out.setdefault(n.positional, []).append(f"{n.path}|")
     return out

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Callable
 
 from gptterm.cli import setup
-from gptterm.cli.io import StdoutWriter, keeping_partial, note, read_stdin, run_reply
+from gptterm.cli.io import ProbabilityWriter, keeping_partial, note, read_stdin, run_reply
 from gptterm.errors import InputError, UsageError
 from gptterm.tasks.context import overflow_error, reply_reserve
 
+if TYPE_CHECKING:
+    from gptterm.engine.base import Reply
+    from gptterm.history.store import HistoryStore
+    from gptterm.settings import Params
+
 SEPARATOR = "\n-----\n"
+
+
+def _saver(store: HistoryStore, conversation_id: int, model: str, params: Params) -> Callable[[Reply], None]:
+    """Saves a finished sample to the history with the parameters (and seed) it was generated with."""
+    def save(reply: Reply) -> None:
+        store.add_message(conversation_id, "assistant", reply.text, model=model,
+                          params={**params.sampling(), "seed": reply.seed},
+                          stats={**reply.stats.as_dict(), "finish_reason": reply.finish_reason})
+    return save
 
 
 def run_generate(ns: argparse.Namespace) -> int:
@@ -32,22 +47,21 @@ def run_generate(ns: argparse.Namespace) -> int:
         store.add_message(conversation_id, "user", prompt)
     base_seed = params.seed
     samples = []
-    writer = StdoutWriter()
+    writer = setup.reply_writer(ns)
     interrupted = False
     for i in range(ns.samples):
         # Consecutive seeds: `--seed S -n 3` repeats all three samples.
         sample_params = params.replace(seed=None if base_seed is None else (base_seed + i) % (2**32 - 1))
         reply = engine.complete(prompt, sample_params)
-        if store is not None:
-            reply.on_done(lambda r, p=sample_params: store.add_message(
-                conversation_id, "assistant", r.text, model=engine.info.name,
-                params={**p.sampling(), "seed": r.seed},
-                stats={**r.stats.as_dict(), "finish_reason": r.finish_reason}))
+        if store is not None and conversation_id is not None:
+            reply.on_done(_saver(store, conversation_id, engine.info.name, sample_params))
         if not ns.json:
             if i:
                 writer(SEPARATOR)
             if not ns.no_echo:
                 writer(prompt)
+        if isinstance(writer, ProbabilityWriter):
+            writer.follow(reply)
         with keeping_partial(reply, writer, logged=store is not None):
             interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
         samples.append(reply)
@@ -59,8 +73,8 @@ def run_generate(ns: argparse.Namespace) -> int:
         print(json.dumps({
             "prompt": prompt,
             "model": engine.info.name,
-            "samples": [{"text": r.text, "finish_reason": r.finish_reason, "seed": r.seed, **r.stats.as_dict()}
-                        for r in samples],
+            "samples": [{"text": r.text, "finish_reason": r.finish_reason, "seed": r.seed, **r.stats.as_dict(),
+                         **setup.logprobs_json(r)} for r in samples],
             "params": params.sampling(),
             "conversation_id": conversation_id,
         }, ensure_ascii=False))

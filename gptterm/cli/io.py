@@ -20,6 +20,29 @@ def note(message: str) -> None:
     print(f"gptterm: {message}", file=sys.stderr, flush=True)
 
 
+class StatusLine:
+    """Progress on stderr: one line rewritten in place on a terminal (cleared before results are written
+    and at the end), a plain line per ``final`` update otherwise, so logs stay readable."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def show(self, line: str, *, final: bool = False) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.flush()
+            self.shown = True
+        elif final:
+            note(line)
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
+
+
 def stdin_is_piped() -> bool:
     try:
         return not sys.stdin.isatty()
@@ -121,7 +144,7 @@ class StdoutWriter:
         if self.broken or not text:
             return
         try:
-            sys.stdout.write(text)
+            sys.stdout.write(self.decorate(text))
             sys.stdout.flush()
             self.last = text[-1]
         except BrokenPipeError:
@@ -132,6 +155,33 @@ class StdoutWriter:
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
 
+    def decorate(self, text: str) -> str:
+        return text
+
     def end_line(self) -> None:
         if self.last != "\n":
             self("\n")
+
+
+class ProbabilityWriter(StdoutWriter):
+    """Colours each streamed piece by the least likely of the tokens that made it (a piece can hold
+    several tokens, or none yet, when a character spans tokens)."""
+
+    def __init__(self, reply: Reply | None = None) -> None:
+        super().__init__()
+        self.follow(reply)
+
+    def follow(self, reply: Reply | None) -> None:
+        """Colour by ``reply``'s tokens from now on (``generate -n`` streams several replies)."""
+        self.reply = reply
+        self.seen = 0
+
+    def decorate(self, text: str) -> str:
+        import math
+
+        from gptterm import probability
+
+        logprobs = (self.reply.logprobs if self.reply is not None else None) or []
+        new, self.seen = logprobs[self.seen:], len(logprobs)
+        colour = probability.colour(min((math.exp(t.logprob) for t in new), default=1.0))
+        return text if colour is None else f"\033[38;5;{colour}m{text}\033[0m"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import os
+import sys
+from typing import TYPE_CHECKING, Any
 
 from gptterm.backend import Backend, choose_backend
 from gptterm.cli.args import effective_params
+from gptterm.cli.io import ProbabilityWriter, StdoutWriter, note
 from gptterm.settings import Config, Params, load_config
 
 if TYPE_CHECKING:
@@ -16,7 +19,29 @@ if TYPE_CHECKING:
 
 def settings(ns: argparse.Namespace) -> tuple[Config, Params]:
     config = load_config()
-    return config, effective_params(ns, config.params)
+    params = effective_params(ns, config.params)
+    if getattr(ns, "show_probs", False) and not params.logprobs:
+        params = params.replace(logprobs=1)  # the colours need each token's probability
+    return config, params
+
+
+def reply_writer(ns: argparse.Namespace, reply: Reply | None = None) -> StdoutWriter:
+    """Where a streamed reply goes: stdout, coloured by probability with --show-probs on a terminal."""
+    if getattr(ns, "show_probs", False) and not getattr(ns, "json", False):
+        if sys.stdout.isatty() and "NO_COLOR" not in os.environ:
+            from gptterm import probability
+
+            note(probability.LEGEND)
+            return ProbabilityWriter(reply)
+        note("--show-probs colours only a terminal's output (and not with NO_COLOR set)")
+    return StdoutWriter()
+
+
+def logprobs_json(reply: Reply) -> dict[str, Any]:
+    """OpenAI's shape: {"logprobs": {"content": [{token, logprob, bytes, top_logprobs}, …]}} when asked for."""
+    if reply.logprobs is None:
+        return {}
+    return {"logprobs": {"content": [t.as_openai() for t in reply.logprobs]}}
 
 
 def backend(ns: argparse.Namespace, config: Config) -> Backend:

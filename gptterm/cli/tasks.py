@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 
 from gptterm.cli import setup
 from gptterm.cli.args import param_overrides
-from gptterm.cli.io import StdoutWriter, note, read_stdin, run_stream
+from gptterm.cli.io import StatusLine, StdoutWriter, note, read_stdin, run_stream
 from gptterm.errors import InputError
 from gptterm.tasks.inputs import read_text_files
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
+
+if TYPE_CHECKING:
+    from gptterm.settings import Params
 
 def read_inputs(files: list[str]) -> str:
     """The named files joined by blank lines, or piped stdin; one clear error for each bad input."""
@@ -25,42 +26,30 @@ def read_inputs(files: list[str]) -> str:
     return text
 
 
-def task_params(ns: argparse.Namespace, params: Any) -> Any:
+def task_params(ns: argparse.Namespace, params: Params) -> Params:
     given = param_overrides(ns)
     return params.replace(**{k: v for k, v in TASK_DEFAULTS.items() if k not in given})
 
 
 class Progress:
-    """Progress on stderr: one rewritten line on a terminal, a line per part otherwise."""
+    """Where a job is: part k of n, and its speed."""
 
     def __init__(self, verb: str):
         self.verb = verb
-        self.tty = sys.stderr.isatty()
-        self.start = time.perf_counter()
-        self.shown = False
+        self.line = StatusLine()
 
     def update(self, event: TaskEvent) -> None:
         if event.kind == "progress" and event.total > 1:
             level = f" (round {event.level + 1})" if event.level else ""
-            self._show(f"{self.verb}: part {event.index + 1} of {event.total}{level}…")
+            self.line.show(f"{self.verb}: part {event.index + 1} of {event.total}{level}…")
         elif event.kind == "chunk" and event.total > 1 and event.result:
             r = event.result
             rate = f", {r['tokens_per_s']:.0f} tok/s" if r.get("tokens_per_s") else ""
-            self._show(f"{self.verb}: part {event.index + 1} of {event.total} done "
-                       f"({r.get('input_tokens', 0)} tokens in{rate})", final=not self.tty)
-
-    def _show(self, line: str, final: bool = False) -> None:
-        if self.tty:
-            sys.stderr.write("\r\033[K" + line)
-            sys.stderr.flush()
-            self.shown = True
-        elif final:
-            note(line)
+            self.line.show(f"{self.verb}: part {event.index + 1} of {event.total} done "
+                           f"({r.get('input_tokens', 0)} tokens in{rate})", final=True)
 
     def done(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        self.line.clear()
 
 
 def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Callable[[], dict[str, Any]]) -> int:

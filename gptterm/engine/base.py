@@ -9,7 +9,10 @@ ends early with ``finish_reason == "cancelled"`` and keeps its partial text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol, Sequence, TypedDict
+from typing import Any, Callable, Iterator, Protocol, Sequence, TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from gptterm.settings import Params
 
 
 class Message(TypedDict):
@@ -72,6 +75,8 @@ class Alternative:
     token: int
     text: str
     logprob: float
+    #: the exact bytes (empty when the engine knows only the text)
+    piece: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,14 @@ class TokenLogprob:
     text: str
     logprob: float
     top: tuple[Alternative, ...] = ()
+    #: the exact bytes (``text`` shows bytes that are not UTF-8 on their own as ``<0xNN>``)
+    piece: bytes = b""
+
+    def as_openai(self) -> dict[str, Any]:
+        """OpenAI's ``logprobs.content`` entry: token, logprob, bytes, top_logprobs."""
+        return {"token": self.text, "logprob": self.logprob, "bytes": list(self.piece or self.text.encode()),
+                "top_logprobs": [{"token": a.text, "logprob": a.logprob, "bytes": list(a.text.encode())}
+                                 for a in self.top]}
 
 
 @dataclass(frozen=True)
@@ -193,9 +206,9 @@ class Engine(Protocol):
         """The token a window starts with when the model adds one to every text (BOS), else None."""
         ...
 
-    def chat(self, messages: Sequence[Message], params: Any) -> Reply: ...
+    def chat(self, messages: Sequence[Message], params: Params) -> Reply: ...
 
-    def complete(self, prompt: str, params: Any) -> Reply: ...
+    def complete(self, prompt: str, params: Params) -> Reply: ...
 
     def cancel(self) -> None: ...
 

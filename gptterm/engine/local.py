@@ -17,13 +17,16 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
 
 from gptterm.engine import llama_log
-from gptterm.engine.base import Message, ModelInfo, Reply
+from gptterm.engine.base import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
 from gptterm.errors import ContextOverflowError, EngineError, ModelError
 from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
 from gptterm.models.resolve import check_gguf_file
+
+if TYPE_CHECKING:
+    from gptterm.settings import Params
 
 # Used when a GGUF carries no chat template (base models, some conversions):
 # ChatML is what most small instruct models were tuned on.
@@ -194,10 +197,10 @@ class LocalEngine:
 
     # -- generation -----------------------------------------------------------
 
-    def chat(self, messages: Sequence[Message], params: Any) -> Reply:
+    def chat(self, messages: Sequence[Message], params: Params) -> Reply:
         return self._reply(self.chat_tokens(messages), params)
 
-    def complete(self, prompt: str, params: Any) -> Reply:
+    def complete(self, prompt: str, params: Params) -> Reply:
         return self._reply(self.completion_tokens(prompt), params)
 
     # -- KV state on disk ---------------------------------------------------------
@@ -257,7 +260,7 @@ class LocalEngine:
             llm.close()
             self._llm = None
 
-    def _reply(self, tokens: list[int], params: Any) -> Reply:
+    def _reply(self, tokens: list[int], params: Params) -> Reply:
         if len(tokens) >= self.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
@@ -270,12 +273,92 @@ class LocalEngine:
                      prompt_tokens=len(tokens), seed=seed)
 
     def _piece(self, token: int) -> bytes:
+        """The bytes a token adds to generated text (control tokens add none)."""
         piece = self._pieces.get(token)
         if piece is None:
             n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
             piece = self._piece_buf.raw[: max(n, 0)]
             self._pieces[token] = piece
         return piece
+
+    def _is_special(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_get_attr(self._vocab, token) & self._lib.LLAMA_TOKEN_ATTR_CONTROL)
+
+    def _shown(self, token: int) -> TokenInfo:
+        """A token as a reader should see it: control tokens by their name (``<|im_end|>``)."""
+        if not self._is_special(token):
+            return TokenInfo(token, self._piece(token))
+        n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, True)
+        return TokenInfo(token, self._piece_buf.raw[: max(n, 0)], special=True)
+
+    # -- looking inside ---------------------------------------------------------
+
+    @property
+    def bos_token(self) -> int | None:
+        if not self._lib.llama_vocab_get_add_bos(self._vocab):
+            return None
+        bos = self._lib.llama_vocab_bos(self._vocab)
+        return bos if bos >= 0 else None
+
+    def token_info(self, tokens: Sequence[int]) -> list[TokenInfo]:
+        return [self._shown(t) for t in tokens]
+
+    def _alternatives(self, found: list[tuple[int, float]]) -> tuple[Alternative, ...]:
+        shown = [self._shown(t) for t, _ in found]
+        return tuple(Alternative(t, s.text, lp, s.piece) for (t, lp), s in zip(found, shown))
+
+    def score(self, tokens: Sequence[int], first: int, *, top: int = 0) -> ScoredWindow:
+        import numpy as np
+
+        from gptterm.engine import logprobs
+
+        n = len(tokens)
+        if n > self.n_ctx:
+            raise ContextOverflowError(f"a window of {n} tokens does not fit the context of {self.n_ctx}",
+                                       prompt_tokens=n, n_ctx=self.n_ctx, reply_tokens=0)
+        lib, llm = self._lib, self._llm
+        if llm is None:
+            raise EngineError("the model was closed")
+        ctx, n_vocab, n_batch = llm._ctx.ctx, llm.n_vocab(), llm.n_batch
+        scored: list[float] = []
+        alternatives: list[tuple[Alternative, ...]] = []
+        self._cancel.clear()
+        with self._busy:
+            # From an empty cache, as a window should be: the chat's cached prefix is gone.
+            lib.llama_memory_clear(lib.llama_get_memory(ctx), True)
+            llm.n_tokens = 0
+            batch = lib.llama_batch_init(n_batch, 0, 1)
+            self._set_abort(True)
+            try:
+                for start in range(0, n, n_batch):
+                    size = min(n_batch, n - start)
+                    wanted = [p for p in range(start, start + size) if first <= p < n - 1]
+                    batch.n_tokens = size
+                    for k in range(size):
+                        batch.token[k] = tokens[start + k]
+                        batch.pos[k] = start + k
+                        batch.n_seq_id[k] = 1
+                        batch.seq_id[k][0] = 0
+                        batch.logits[k] = first <= start + k < n - 1
+                    rc = lib.llama_decode(ctx, batch)
+                    if rc != 0:
+                        if self._cancel.is_set():
+                            break  # stopped: what was scored counts
+                        raise EngineError(f"evaluating the text failed (llama_decode returned {rc})")
+                    if not wanted:
+                        continue
+                    rows = np.ctypeslib.as_array(lib.llama_get_logits(ctx), shape=(len(wanted), n_vocab))
+                    targets = [tokens[p + 1] for p in wanted]
+                    normalizers = logprobs.log_normalizers(rows)
+                    scored += (rows[np.arange(len(wanted)), targets] - normalizers).tolist()
+                    if top:
+                        alternatives += [self._alternatives(logprobs.top_k(row, top, float(z)))
+                                         for row, z in zip(rows, normalizers)]
+            finally:
+                self._set_abort(False)
+                lib.llama_batch_free(batch)
+                lib.llama_memory_clear(lib.llama_get_memory(ctx), True)
+        return ScoredWindow(scored, alternatives if top else None)
 
     def _set_abort(self, on: bool) -> None:
         # The abort callback runs between graph nodes of every llama_decode;
@@ -285,7 +368,7 @@ class LocalEngine:
         cb = self._abort_cb if on else self._lib.ggml_abort_callback(0)
         self._lib.llama_set_abort_callback(self._llm._ctx.ctx, cb, None)
 
-    def _generate(self, reply: Reply, tokens: list[int], params: Any, seed: int) -> Iterator[str]:
+    def _generate(self, reply: Reply, tokens: list[int], params: Params, seed: int) -> Iterator[str]:
         llm = self._llm
         if llm is None:
             raise EngineError("the model was closed")
@@ -294,6 +377,7 @@ class LocalEngine:
         is_eog = self._lib.llama_vocab_is_eog
         vocab = self._vocab
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        record = self._logprob_recorder(reply, params.logprobs) if params.logprobs else None
         with self._busy:
             stats.cached_tokens = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
             llm.set_seed(seed)
@@ -326,6 +410,8 @@ class LocalEngine:
                         break
                     n += 1
                     stats.completion_tokens = n
+                    if record is not None:
+                        record(token)
                     text = decoder.decode(self._piece(token))
                     if text:
                         yield text
@@ -346,6 +432,27 @@ class LocalEngine:
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
+
+
+    def _logprob_recorder(self, reply: Reply, k: int) -> Callable[[int], None]:
+        """Appends each generated token's log-probability (and ``k`` alternatives) to ``reply.logprobs``:
+        read from the last position's logits, which llama.cpp still holds when the token is handed over."""
+        import numpy as np
+
+        from gptterm.engine import logprobs
+
+        llm, lib = self._llm, self._lib
+        ctx, n_vocab = llm._ctx.ctx, llm.n_vocab()
+        out: list[TokenLogprob] = []
+        reply.logprobs = out
+
+        def record(token: int) -> None:
+            row = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))
+            lp, found = logprobs.row_logprob(row, token, k)
+            shown = self._shown(token)
+            out.append(TokenLogprob(token, shown.text, lp, self._alternatives(found), piece=shown.piece))
+
+        return record
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -11,22 +11,28 @@ socket, which tells the server to stop generating.
 from __future__ import annotations
 
 import queue
+import re
 import secrets
 import socket
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TYPE_CHECKING
 
 from gptterm.engine import remote_tokens
-from gptterm.engine.base import Message, ModelInfo, Reply
+from gptterm.engine.base import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
 from gptterm.engine.openai_http import ServerAPI, StreamDropped
 from gptterm.errors import ContextOverflowError, ModelError, RemoteContextError, RemoteError
 from gptterm.servers import ServerProfile
+
+if TYPE_CHECKING:
+    from gptterm.settings import Params
 
 # Sampling parameters that llama.cpp-based servers and vLLM accept but
 # OpenAI's own API refuses; dropped (once, for the engine's lifetime) when a
 # server says it does not know them.
 EXTENSION_PARAMS = ("top_k", "min_p", "repeat_penalty")
+# Pieces that are control tokens by their look (servers do not say which are special).
+SPECIAL_PIECE = re.compile(r"^(<\|[^|<>]+\|>|</?s>|\[/?INST\]|<(start|end)_of_turn>)$")
 
 _END = object()
 
@@ -69,6 +75,29 @@ class _Flight:
                 pass
 
 
+def _logprobs(found: Any) -> list[TokenLogprob]:
+    """The log-probabilities in one streamed choice: the chat shape (``content``: token, logprob,
+    top_logprobs) or the legacy completions shape (tokens, token_logprobs, top_logprobs as dicts)."""
+    if not isinstance(found, dict):
+        return []
+    out: list[TokenLogprob] = []
+    content = found.get("content")
+    if isinstance(content, list):
+        for entry in content:
+            if isinstance(entry, dict) and isinstance(entry.get("logprob"), (int, float)):
+                top = tuple(Alternative(-1, str(a.get("token", "")), float(a["logprob"]))
+                            for a in entry.get("top_logprobs") or () if isinstance(a, dict) and "logprob" in a)
+                out.append(TokenLogprob(-1, str(entry.get("token", "")), float(entry["logprob"]), top))
+        return out
+    tokens, logprobs = found.get("tokens") or [], found.get("token_logprobs") or []
+    tops = found.get("top_logprobs") or [None] * len(tokens)
+    for token, lp, top in zip(tokens, logprobs, tops):
+        if isinstance(lp, (int, float)):
+            alts = sorted(((str(t), float(v)) for t, v in (top or {}).items()), key=lambda a: -a[1])
+            out.append(TokenLogprob(-1, str(token), float(lp), tuple(Alternative(-1, t, v) for t, v in alts)))
+    return out
+
+
 def _server_context(props: dict[str, Any] | None, entry: dict[str, Any]) -> tuple[int | None, int | None]:
     """(context size, training context) as far as the server tells them."""
     n_ctx = None
@@ -77,8 +106,8 @@ def _server_context(props: dict[str, Any] | None, entry: dict[str, Any]) -> tupl
         n_ctx = (settings or {}).get("n_ctx") if isinstance(settings, dict) else None
         n_ctx = n_ctx or props.get("n_ctx")
     n_ctx = n_ctx or entry.get("max_model_len")  # vLLM
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-    train = meta.get("n_ctx_train")
+    meta = entry.get("meta")
+    train = meta.get("n_ctx_train") if isinstance(meta, dict) else None
     as_int = (lambda v: v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None)
     return as_int(n_ctx), as_int(train)
 
@@ -117,7 +146,7 @@ class RemoteEngine:
                 raise ModelError(f"the server at {self.api.shown} lists no models; name one with -m")
             wanted = self.models[0]
         self.model = wanted
-        entry = next((e for e in entries if e["id"] == wanted), {})
+        entry: dict[str, Any] = next((e for e in entries if e["id"] == wanted), {})
         props = self.api.probe_json("GET", "/props")
         reported, train = _server_context(props, entry)
         chosen = self.profile.ctx
@@ -159,13 +188,34 @@ class RemoteEngine:
     def completion_tokens(self, prompt: str) -> list[int]:
         return self.tokens.tokenize(prompt)
 
+    # -- looking inside ---------------------------------------------------------
+
+    @property
+    def bos_token(self) -> int | None:
+        return None  # the server's tokenizer adds it where the model wants one
+
+    def token_info(self, tokens: Sequence[int]) -> list[TokenInfo]:
+        return [TokenInfo(t, piece.encode("utf-8"), special=bool(SPECIAL_PIECE.match(piece)))
+                for t, piece in zip(tokens, self.tokens.pieces(tokens))]
+
+    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
+        return self.tokens.chat_tokens(messages)
+
+    def score(self, tokens: Sequence[int], first: int, *, top: int = 0) -> ScoredWindow:
+        # Measured: llama-cpp-python's server answers echo+logprobs with each prompt token's
+        # log-probability taken from the position after it (off by one on models without BOS),
+        # and llama-server gives none for the prompt; no server here scores a text correctly.
+        raise RemoteError(f"the server at {self.api.shown} cannot score a text (OpenAI-compatible servers give "
+                          "log-probabilities of what they generate, not reliably of a given text): run "
+                          "perplexity on a local model (-m NAME or --server local)")
+
     # -- generation -----------------------------------------------------------
 
-    def chat(self, messages: Sequence[Message], params: Any) -> Reply:
+    def chat(self, messages: Sequence[Message], params: Params) -> Reply:
         body = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
         return self._reply("/chat/completions", body, self.count_chat_tokens(messages), params)
 
-    def complete(self, prompt: str, params: Any) -> Reply:
+    def complete(self, prompt: str, params: Params) -> Reply:
         return self._reply("/completions", {"prompt": prompt}, self.count_tokens(prompt), params)
 
     def cancel(self) -> None:
@@ -177,7 +227,7 @@ class RemoteEngine:
         self.cancel()
         self.api.close()
 
-    def _reply(self, path: str, body: dict[str, Any], n_prompt: int, params: Any) -> Reply:
+    def _reply(self, path: str, body: dict[str, Any], n_prompt: int, params: Params) -> Reply:
         if n_prompt >= self.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is {n_prompt} tokens but the context holds {self.n_ctx}",
@@ -189,6 +239,10 @@ class RemoteEngine:
                    "temperature": params.temperature, "top_p": params.top_p, "seed": seed,
                    "max_tokens": max(1, min(params.max_tokens, self.n_ctx - n_prompt)),
                    "top_k": params.top_k, "min_p": params.min_p, "repeat_penalty": params.repeat_penalty}
+        if params.logprobs:
+            chat = path == "/chat/completions"
+            request.update({"logprobs": True, "top_logprobs": params.logprobs} if chat
+                           else {"logprobs": params.logprobs})
         return Reply(lambda reply: self._generate(reply, flight, path, request),
                      prompt_tokens=n_prompt, seed=seed)
 
@@ -225,6 +279,8 @@ class RemoteEngine:
         t0 = time.perf_counter()
         t_first = t_last = None
         n = 0
+        if "logprobs" in request:
+            reply.logprobs = []
         with self._busy:
             if flight.stop.is_set():
                 reply.finish_reason = "cancelled"
@@ -261,6 +317,8 @@ class RemoteEngine:
                         text = delta.get("content") if isinstance(delta, dict) else None
                     else:
                         text = choice.get("text")
+                    if reply.logprobs is not None:
+                        reply.logprobs.extend(_logprobs(choice.get("logprobs")))
                     if text:
                         t_last = time.perf_counter()
                         if t_first is None:

@@ -79,6 +79,17 @@ class RemoteTokens:
     def count_chat(self, messages: Sequence[Message]) -> int:
         return self.count(chatml(messages)) + CHAT_MARGIN
 
+    def pieces(self, tokens: Sequence[int]) -> list[str]:
+        """Each token's text, asked of the server one token at a time (no server has a batch call)."""
+        if not self.exact:
+            raise RemoteError("this server has no tokenizer endpoint: gptterm only estimates its token counts, so "
+                              "it cannot show the model's own tokens")
+        return [self.detokenize([t]) for t in tokens]
+
+    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
+        raise RemoteError("this server cannot render a chat with the model's own template, so the tokens of a chat "
+                          "are unknown here (llama-server's /apply-template and vLLM's /tokenize can)")
+
 
 class EstimatedTokens(RemoteTokens):
     """Pieces of at most BYTES_PER_TOKEN bytes (never splitting a character), interned as ids."""
@@ -89,7 +100,7 @@ class EstimatedTokens(RemoteTokens):
         self._pieces: list[str] = []
 
     @staticmethod
-    def pieces(text: str) -> Iterator[str]:
+    def split(text: str) -> Iterator[str]:
         piece, size = "", 0
         for ch in text:
             n = len(ch.encode("utf-8", "surrogatepass"))
@@ -102,7 +113,7 @@ class EstimatedTokens(RemoteTokens):
             yield piece
 
     def tokenize(self, text: str) -> list[int]:
-        return [self._intern(piece) for piece in self.pieces(text)]
+        return [self._intern(piece) for piece in self.split(text)]
 
     def _intern(self, piece: str) -> int:
         token = self._ids.get(piece)
@@ -115,7 +126,7 @@ class EstimatedTokens(RemoteTokens):
         return "".join(self._pieces[t] for t in tokens)
 
     def _count(self, text: str) -> int:
-        return sum(1 for _ in self.pieces(text))
+        return sum(1 for _ in self.split(text))
 
 
 class LlamaCppPythonTokens(RemoteTokens):
@@ -165,6 +176,13 @@ class LlamaServerTokens(RemoteTokens):
         # +1: the BOS the server may add in front of a rendered chat
         return len(self.tokenize(prompt, special=True)) + 1
 
+    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
+        rendered = self.api.request_json("POST", "/apply-template", {"messages": list(messages)}, root=True)
+        prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
+        if not isinstance(prompt, str):
+            return super().chat_tokens(messages)
+        return self.tokenize(prompt, special=True)
+
 
 class VllmTokens(RemoteTokens):
     name = "server (/tokenize)"
@@ -186,6 +204,10 @@ class VllmTokens(RemoteTokens):
         body = {"model": self.model, "messages": list(messages), "add_generation_prompt": True}
         answer = self.api.request_json("POST", "/tokenize", body, root=True)
         return int(answer.get("count", len(answer.get("tokens", []))))
+
+    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
+        body = {"model": self.model, "messages": list(messages), "add_generation_prompt": True}
+        return _int_list(self.api.request_json("POST", "/tokenize", body, root=True).get("tokens"), "/tokenize")
 
 
 def _int_list(value: Any, where: str) -> list[int]:

@@ -14,14 +14,35 @@ import json
 import os
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gptterm import atomic, paths
 from gptterm.errors import GpttermError
 
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine
+
 DEFAULT_MAX_BYTES = 2 * 1024**3
 # Shorter histories re-evaluate in well under a second: not worth a file.
 MIN_TOKENS = 200
+
+
+@runtime_checkable
+class SavesState(Protocol):
+    """An engine that writes its KV state to a file and reads it back: the local engine, not a server."""
+
+    @property
+    def evaluated_tokens(self) -> int:
+        """Tokens whose KV state is in the context now (what a saved state would hold)."""
+        ...
+
+    def state_key(self) -> str:
+        """What a saved state is valid for (model file, context size, KV layout), as a file-name part."""
+        ...
+
+    def save_state(self, path: Path) -> int: ...
+
+    def load_state(self, path: Path) -> int: ...
 
 
 def _crc(path: Path) -> int:
@@ -37,12 +58,12 @@ class StateCache:
         self.directory = directory or paths.cache_dir() / "kv"
         self.max_bytes = max_bytes
 
-    def _path(self, engine: Any, conversation_id: int) -> Path:
+    def _path(self, engine: SavesState, conversation_id: int) -> Path:
         return self.directory / f"conversation-{conversation_id}-{engine.state_key()}.kvstate"
 
-    def save(self, engine: Any, conversation_id: int) -> int:
+    def save(self, engine: Engine, conversation_id: int) -> int:
         """Save the engine's current state for the conversation; returns tokens saved (0: skipped)."""
-        if not hasattr(engine, "save_state") or engine.evaluated_tokens < MIN_TOKENS:
+        if not isinstance(engine, SavesState) or engine.evaluated_tokens < MIN_TOKENS:
             return 0
         path = self._path(engine, conversation_id)
         try:
@@ -56,9 +77,9 @@ class StateCache:
         self._evict(keep=path)
         return n
 
-    def load(self, engine: Any, conversation_id: int) -> int:
+    def load(self, engine: Engine, conversation_id: int) -> int:
         """Restore the conversation's state if a sound one exists; returns tokens restored."""
-        if not hasattr(engine, "load_state"):
+        if not isinstance(engine, SavesState):
             return 0
         path = self._path(engine, conversation_id)
         meta_path = path.with_suffix(".json")

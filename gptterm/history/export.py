@@ -48,7 +48,7 @@ def render(conv: Conversation, fmt: str) -> str:
     return to_json(conv) if fmt == "json" else to_markdown(conv)
 
 
-def write(conv: Conversation, fmt: str, path: Path) -> Path:
+def write(conv: Conversation, fmt: str, path: str | Path) -> Path:
     """Write the conversation to ``path`` (whole or not at all); returns the path written."""
     path = Path(path).expanduser()
     try:

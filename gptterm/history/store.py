@@ -92,6 +92,13 @@ def title_from(text: str, limit: int = 60) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just added (``lastrowid`` is None only after other statements)."""
+    row_id = cur.lastrowid
+    assert row_id is not None
+    return row_id
+
+
 class HistoryStore:
     def __init__(self, path: Path | None = None):
         self.path = path or paths.history_db()
@@ -142,7 +149,7 @@ class HistoryStore:
                 "INSERT INTO conversations (title, kind, model, system, created_at, updated_at) VALUES (?,?,?,?,?,?)",
                 (title, kind, model, system, now, now),
             )
-        return int(cur.lastrowid)
+        return _inserted_id(cur)
 
     def add_message(self, conversation_id: int, role: str, content: str, *, model: str | None = None,
                     params: dict[str, Any] | None = None, stats: dict[str, Any] | None = None) -> int:
@@ -160,7 +167,7 @@ class HistoryStore:
                 "title=CASE WHEN title='' AND ?='user' THEN ? ELSE title END, model=COALESCE(?, model) WHERE id=?",
                 (now, role, title_from(content), model, conversation_id),
             )
-        return int(cur.lastrowid)
+        return _inserted_id(cur)
 
     def delete_messages_from(self, conversation_id: int, message_id: int) -> int:
         """Delete message ``message_id`` and every later one of the conversation (regenerate, edit)."""
@@ -184,7 +191,7 @@ class HistoryStore:
             cur = self._db.execute(
                 "INSERT INTO conversations (title, kind, model, system, created_at, updated_at) VALUES (?,?,?,?,?,?)",
                 (title, src["kind"], src["model"], src["system"], now, now))
-            new_id = int(cur.lastrowid)
+            new_id = _inserted_id(cur)
             limit = before_message_id if before_message_id is not None else -1
             cols = "role, content, created_at, model, params, " + ", ".join(STAT_COLUMNS)
             ids = []
@@ -194,7 +201,7 @@ class HistoryStore:
                 cur = self._db.execute(
                     f"INSERT INTO messages (conversation_id, {cols}) SELECT ?, {cols} FROM messages WHERE id=?",
                     (new_id, row["id"]))
-                ids.append(int(cur.lastrowid))
+                ids.append(_inserted_id(cur))
         return new_id, ids
 
     def set_system(self, conversation_id: int, system: str) -> None:

@@ -37,7 +37,7 @@ def _lookup() -> Path | None:
         return None
     for file in dist.files or ():
         if file.name == FILENAME:
-            path = Path(dist.locate_file(file))
+            path = Path(file.locate())
             return path if path.is_file() else None
     return None
 

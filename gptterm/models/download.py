@@ -61,7 +61,8 @@ class Progress:
         return self.done / self.total if self.total else 1.0
 
 
-ProgressFn = Callable[[Progress], None]
+#: called with each progress report; what it returns is ignored
+ProgressFn = Callable[[Progress], object]
 
 
 @dataclass
@@ -422,7 +423,7 @@ class _Fetch:
         self.report("downloading", force=True)
         f = self.fp.file
         digest = self.hasher.finish()
-        expected = f.sha256 or f.blob_id
+        expected = _blob_name(f)  # sha256 or git oid, checked when the pull was planned
         if digest != expected:
             self.fp.part.unlink(missing_ok=True)
             raise DownloadError(f"checksum mismatch for {f.path}: the Hub says {'sha256' if f.sha256 else 'git oid'} "

@@ -230,7 +230,7 @@ def search(query: str, *, limit: int = 20, notify: Notify | None = None) -> list
     from huggingface_hub.utils import get_session, hf_raise_for_status
 
     _quiet_library()
-    params = {"search": query, "filter": "gguf", "sort": "downloads", "limit": limit}
+    params: dict[str, str | int] = {"search": query, "filter": "gguf", "sort": "downloads", "limit": limit}
 
     def call() -> list:
         r = get_session().get(f"{endpoint()}/api/models", params=params, headers=auth_headers(),

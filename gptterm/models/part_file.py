@@ -108,7 +108,7 @@ class Flusher:
         self._thread.join()
 
 
-def write_all(out: Any, data: bytes) -> None:
+def write_all(out: Any, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[out.write(view):]

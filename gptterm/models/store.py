@@ -171,7 +171,7 @@ def _imported_models() -> list[LocalModel]:
     for name, raw in _imported().items():
         path = Path(raw)
         part = split_part(path.name)
-        files = (path,)
+        files: tuple[Path, ...] = (path,)
         if part is not None:
             files = tuple(path.with_name(f"{Path(part.prefix).name}-{i:05d}-of-{part.count:05d}.gguf")
                           for i in range(1, part.count + 1))
@@ -298,7 +298,7 @@ def _unlock(handle: Any) -> None:
         handle.release()
 
 
-def mark_in_use(model_path: Path) -> None:
+def mark_in_use(model_path: str | Path) -> None:
     """Record that this process has ``model_path`` loaded, so ``models rm`` elsewhere refuses it.
 
     The record is a JSON file next to a lock this process holds until it

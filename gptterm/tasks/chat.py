@@ -8,13 +8,15 @@ process loses at most the reply in flight.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from gptterm.engine.base import Message, Reply
 from gptterm.settings import Params
 from gptterm.tasks.context import FitReport, fit_messages
 
-if TYPE_CHECKING:  # sqlite3 and the store are imported by whoever opens one (not with --no-log)
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine  # sqlite3 and the store are imported by whoever opens one (not with --no-log)
+    from gptterm.engine.state_cache import StateCache
     from gptterm.history.store import Conversation, HistoryStore
 
 
@@ -34,11 +36,13 @@ def compose_prompt(instruction: str | None, context: str | None) -> str:
 
 
 class ChatSession:
-    def __init__(self, engine: Any, params: Params, *, store: HistoryStore | None = None,
+    def __init__(self, engine: Engine | None, params: Params, *, store: HistoryStore | None = None,
                  kind: str = "chat", on_overflow: str = "error",
                  conversation: Conversation | None = None,
                  on_truncate: Callable[[FitReport], None] | None = None,
-                 state_cache: Any = None):
+                 state_cache: StateCache | None = None):
+        #: None until a face lends one (the TUI's chat pane before a model is loaded);
+        #: whatever reaches the model goes through ``_engine()``
         self.engine = engine
         self.params = params
         self.store = store
@@ -51,7 +55,7 @@ class ChatSession:
         self._ids: list[int | None] = []
         #: messages before this index no longer fit the context and are not sent
         self.window_start = 0
-        #: saved KV states (engine.state_cache.StateCache): a continued conversation
+        #: saved KV states: a continued conversation
         #: starts from its saved state instead of evaluating its history again
         self.state_cache = state_cache
         self._restore_pending = conversation is not None and bool(conversation.messages)
@@ -65,6 +69,11 @@ class ChatSession:
                     self.messages.append({"role": m.role, "content": m.content})
                     self._ids.append(m.id)
 
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("ChatSession: no engine lent yet")  # a bug in the face, not a user's error
+        return self.engine
+
     # -- what the model sees --------------------------------------------------
 
     def model_messages(self, extra: list[Message] | None = None) -> list[Message]:
@@ -72,7 +81,7 @@ class ChatSession:
         return head + self.messages[self.window_start:] + (extra or [])
 
     def _fit(self, messages: list[Message], truncate_last: Callable[[int], Message] | None = None) -> tuple[list[Message], FitReport]:
-        fitted, report = fit_messages(self.engine, messages, self.params.max_tokens, self.on_overflow,
+        fitted, report = fit_messages(self._engine(), messages, self.params.max_tokens, self.on_overflow,
                                       truncate_last=truncate_last)
         self.window_start += report.dropped_messages
         if report.truncated and self.on_truncate:
@@ -81,7 +90,7 @@ class ChatSession:
 
     def context_tokens(self) -> int:
         """Tokens the conversation so far occupies (for a context-use display)."""
-        return self.engine.count_chat_tokens(self.model_messages()) if self.messages else 0
+        return self._engine().count_chat_tokens(self.model_messages()) if self.messages else 0
 
     # -- actions --------------------------------------------------------------
 
@@ -135,9 +144,9 @@ class ChatSession:
 
     def _start(self, messages: list[Message]) -> Reply:
         if self._restore_pending and self.state_cache is not None and self.conversation_id is not None:
-            self.restored_tokens = self.state_cache.load(self.engine, self.conversation_id)
+            self.restored_tokens = self.state_cache.load(self._engine(), self.conversation_id)
         self._restore_pending = False
-        reply = self.engine.chat(messages, self.params)
+        reply = self._engine().chat(messages, self.params)
         reply.on_done(self._record)
         return reply
 
@@ -149,21 +158,21 @@ class ChatSession:
         self.messages.append(msg)
         self._ids.append(self._store(msg, reply))
         if self.state_cache is not None and self.conversation_id is not None and self.kind == "chat":
-            self.state_cache.save(self.engine, self.conversation_id)
+            self.state_cache.save(self._engine(), self.conversation_id)
 
     def _store(self, msg: Message, reply: Reply | None = None) -> int | None:
         if self.store is None:
             return None
         if self.conversation_id is None:
             self.conversation_id = self.store.new_conversation(
-                kind=self.kind, model=self.engine.info.name, system=self.system)
+                kind=self.kind, model=self._engine().info.name, system=self.system)
         stats = None
         params = None
         if reply is not None:
             stats = {**reply.stats.as_dict(), "finish_reason": reply.finish_reason}
             params = {**self.params.sampling(), "seed": reply.seed}
         return self.store.add_message(self.conversation_id, msg["role"], msg["content"],
-                                      model=self.engine.info.name if reply else None,
+                                      model=self._engine().info.name if reply else None,
                                       params=params, stats=stats)
 
     def _forget_from(self, index: int) -> None:

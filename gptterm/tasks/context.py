@@ -7,10 +7,13 @@ generated; a reply is guaranteed ``reply_reserve`` tokens of room.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TYPE_CHECKING
 
 from gptterm.engine.base import Message
 from gptterm.errors import ContextOverflowError
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine
 
 ON_OVERFLOW = ("error", "truncate")
 
@@ -52,7 +55,7 @@ def overflow_error(prompt_tokens: int, n_ctx: int, reserve: int, n_ctx_train: in
     )
 
 
-def fit_messages(engine: Any, messages: Sequence[Message], max_tokens: int, on_overflow: str,
+def fit_messages(engine: Engine, messages: Sequence[Message], max_tokens: int, on_overflow: str,
                  *, truncate_last: Callable[[int], Message] | None = None) -> tuple[list[Message], FitReport]:
     """Return messages that leave room for the reply.
 
@@ -92,7 +95,7 @@ def fit_messages(engine: Any, messages: Sequence[Message], max_tokens: int, on_o
     return system + body, report
 
 
-def head_tokens(engine: Any, text: str, n_tokens: int) -> str:
+def head_tokens(engine: Engine, text: str, n_tokens: int) -> str:
     """The beginning of ``text`` that is at most ``n_tokens`` tokens long."""
     tokens = engine.tokenize(text)
     if len(tokens) <= n_tokens:

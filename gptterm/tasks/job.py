@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import re
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, TYPE_CHECKING
 
 from gptterm.engine.base import Reply
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine
+    from gptterm.settings import Params
 
 
 # Tasks copy and condense text: greedy decoding without a repeat penalty,
@@ -32,12 +37,20 @@ class TaskEvent:
 
 
 @dataclass
-class Job:
-    engine: Any
-    params: Any
+class Job(ABC):
+    """A multi-part task over an engine: ``run(text)`` yields its events; ``text`` is the output."""
+
+    engine: Engine
+    params: Params
     chunks: list[dict[str, Any]] = field(default_factory=list)
     cancelled: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
+    #: the whole output once ``run`` is exhausted (what was finished, when cancelled)
+    text: str = field(default="", init=False)
+
+    @abstractmethod
+    def run(self, text: str) -> Iterator[TaskEvent]:
+        """Do the job on ``text``, yielding ``TaskEvent``s; sets ``self.text`` at the end."""
 
     def cancel(self) -> None:
         self._stop.set()

@@ -138,21 +138,25 @@ class Perplexity:
     """One computation; iterate ``run()`` for progress, read ``result`` when it ends; ``cancel()`` stops it
     after the window being scored (what was scored counts)."""
 
-    def __init__(self, engine: Engine, *, worst: int = 0) -> None:
+    def __init__(self, engine: Engine, *, window: int | None = None, worst: int = 0) -> None:
+        """``window``: tokens per window (the --ctx asked for; llama.cpp rounds the context it
+        allocates up to a multiple of 256); at most the engine's context."""
         self.engine = engine
+        self.window = min(window or engine.n_ctx, engine.n_ctx)
         self.worst_n = max(0, worst)
-        self.result = Result(window=engine.n_ctx)
+        self.result = Result(window=self.window)
         self._cancel = threading.Event()
         self._heap: list[tuple[float, int, Surprise]] = []
 
     def cancel(self) -> None:
         self._cancel.set()
+        self.engine.cancel()  # the window being evaluated stops too
 
     def run(self, text: str) -> Iterator[Progress]:
         if not text.strip():
             raise InputError("nothing to score: the text is empty")
         engine, result = self.engine, self.result
-        window = engine.n_ctx
+        window = self.window
         if window < 8:
             raise InputError(f"a context of {window} tokens is too small to score a text")
         start = time.perf_counter()

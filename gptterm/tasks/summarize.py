@@ -11,12 +11,16 @@ reuses its KV cache and only evaluates each chunk's own tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator, TYPE_CHECKING
 
 from gptterm.assets import language_name, load_prompt
 from gptterm.errors import TaskError, UsageError
 from gptterm.tasks.chunking import chunk_text
 from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine, Message
+    from gptterm.settings import Params
 
 LENGTH_WORDS = {"short": 60, "medium": 150, "long": 300}
 FORMS = {
@@ -40,6 +44,7 @@ class SummaryOptions:
     @classmethod
     def parse(cls, length: str = "medium", form: str = "paragraph", language: str | None = None,
               focus: str | None = None) -> "SummaryOptions":
+        size: str | int = length
         if length not in LENGTH_WORDS:
             try:
                 words = int(length)
@@ -47,12 +52,12 @@ class SummaryOptions:
                 raise UsageError(f"--length must be short, medium, long or a number of words, not {length!r}") from None
             if not 5 <= words <= 5000:
                 raise UsageError(f"--length in words must be in 5..5000, not {words}")
-            length = words
+            size = words
         if form not in FORMS:
             raise UsageError(f"--form must be one of {', '.join(FORMS)}, not {form!r}")
         if language:
             language = language_name(language)
-        return cls(length, form, language, (focus or "").strip() or None)
+        return cls(size, form, language, (focus or "").strip() or None)
 
     @property
     def words(self) -> int:
@@ -60,7 +65,7 @@ class SummaryOptions:
 
 
 class Summarizer(Job):
-    def __init__(self, engine: Any, params: Any, options: SummaryOptions):
+    def __init__(self, engine: Engine, params: Params, options: SummaryOptions):
         super().__init__(engine, params)
         self.options = options
         self.text = ""
@@ -69,14 +74,14 @@ class Summarizer(Job):
     def _focus(self) -> str:
         return f"Pay special attention to: {self.options.focus}." if self.options.focus else ""
 
-    def _final_messages(self, text: str) -> list[dict[str, str]]:
+    def _final_messages(self, text: str) -> list[Message]:
         o = self.options
         length = ("Use one sentence." if o.form == "tldr" else f"Use at most about {o.words} words.")
         language = f"Write the summary in {o.language}." if o.language else ""
         return load_prompt("summarize").messages(text=text, length=length, form=FORMS[o.form],
                                                  language=language, focus=self._focus())
 
-    def _part_messages(self, text: str) -> list[dict[str, str]]:
+    def _part_messages(self, text: str) -> list[Message]:
         return load_prompt("summarize_part").messages(text=text, focus=self._focus())
 
     def final_reserve(self) -> int:

@@ -14,12 +14,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Generator, Iterator, TYPE_CHECKING
 
 from gptterm.assets import language_name, load_prompt
 from gptterm.errors import InputError, TaskError, UsageError
 from gptterm.tasks.chunking import chunk_text, paragraphs
 from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine, Message
+    from gptterm.settings import Params
 
 _MARKER = re.compile(r"^(\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+|>\s?)*)")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -31,6 +35,13 @@ _KNOWN_TO_LANGID = ["af", "am", "ar", "az", "be", "bg", "bn", "bs", "ca", "cs", 
                     "lt", "lv", "mg", "mk", "ml", "mn", "mr", "ms", "mt", "my", "ne", "nl", "no", "pa", "pl", "ps",
                     "pt", "ro", "ru", "si", "sk", "sl", "so", "sq", "sr", "sv", "sw", "ta", "te", "tg", "th", "tl",
                     "tr", "tt", "ug", "uk", "ur", "uz", "vi", "xh", "yo", "zh", "zu"]
+
+
+def _marker(line: str) -> str:
+    """The Markdown markers ``line`` starts with, possibly none."""
+    match = _MARKER.match(line)
+    assert match is not None  # every part of the pattern is optional: it matches any line
+    return match.group(1)
 
 
 def detect_language(text: str) -> str:
@@ -76,7 +87,7 @@ def load_glossary(path: str | Path) -> dict[str, str]:
 
 
 class Translator(Job):
-    def __init__(self, engine: Any, params: Any, *, target: str, source: str | None = None,
+    def __init__(self, engine: Engine, params: Params, *, target: str, source: str | None = None,
                  glossary: dict[str, str] | None = None):
         super().__init__(engine, params)
         self.target = language_name(target)
@@ -87,7 +98,7 @@ class Translator(Job):
 
     # -- prompt ------------------------------------------------------------------
 
-    def _messages(self, text: str, lines: int = 1) -> list[dict[str, str]]:
+    def _messages(self, text: str, lines: int = 1) -> list[Message]:
         terms = {k: v for k, v in self.glossary.items() if k.lower() in text.lower()}
         glossary = ("Always translate these terms exactly as given: "
                     + "; ".join(f"{k} → {v}" for k, v in terms.items()) + ".") if terms else ""
@@ -142,18 +153,18 @@ class Translator(Job):
         stripped = unit.lstrip()
         return bool(_LETTER.search(unit)) and not stripped.startswith(("```", "~~~"))
 
-    def _paragraph(self, unit: str, index: int, total: int) -> Iterator[TaskEvent]:
+    def _paragraph(self, unit: str, index: int, total: int) -> Generator[TaskEvent, None, str]:
         body = unit.rstrip("\n")
         tail = unit[len(body):]  # the blank lines after the paragraph, copied
         lines = body.split("\n")
-        if len(lines) > 1 and not all(_MARKER.match(line).group(1) for line in lines):
+        if len(lines) > 1 and not all(_marker(line) for line in lines):
             attempt = yield from self._piece(body, index, total, lines=len(lines), emit=False)
             if attempt is not None and attempt.count("\n") == body.count("\n"):
                 yield TaskEvent("text", attempt + tail)
                 return attempt + tail
         out = []
         for i, line in enumerate(lines):
-            prefix = _MARKER.match(line).group(1)
+            prefix = _marker(line)
             content = line[len(prefix):]
             trailing = content[len(content.rstrip()):]
             content = content.rstrip()
@@ -171,7 +182,7 @@ class Translator(Job):
         yield TaskEvent("text", tail)
         return "".join(out) + tail
 
-    def _long(self, content: str, index: int, total: int) -> Iterator[TaskEvent]:
+    def _long(self, content: str, index: int, total: int) -> Generator[TaskEvent, None, str]:
         pieces = chunk_text(content, self.budget(), self.engine.count_tokens)
         out = []
         for j, piece in enumerate(pieces):
@@ -183,7 +194,8 @@ class Translator(Job):
                 break
         return " ".join(out)
 
-    def _piece(self, text: str, index: int, total: int, *, lines: int = 1, emit: bool) -> Iterator[TaskEvent]:
+    def _piece(self, text: str, index: int, total: int, *, lines: int = 1,
+               emit: bool) -> Generator[TaskEvent, None, str]:
         need = self.engine.count_tokens(text)
         reply = self.engine.chat(self._messages(text, lines),
                                  self.params.replace(max_tokens=max(32, min(self.params.max_tokens, 3 * need + 16))))

@@ -41,12 +41,14 @@ APP_ACTIONS: tuple[Action, ...] = (
     # f6 is also the text inputs' "select line": priority lets it switch panes from there too
     Action("show-models", "f6", "show_tab('models')", "Models",
            "Show the models pane: local models, catalog, Hub search, downloads", priority=True),
+    Action("show-inspect", "f8", "show_tab('inspect')", "Inspect",
+           "Show the inspect pane: a text's tokens, next-token probabilities, perplexity", priority=True),
     Action("stop", "escape", "stop", "Stop", "Stop the reply or task being generated (its text is kept)",
            priority=True),
-    Action("run-task", "ctrl+g", "run_task", "Run", "Summarize or translate (in those panes)"),
+    Action("run-task", "ctrl+g", "run_task", "Run", "Summarize, translate or generate (in those panes)"),
     Action("save-settings", "ctrl+s", "save_settings", "Save settings",
            "Save the current parameters to the config file", show=False),
-    Action("reload-model", "f9", "reload_model", "Reload model", "Load the model again with the load settings",
+    Action("reload-model", "f12", "reload_model", "Reload model", "Load the model again with the load settings",
            show=False),
 )
 
@@ -97,6 +99,11 @@ MODELS_ACTIONS: tuple[Action, ...] = (
     Action("models-search", "slash", "focus_search", "Search", "Search the Hub for GGUF models"),
 )
 
+# Keys of the inspect pane (InspectPane.BINDINGS).
+INSPECT_ACTIONS: tuple[Action, ...] = (
+    Action("inspect-score", "ctrl+o", "score", "Score", "Score the text: its perplexity and each token's probability"),
+)
+
 # Keys of the message input (PromptInput).
 INPUT_ACTIONS: tuple[Action, ...] = (
     Action("send", "enter", "send", "Send", "Send the message"),
@@ -104,4 +111,5 @@ INPUT_ACTIONS: tuple[Action, ...] = (
            "send ctrl+enter)"),
 )
 
-ALL_ACTIONS = APP_ACTIONS + CHAT_ACTIONS + CONVERSATION_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS + MODELS_ACTIONS
+ALL_ACTIONS = (APP_ACTIONS + CHAT_ACTIONS + CONVERSATION_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS + MODELS_ACTIONS
+               + INSPECT_ACTIONS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import inspect
 import sys
 import time
 from functools import partial
@@ -40,7 +41,6 @@ from gptterm.tui.widgets.chat_pane import ChatPane
 from gptterm.tui.widgets.deferred import AfterFirstFrame
 from gptterm.tui.widgets.sidebar import Sidebar
 from gptterm.tui.widgets.status import StatusBar
-from gptterm.tui.widgets.task_pane import TaskPane
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
@@ -56,6 +56,7 @@ LATER_PANES = (
     ("translate", "Translate", "gptterm.tui.widgets.translate", "TranslatePane"),
     ("settings", "Settings", "gptterm.tui.widgets.settings", "SettingsPane"),
     ("models", "Models", "gptterm.tui.widgets.models", "ModelsPane"),
+    ("inspect", "Inspect", "gptterm.tui.widgets.inspect", "InspectPane"),
 )
 
 
@@ -249,11 +250,18 @@ class GpttermApp(App[None]):
         self.show_tab(tab)
 
     async def action_run_task(self) -> None:
-        pane = self.query_one(f"#{self.query_one(TabbedContent).active}-pane")
-        if not isinstance(pane, TaskPane):
-            self.notify("ctrl+g runs a summary or translation: switch to those panes (F3, F4)", severity="warning")
+        try:
+            pane = self.query_one(f"#{self.query_one(TabbedContent).active}-pane")
+        except NoMatches:
+            pane = None
+        start = getattr(pane, "start", None)
+        if start is None:
+            self.notify("ctrl+g runs a summary, a translation or a generation: switch to those panes (F3, F4, F8)",
+                        severity="warning")
             return
-        await pane.start()
+        started = start()
+        if inspect.isawaitable(started):
+            await started
 
     async def run_chat_action(self, action: str) -> None:
         """A chat action from the palette: the chat is shown, then acts."""

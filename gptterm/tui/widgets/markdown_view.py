@@ -161,15 +161,15 @@ class MarkdownView(Widget):
         dark = self.app.current_theme.dark
         if not self.streaming:
             if self._doc is None or self._doc[0] != (width, dark):
-                lines = self._render_markdown(self.text, width, dark) if self.text.strip() else []
-                self._doc = ((width, dark), self._title_lines(width) + lines)
+                body = self._render_markdown(self.text, width, dark) if self.text.strip() else []
+                self._doc = ((width, dark), self._title_lines(width) + body)
             return self._doc[1]
         key = (len(self.text), width, dark)
         if self._stream_lines is not None and self._stream_lines[0] == key:
             return self._stream_lines[1]
         blocks = split_blocks(self.text)
         lines: Lines = self._title_lines(width)
-        wanted = set()
+        wanted: set[tuple[str, int, bool]] = set()
         for i, block in enumerate(blocks):
             if i:
                 lines.append([])
@@ -189,7 +189,8 @@ class MarkdownView(Widget):
         self._stream_lines = (key, lines)
         return lines
 
-    def _render_open_code(self, block: str, width: int, dark: bool, wanted: set) -> Lines | None:
+    def _render_open_code(self, block: str, width: int, dark: bool,
+                          wanted: set[tuple[str, int, bool]]) -> Lines | None:
         """A long code fence not closed yet: settled runs of lines drawn once each, the rest on each update.
 
         Drawn as Rich's Markdown draws a code block (Syntax, padding 1), cut into

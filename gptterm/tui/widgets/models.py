@@ -26,6 +26,8 @@ from gptterm.tui.actions import MODELS_ACTIONS
 from gptterm.tui.messages import SwitchBackend
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
     from gptterm.engine.base import Engine
 
 HINT = ("Enter: load a local model · list a search result's files · pull a catalog model or a file. "
@@ -362,7 +364,7 @@ class ModelsPane(Vertical):
         self.query_one("#download-row").display = False
         self.query_one("#download-progress", ProgressBar).update(total=1, progress=0)  # stops its animation timer
         if message.error:
-            severity = "warning" if message.cancelled else "error"
+            severity: SeverityLevel = "warning" if message.cancelled else "error"
             self.notify(message.error, severity=severity, timeout=10)
         elif message.already:
             self.notify(f"{message.name} is already downloaded")

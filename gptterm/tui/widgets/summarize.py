@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -13,6 +13,10 @@ from gptterm.tasks.job import Job
 from gptterm.tasks.summarize import FORMS, LENGTH_WORDS, Summarizer, SummaryOptions
 from gptterm.tui.widgets.markdown_view import MarkdownView
 from gptterm.tui.widgets.task_pane import TaskPane
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine
+    from gptterm.settings import Params
 
 
 def language_options() -> list[tuple[str, str]]:
@@ -54,7 +58,7 @@ class SummarizePane(TaskPane):
                                     None if language is Select.NULL else str(language),
                                     self.query_one("#sum-focus", Input).value)
 
-    def make_job(self, engine: Any, params: Any) -> Job:
+    def make_job(self, engine: Engine, params: Params) -> Job:
         return Summarizer(engine, params, self.options())
 
     @property

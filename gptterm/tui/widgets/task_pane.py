@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from textual import work
 from textual.containers import Vertical
@@ -17,6 +17,10 @@ from gptterm.errors import GpttermError
 from gptterm.tasks.inputs import read_text_file
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
 from gptterm.tui.host import host
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine
+    from gptterm.settings import Params
 
 # Output reaches the screen at most this often while a job streams (seconds).
 FLUSH_INTERVAL_S = 0.15
@@ -45,7 +49,7 @@ class TaskPane(Vertical):
 
     # -- to be provided by the pane ------------------------------------------------
 
-    def make_job(self, engine: Any, params: Any) -> Job:
+    def make_job(self, engine: Engine, params: Params) -> Job:
         raise NotImplementedError
 
     def source_text(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -13,6 +13,10 @@ from gptterm.tasks.job import Job
 from gptterm.tasks.translate import Translator, load_glossary
 from gptterm.tui.widgets.summarize import language_options
 from gptterm.tui.widgets.task_pane import TaskPane
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine
+    from gptterm.settings import Params
 
 AUTO = "auto"
 
@@ -40,7 +44,7 @@ class TranslatePane(TaskPane):
             yield Label("", classes="progress-label")
             yield ProgressBar(total=1, show_eta=False, id="tr-bar")
 
-    def make_job(self, engine: Any, params: Any) -> Job:
+    def make_job(self, engine: Engine, params: Params) -> Job:
         source = self.query_one("#tr-source-lang", Select).value
         glossary_path = self.query_one("#tr-glossary", Input).value.strip()
         glossary = load_glossary(glossary_path) if glossary_path else None

@@ -1,0 +1,157 @@
+"""``gptterm tokens`` and ``gptterm perplexity``: what the model sees in a text, and how it predicts it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from gptterm.cli import setup
+from gptterm.cli.io import StatusLine, note, read_stdin, run_stream
+from gptterm.errors import InputError
+from gptterm.probability import shown as shown_p
+from gptterm.tasks.inputs import read_text_file
+
+if TYPE_CHECKING:
+    from gptterm.engine.base import Engine, Message, TokenInfo
+    from gptterm.tasks.perplexity import Result
+
+# Alternating span styles of the token view (background colours, as the web tokenizer views draw them).
+SPAN_STYLES = ("on #3b4252", "on #434c5e", "on #4c566a", "on #2e3440")
+SPECIAL_STYLE = "bold black on #ebcb8b"
+
+
+def _text_argument(words: list[str], what: str) -> str:
+    if words and words != ["-"]:
+        return " ".join(words)
+    text = read_stdin()
+    if text is None:
+        raise InputError(f"give {what} as arguments or pipe it on stdin")
+    return text
+
+
+def shown_piece(info: TokenInfo) -> str:
+    """A piece quoted for a listing: escapes for line breaks and tabs, bytes as <0xNN>."""
+    return json.dumps(info.text, ensure_ascii=False)
+
+
+# -- tokens ------------------------------------------------------------------------
+
+
+def run_tokens(ns: argparse.Namespace) -> int:
+    text = _text_argument(ns.text, "a text")
+    if not text:
+        raise InputError("the text is empty: nothing to tokenize")
+    config, params = setup.settings(ns)
+    engine = setup.engine(ns, config, params)
+    if ns.chat:
+        messages: list[Message] = ([{"role": "system", "content": params.system}] if params.system else [])
+        messages.append({"role": "user", "content": text})
+        tokens = engine.chat_tokens(messages)
+    else:
+        tokens = engine.completion_tokens(text)
+    infos = engine.token_info(tokens)
+    if ns.json:
+        print(json.dumps({"model": engine.info.name, "chat": ns.chat, "count": len(infos),
+                          "tokens": [{"id": t.id, "piece": t.text, "bytes": list(t.piece), "special": t.special}
+                                     for t in infos]}, ensure_ascii=False))
+        return 0
+    if sys.stdout.isatty():
+        _draw_tokens(infos)
+    else:
+        for t in infos:
+            print(f"{t.id}\t{shown_piece(t)}")
+        note(f"{len(infos)} tokens ({engine.info.name})")
+    return 0
+
+
+def _draw_tokens(infos: list[TokenInfo]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    spans = Text()
+    for i, t in enumerate(infos):
+        spans.append(t.text, style=SPECIAL_STYLE if t.special else SPAN_STYLES[i % len(SPAN_STYLES)])
+    console.print(spans)
+    console.print()
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("id", justify="right")
+    table.add_column("piece")
+    for i, t in enumerate(infos):
+        table.add_row(str(i), str(t.id), Text(shown_piece(t), style="bold" if t.special else ""))
+    console.print(table)
+    specials = sum(t.special for t in infos)
+    console.print(f"{len(infos)} tokens" + (f", {specials} special" if specials else ""))
+
+
+# -- perplexity ----------------------------------------------------------------------
+
+
+def run_perplexity(ns: argparse.Namespace) -> int:
+    from gptterm.tasks.perplexity import Perplexity
+
+    if ns.worst < 0:
+        from gptterm.errors import UsageError
+
+        raise UsageError("--worst must be 0 or more")
+    text: str | None
+    if ns.file and ns.file != "-":
+        text = read_text_file(ns.file)
+    else:
+        text = read_stdin()
+        if text is None:
+            raise InputError("give a FILE or pipe text on stdin")
+    config, params = setup.settings(ns)
+    engine = setup.engine(ns, config, params)
+    job = Perplexity(engine, window=params.ctx, worst=ns.worst)
+    line = StatusLine()
+
+    def show(p: object) -> None:
+        from gptterm.tasks.perplexity import Progress
+
+        assert isinstance(p, Progress)
+        rate = f" · {p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
+        ppl = f" · perplexity so far {p.perplexity:.3f}" if p.perplexity == p.perplexity else ""
+        line.show(f"perplexity: window {p.windows} · {p.fraction:.0%} of the text{ppl}{rate}")
+
+    try:
+        interrupted = run_stream(job.run(text), job.cancel, show)
+    finally:
+        line.clear()
+    result = job.result
+    if ns.json:
+        print(json.dumps({"model": engine.info.name, **result.as_dict()}, ensure_ascii=False))
+    else:
+        print_result(result, engine)
+    if interrupted or result.stopped:
+        note("stopped: the figures are for the windows scored so far")
+        return 130
+    return 0
+
+
+def print_result(r: Result, engine: Engine) -> None:
+    if not r.scored:
+        print("nothing was scored")
+        return
+    err = f" ± {r.stderr:.3f}" if r.stderr is not None else ""
+    bpb = f" · {r.bits_per_byte:.3f} bits/byte" if r.bits_per_byte is not None else ""
+    print(f"perplexity {r.perplexity:.4f}{err} · cross-entropy {r.cross_entropy:.4f} nats/token "
+          f"({r.cross_entropy / 0.6931471805599453:.3f} bits){bpb}")
+    if r.method == "whole":
+        how = "every token after the first (the text is shorter than one window)"
+    else:
+        how = f"the second half of {r.windows} window{'s' if r.windows > 1 else ''} of {r.window}"
+    speed = f" · {r.tokens_per_s:.0f} tok/s" if r.tokens_per_s else ""
+    print(f"scored {r.scored:,} of {r.tokens:,} tokens: {how} · {r.seconds:.1f} s{speed} · {engine.info.name}")
+    if r.worst:
+        print("most surprising tokens:")
+        for s in r.worst:
+            expected = f"  (expected {json.dumps(s.expected, ensure_ascii=False)} p={shown_p(s.expected_logprob)})" \
+                if s.expected is not None else ""
+            context = f"…{s.before}[{s.text}]{s.after}…".replace("\n", "⏎")
+            print(f"  p={shown_p(s.logprob)}  {json.dumps(s.text, ensure_ascii=False)} at {s.position:,}: "
+                  f"{context}{expected}")
