@@ -3,8 +3,10 @@
 Same model, prompt, thread count and greedy sampling; runs interleaved;
 medians. The anchor is llama-cpp-python's own streaming API
 (``create_completion(stream=True)``), the loop a user of the library writes.
-The last row times the real ``gptterm generate`` process from outside
-(first to last byte on its stdout pipe).
+The engine also runs with ``--logprobs N`` (each token's log-probability
+and N alternatives read from the logits), and the last row times the real
+``gptterm generate`` process from outside (first to last byte on its stdout
+pipe).
 
 With ``--llama-completion PATH`` the ceiling joins the table: llama.cpp's
 own C++ ``llama-completion`` (built separately from the llama.cpp sources
@@ -49,8 +51,8 @@ def bare_loop(llm, prompt: str, n: int) -> tuple[float, float, int]:
     return first - t0, (count - 1) / (last - first), count
 
 
-def engine_loop(engine, prompt: str, n: int) -> tuple[float, float, int]:
-    reply = engine.complete(prompt, Params().replace(temperature=0.0, max_tokens=n))
+def engine_loop(engine, prompt: str, n: int, logprobs: int = 0) -> tuple[float, float, int]:
+    reply = engine.complete(prompt, Params().replace(temperature=0.0, max_tokens=n, logprobs=logprobs))
     reply.drain()
     return reply.stats.ttft_s, reply.stats.tokens_per_s, reply.stats.completion_tokens
 
@@ -98,6 +100,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=default_threads())
+    ap.add_argument("--logprobs", type=int, default=5, metavar="N", help="alternatives per token in the logprobs row")
     ap.add_argument("--llama-completion", metavar="PATH", help="llama.cpp's C++ llama-completion, as the anchor")
     ap.add_argument("--llama-completion-args", default="", metavar="ARGS",
                     help="more arguments for it, e.g. \"-fa off\" (its flash attention is on by default)")
@@ -113,13 +116,15 @@ def main() -> None:
                                n_threads_batch=args.threads, verbose=False)
     engine = LocalEngine(args.model, ctx=4096, gpu_layers=0, threads=args.threads)
 
-    results: dict[str, list[tuple[float, float, int]]] = {"cpp": [], "bare": [], "engine": [], "cli": []}
+    results: dict[str, list[tuple[float, float, int]]] = {"cpp": [], "bare": [], "engine": [], "logprobs": [],
+                                                          "cli": []}
     for i in range(args.rounds):
         prompt = PROMPT.format(i=i)  # a new prompt each round: no KV reuse across rounds
         if args.llama_completion:
             results["cpp"].append(cpp_run(args.llama_completion, args.llama_completion_args.split(), args.model, prompt, args.tokens, args.threads))
         results["bare"].append(bare_loop(bare, prompt, args.tokens))
         results["engine"].append(engine_loop(engine, prompt, args.tokens))
+        results["logprobs"].append(engine_loop(engine, prompt + " ", args.tokens, args.logprobs))
         results["cli"].append(cli_run(args.model, prompt, args.tokens, args.threads))
 
     def med(name: str, k: int) -> float:
@@ -130,7 +135,7 @@ def main() -> None:
     print(f"{'':34} {'decode tok/s':>12} {'ratio':>6} {'TTFT ms':>8} {'tokens':>7}")
     anchor = med("cpp" if args.llama_completion else "bare", 1)
     rows = [("bare", "llama-cpp-python stream loop"), ("engine", "gptterm engine (in process)"),
-            ("cli", "gptterm generate (stdout pipe)")]
+            ("logprobs", f"gptterm engine --logprobs {args.logprobs}"), ("cli", "gptterm generate (stdout pipe)")]
     if args.llama_completion:
         rows.insert(0, ("cpp", f"llama-completion (C++) {args.llama_completion_args}".rstrip()))
     for name, label in rows:

@@ -65,8 +65,10 @@ class Backend:
     def remote(self, server: ServerProfile, model: str | None = None) -> Backend:
         return dataclasses.replace(self, server=server, remote_model=model)
 
-    def load(self, params: Params, config: Config) -> Engine:
-        """The engine, loaded (a local model) or connected (a server)."""
+    def load(self, params: Params, config: Config, *, flash_attn: bool | None = None) -> Engine:
+        """The engine, loaded (a local model) or connected (a server).
+
+        ``flash_attn``: a local engine's flash attention (None: on with a GPU, off on the CPU)."""
         server = self.server
         if server is not None:
             if params.ctx != config.params.ctx:
@@ -79,7 +81,7 @@ class Backend:
         from gptterm.models import store
         from gptterm.models.resolve import resolve_model
 
-        engine = LocalEngine(resolve_model(self.local_model), **params.load())
+        engine = LocalEngine(resolve_model(self.local_model), flash_attn=flash_attn, **params.load())
         store.mark_in_use(engine.info.path)  # so 'gptterm models rm' elsewhere refuses this model
         return engine
 

@@ -106,7 +106,8 @@ def run_perplexity(ns: argparse.Namespace) -> int:
         if text is None:
             raise InputError("give a FILE or pipe text on stdin")
     config, params = setup.settings(ns)
-    engine = setup.engine(ns, config, params)
+    # this engine only evaluates prompts: flash attention is faster for that, on the CPU too
+    engine = setup.engine(ns, config, params, flash_attn=True)
     job = Perplexity(engine, window=params.ctx, worst=ns.worst)
     line = StatusLine()
 

@@ -49,8 +49,8 @@ def backend(ns: argparse.Namespace, config: Config) -> Backend:
     return choose_backend(config, model=getattr(ns, "model", None), server=getattr(ns, "server", None))
 
 
-def engine(ns: argparse.Namespace, config: Config, params: Params) -> Engine:
-    return backend(ns, config).load(params, config)
+def engine(ns: argparse.Namespace, config: Config, params: Params, *, flash_attn: bool | None = None) -> Engine:
+    return backend(ns, config).load(params, config, flash_attn=flash_attn)
 
 
 def store(ns: argparse.Namespace) -> HistoryStore | None:
