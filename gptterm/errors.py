@@ -100,6 +100,12 @@ class RemoteContextError(RemoteError):
         self.n_ctx = n_ctx
 
 
+class DocsError(GpttermError):
+    """The document index cannot be used: it cannot be opened, or a collection is unknown."""
+
+    exit_code = 13
+
+
 class Interrupted(GpttermError):
     """The user pressed Ctrl+C; what was generated so far is kept."""
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from gptterm import atomic, paths
-from gptterm.errors import ConfigError, ParamError
+from gptterm import atomic, paths, textio
+from gptterm.errors import ConfigError, ParamError, UsageError
 from gptterm.servers import LOCAL, ServerProfile, check_server_profile, is_url
 
 SAMPLING = "sampling"
@@ -188,7 +188,8 @@ def _unknown(name: str) -> Any:
 
 # Keys the config file may hold besides parameters (later faces add theirs here).
 #: ``server``: a [servers.NAME] profile or a URL; absent or "local" runs the model in-process.
-OTHER_KEYS = {"model": str, "theme": str, "server": str}
+#: ``encoding``: the encoding text input is read in, instead of detecting it (--encoding overrides it).
+OTHER_KEYS = {"model": str, "theme": str, "server": str, "encoding": str}
 TABLE_KEYS = ("presets", "keymap", "servers")
 
 # Named parameter sets offered by the TUI; the config file's [presets.NAME]
@@ -210,6 +211,8 @@ class Config:
     keymap: Mapping[str, str] = field(default_factory=dict)
     server: str | None = None
     servers: Mapping[str, ServerProfile] = field(default_factory=dict)
+    #: the codec every text input is read in (None: detected, see gptterm.textio)
+    encoding: str | None = None
 
     def all_presets(self) -> dict[str, dict[str, Any]]:
         return {**{k: dict(v) for k, v in BUILTIN_PRESETS.items()}, **{k: dict(v) for k, v in self.presets.items()}}
@@ -263,10 +266,17 @@ def load_config(path: Path | None = None) -> Config:
     server = data.get("server") or None
     if server and server != LOCAL and server not in servers and not is_url(server):
         raise ConfigError(f"{path}: server = {server!r} is neither a URL nor a [servers.{server}] profile")
+    encoding = data.get("encoding") or None
+    if encoding:
+        try:
+            textio.check_encoding(encoding)
+        except UsageError as err:
+            raise ConfigError(f"{path}: encoding: {err}") from None
     plain = {k: v for k, v in data.items() if k not in OTHER_KEYS and k not in TABLE_KEYS}
     params = Params().replace(**check_values(plain, str(path)))
     return Config(params, data.get("model") or None, path, theme=data.get("theme") or None,
-                  presets=presets, keymap=dict(keymap), server=server, servers=servers)
+                  presets=presets, keymap=dict(keymap), server=server, servers=servers,
+                  encoding=encoding)
 
 
 def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: Iterable[str] = ()) -> Path:
@@ -293,8 +303,8 @@ def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: It
                 table[sub] = subvalue  # merge into an existing table, keeping its other entries
         else:
             doc[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        paths.private_dir(path.parent)
         atomic.write_text(path, tomlkit.dumps(doc))
     except OSError as err:
         raise ConfigError(f"cannot write config file {path}: {err}") from None

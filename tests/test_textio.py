@@ -104,3 +104,60 @@ def test_clean_decodes_surrogate_escaped_bytes_and_leaves_text_alone():
     assert textio.clean(smuggled) == "café ok"
     with pytest.raises(InputError):
         textio.clean("\ud800 lone")
+
+
+def read_lines(data: bytes, **kwargs) -> tuple[list[str], list[str]]:
+    import io
+
+    notes: list[str] = []
+    reader = textio.LineReader(io.BytesIO(data), notify=notes.append, **kwargs)
+    lines = []
+    while (line := reader.readline()) is not None:
+        lines.append(line)
+    return lines, notes
+
+
+def test_line_reader_decodes_each_line_and_says_once_what_it_assumed():
+    assert read_lines(b"caf\xe9 ok\nplain\nna\xefve\r\n") == (["café ok", "plain", "naïve"],
+                                                               ["read stdin as Windows-1252"])
+    # a short line says little; the lines already read with it decide together
+    assert read_lines("你好\n世界\n".encode("gb18030")) == (["你好", "世界"], ["read stdin as GB18030"])
+    assert read_lines(codecs.BOM_UTF8 + "你好\nok".encode()) == (["你好", "ok"], [])
+    # a UTF-8 line after legacy ones is still UTF-8, not the legacy encoding's mojibake
+    assert read_lines(b"caf\xe9\n" + "café 你好\n".encode())[0] == ["café", "café 你好"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_line_reader_reads_utf16_and_utf32_with_a_mark_as_a_stream(encoding):
+    bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE, "utf-32-le": codecs.BOM_UTF32_LE}
+    assert read_lines(bom[encoding] + "第一行\nsecond\r\n".encode(encoding)) == (["第一行", "second"], [])
+    assert read_lines("a\nb".encode("utf-16"), encoding="utf-16") == (["a", "b"], [])
+
+
+def test_line_reader_refuses_a_line_that_is_not_text_by_its_number():
+    with pytest.raises(InputError, match="stdin line 2 looks like a binary file"):
+        read_lines(b"fine\nab\x00c\n")
+    with pytest.raises(InputError, match="stdin line 1 is not UTF-16 LE text"):
+        read_lines(codecs.BOM_UTF16_LE + b"a\x00\x00\xdc")
+    with pytest.raises(InputError, match="stdin line 1 is not GB18030 text"):
+        read_lines(b"\xff\xff\n", encoding="gb18030")
+
+
+@pytest.mark.parametrize("encoding, label", [("big5", "Big5"), ("gb18030", "GB18030")])
+def test_a_short_markdown_text_with_a_code_fence_is_still_detected(encoding, label):
+    # the detector alone finds nothing here: it counts the lines of backticks as chaos
+    text = "這是一個測試。\n\n```\n程式碼：繁體\n```\n"
+    decoded = textio.decode(text.encode(encoding), "note.md")
+    assert (decoded.text, decoded.label) == (text, label)
+
+
+def test_one_stray_byte_among_a_few_utf8_characters_is_still_utf8():
+    decoded = textio.decode(b"\xe9" + "你好".encode(), "the line typed")  # a byte a terminal held back
+    assert (decoded.text, decoded.label, decoded.replaced) == ("\ufffd你好", "UTF-8", 1)
+    assert textio.decode(b"caf\xe9 ok", "f").text == "café ok"  # nothing valid around it: Windows-1252
+
+
+def test_a_forced_encoding_still_refuses_binary_data():
+    with pytest.raises(InputError, match="does not look like ISO-8859-1 text"):
+        textio.decode(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)), "/bin/ls", encoding="latin-1")
+    assert textio.decode("第一行".encode("utf-16-le"), "f", encoding="utf-16-le").text == "第一行"

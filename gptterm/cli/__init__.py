@@ -25,6 +25,8 @@ RUNNERS = {
     "models": "models:run_models",
     "doctor": "doctor:run_doctor",
     "serve": "serve:run_serve",
+    "ask": "ask:run_ask",
+    "docs": "docs:run_docs",
     "tokens": "inspect:run_tokens",
     "perplexity": "inspect:run_perplexity",
     "completion": "completion:run_completion",
@@ -33,6 +35,9 @@ RUNNERS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    from gptterm.cli.io import utf8_streams
+
+    utf8_streams()  # output is UTF-8 whatever the locale (--output-encoding asks for another)
     try:
         return _dispatch(args)
     except GpttermError as err:
@@ -54,4 +59,28 @@ def _dispatch(args: list[str]) -> int:
 
     command, ns = parse(args)
     module, _, function = RUNNERS[command].partition(":")
-    return getattr(importlib.import_module(f"gptterm.cli.{module}"), function)(ns)
+    run = getattr(importlib.import_module(f"gptterm.cli.{module}"), function)
+    if command == "completion":  # runs on every Tab, and writes nothing
+        return run(ns)
+    from gptterm import privacy
+
+    privacy.tighten_on_start()  # an older install's files, made private once
+    if not _app_may_start(command, ns):
+        _show_notices()
+    try:
+        return run(ns)
+    finally:
+        _show_notices()  # the app shows them as a notification; if it did not start, here
+
+
+def _app_may_start(command: str | None, ns: object) -> bool:
+    """Whether this run may open the app (``run_default``'s test), which then shows the notices."""
+    return (command is None and not getattr(ns, "prompt", None) and sys.stdin is not None and sys.stdin.isatty()
+            and sys.stdout.isatty())
+
+
+def _show_notices() -> None:
+    from gptterm import privacy
+
+    for line in privacy.take_notices():
+        print(f"gptterm: {line}", file=sys.stderr, flush=True)

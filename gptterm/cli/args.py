@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
-from gptterm import __version__
+from gptterm import __version__, textio
 from gptterm.errors import UsageError
 from gptterm.history.export import FORMATS as EXPORT_FORMATS
 from gptterm.settings import LOAD, PARAMS, Params, find_param
@@ -25,6 +25,8 @@ COMMANDS = {
     "models": "find, download, list, remove and choose models (catalog, Hugging Face Hub)",
     "doctor": "versions, hardware support, the model or server that would be used, settings and paths",
     "serve": "share a local model: run llama-cpp-python's OpenAI-compatible server on it",
+    "ask": "answer a question from your files, folders or a collection, citing the passages used",
+    "docs": "named collections of documents for 'ask': add, list, update, remove",
     "tokens": "show how the model splits a text into tokens (ids, pieces, special tokens)",
     "perplexity": "how well the model predicts a text: cross-entropy, perplexity, the most surprising tokens",
     "completion": "print a shell completion script: bash, zsh or fish",
@@ -73,6 +75,17 @@ def _add_language(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -
     _completes(parser.add_argument(*flags, metavar="LANG", **kwargs), "languages")
 
 
+def _add_encoding(parser: argparse.ArgumentParser) -> None:
+    """--encoding on every command that reads text input (files, stdin, the REPL's lines)."""
+    parser.add_argument("--encoding", metavar="NAME", type=textio.check_encoding,
+                        help="read text input (files, stdin) in this encoding instead of detecting it, e.g. gb18030, "
+                             "big5, shift_jis, cp1252 (default: 'encoding' in the config file, else detected)")
+
+
+def _output_encoding(value: str) -> str:
+    return "same" if value.lower() == "same" else textio.check_encoding(value)
+
+
 def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) -> None:
     group = parser.add_argument_group("generation parameters" if LOAD not in kinds else "parameters")
     for p in PARAMS:
@@ -88,6 +101,7 @@ def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object with the text and statistics")
     parser.add_argument("--no-log", action="store_true", help="do not store this exchange in the history")
     parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and speed to stderr")
+    _add_encoding(parser)
     if chat:
         parser.add_argument("--on-overflow", choices=ON_OVERFLOW, default="error",
                             help="when the prompt does not fit the context: fail (default) or drop the oldest text")
@@ -142,6 +156,10 @@ def _task_common(parser: Parser) -> None:
     _add_server(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object with per-part results and stats")
     parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and time to stderr")
+    _add_encoding(parser)
+    parser.add_argument("--output-encoding", metavar="same|NAME", type=_output_encoding,
+                        help="write the result in this encoding instead of UTF-8; 'same': the input's (the first "
+                             "file's); characters it cannot hold become ? (counted on stderr); not with --json")
     _add_param_flags(parser, ("sampling", "load"))
     parser.epilog = "Tasks decode greedily (temperature 0, repeat penalty 1) unless those flags are given."
 
@@ -283,6 +301,43 @@ def completion_parser() -> Parser:
     return parser
 
 
+def ask_parser() -> Parser:
+    parser = Parser(prog="gptterm ask", usage="gptterm ask [PATH | @COLLECTION ...] QUESTION [options]",
+                    description=COMMANDS["ask"] + ". Files and folders (recursively) are indexed in the data dir "
+                    "and kept: asking again re-reads only what changed. With text piped on stdin, it is a "
+                    "document too (cat manual.txt | gptterm ask \"how do I reset it?\").")
+    parser.add_argument("items", nargs="+", metavar="PATH... QUESTION",
+                        help="files, folders or @NAME collections to search, then the question (the last argument)")
+    parser.add_argument("-k", type=int, default=4, metavar="N",
+                        help="passages to answer from (default 4; fewer when the context cannot hold them)")
+    parser.add_argument("--sources", action="store_true",
+                        help="print the passages retrieved for the question, without asking the model")
+    parser.add_argument("--embed-model", metavar="NAME|PATH",
+                        help="an embedding GGUF: passages are also ranked by meaning, merged with the word ranking")
+    _add_common(parser)
+    return parser
+
+
+def docs_parser() -> Parser:
+    parser = Parser(prog="gptterm docs", description=COMMANDS["docs"])
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    ls = sub.add_parser("ls", help="the collections: files, passages, size, paths (the default)")
+    ls.add_argument("--json", action="store_true")
+    add = sub.add_parser("add", help="make (or extend) collection NAME from files and folders, and index them")
+    add.add_argument("name")
+    add.add_argument("paths", nargs="+", metavar="PATH")
+    add.add_argument("--embed-model", metavar="NAME|PATH", help="also embed the passages with this model")
+    update = sub.add_parser("update", help="index again what changed in collection NAME (every one: no NAME)")
+    update.add_argument("name", nargs="?")
+    rm = sub.add_parser("rm", help="forget collection NAME and the index of the files only it covered")
+    rm.add_argument("name")
+    show = sub.add_parser("show", help="the files of collection NAME and their passages")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    _default_action(parser, "ls")
+    return parser
+
+
 def tokens_parser() -> Parser:
     parser = Parser(prog="gptterm tokens", description=COMMANDS["tokens"] + ". On a terminal the pieces are drawn "
                     "as alternating coloured spans, then listed with their ids; otherwise one 'ID<TAB>PIECE' line each.")
@@ -291,6 +346,7 @@ def tokens_parser() -> Parser:
                         help="the tokens of TEXT as a chat message, rendered by the model's chat template (where "
                              "the special tokens that mark roles and turns appear)")
     parser.add_argument("--json", action="store_true", help='print {"tokens": [{"id", "piece", ...}], "count": N}')
+    _add_encoding(parser)
     _add_model(parser)
     _add_server(parser)
     _add_param_flags(parser, ("load", "prompt"))
@@ -305,6 +361,7 @@ def perplexity_parser() -> Parser:
     parser.add_argument("--worst", type=int, default=0, metavar="N",
                         help="also list the N most surprising tokens, with their context and what the model expected")
     parser.add_argument("--json", action="store_true", help="print one JSON object with every figure")
+    _add_encoding(parser)
     _add_model(parser)
     _add_server(parser)
     _add_param_flags(parser, ("load",))
@@ -313,7 +370,8 @@ def perplexity_parser() -> Parser:
 
 PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser,
            "summarize": summarize_parser, "translate": translate_parser, "models": models_parser,
-           "doctor": doctor_parser, "serve": serve_parser, "tokens": tokens_parser,
+           "doctor": doctor_parser, "serve": serve_parser, "tokens": tokens_parser, "ask": ask_parser,
+           "docs": docs_parser,
            "perplexity": perplexity_parser, "completion": completion_parser}
 
 
@@ -405,8 +463,8 @@ def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in PARAMS:
         raw = getattr(ns, p.name, None)
-        if raw is not None:
-            out[p.name] = find_param(p.name).parse(raw)
+        if raw is not None:  # an argument's undecodable bytes (--system $'caf\xe9') decoded, never surrogates
+            out[p.name] = find_param(p.name).parse(textio.clean(raw, p.flag))
     return out
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import dataclasses
 import json
 import os
 import sys
 from typing import Any, TYPE_CHECKING
 
+from gptterm import textio
 from gptterm.cli import setup
-from gptterm.cli.io import keeping_partial, note, read_stdin, run_reply
+from gptterm.cli.io import keeping_partial, note, read_stdin, run_reply, stdin_is_piped
 from gptterm.engine.base import Message, Reply
 from gptterm.errors import GpttermError, InputError, UsageError
 from gptterm.settings import LOAD, PARAMS, find_param
@@ -23,8 +25,8 @@ if TYPE_CHECKING:
 
 
 def run_default(ns: argparse.Namespace) -> int:
-    prompt = " ".join(ns.prompt) if ns.prompt else None
-    context = read_stdin()
+    prompt = textio.clean(" ".join(ns.prompt), "the prompt", note) if ns.prompt else None
+    context = read_stdin(setup.input_encoding(ns)) if stdin_is_piped() else None
     if prompt is None and context is None:
         if sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty():
             return run_tui(ns)
@@ -52,7 +54,7 @@ def run_tui(ns: argparse.Namespace) -> int:
     if sys.stdout.isatty():
         for name in ("COLUMNS", "LINES"):
             os.environ.pop(name, None)
-    create_app(model=ns.model, overrides=param_overrides(ns), server=ns.server).run()
+    create_app(model=ns.model, overrides=param_overrides(ns), server=ns.server, encoding=ns.encoding).run()
     return 0
 
 
@@ -150,18 +152,31 @@ class Repl:
         self.interactive = sys.stdin.isatty()
         self.prompt_stream = sys.stdout if sys.stdout.isatty() else sys.stderr
         self.continued = conversation
+        self.encoding = setup.input_encoding(ns)
+        # A pipe (or a terminal whose prompt goes to stderr) is read as bytes, each line decoded by textio;
+        # input() gets the terminal's line editing, and what it returns is cleaned of undecodable bytes.
+        self.lines: textio.LineReader | None = None
+        self.line_editing = False
+        if self.prompt_stream is sys.stdout and self.interactive:
+            self.line_editing = _terminal_input(self.encoding)
+        else:
+            self.lines = textio.LineReader(sys.stdin.buffer, "stdin", self.encoding, notify=note)
 
     # input -------------------------------------------------------------------
 
     def _input(self, prompt: str) -> str:
-        if self.prompt_stream is sys.stdout and self.interactive:
-            return input(prompt)
+        if self.lines is None:
+            try:
+                return textio.clean(input(prompt), "the line typed", note)
+            except UnicodeDecodeError as err:  # a terminal stdin we could not reconfigure
+                raise InputError(f"the line typed is not {err.encoding} text; name its encoding with "
+                                 "--encoding") from None
         self.prompt_stream.write(prompt)
         self.prompt_stream.flush()
-        line = sys.stdin.readline()
-        if not line:
+        line = self.lines.readline()
+        if line is None:
             raise EOFError
-        return line.rstrip("\n")
+        return line
 
     def read_message(self) -> str:
         line = self._input(">>> ")
@@ -189,7 +204,7 @@ class Repl:
                   file=sys.stderr)
 
     def run(self) -> int:
-        if self.interactive:
+        if self.line_editing:
             _enable_readline()
         self.banner()
         while True:
@@ -198,6 +213,12 @@ class Repl:
             except (EOFError, KeyboardInterrupt):
                 print(file=sys.stderr)
                 return 0
+            except InputError as err:
+                if not self.interactive:
+                    print(file=self.prompt_stream)  # end the prompt's line: the error gets its own
+                    raise  # a pipe of bytes that are not text: one line and exit 5
+                note(f"error: {err}")
+                continue
             if not text.strip():
                 continue
             try:
@@ -289,6 +310,22 @@ class Repl:
                     remove=[k for k, v in changed.items() if v is None])
         self.config = dataclasses.replace(self.config, params=self.params)
         note(f"saved {', '.join(sorted(changed))} to {self.config.path}")
+
+
+def _terminal_input(encoding: str | None) -> bool:
+    """Make input() hand back a typed line whose bytes are not in the terminal's encoding as surrogate
+    escapes (which ``textio.clean`` decodes), not a UnicodeDecodeError; --encoding names the encoding.
+    Whether readline's line editing may be used: it reads characters in the locale's encoding, and
+    mangles those of a terminal that uses another (it holds back a Latin-1 byte as the start of a UTF-8
+    character), so --encoding other than the locale's reads plain lines."""
+    reconfigure = getattr(sys.stdin, "reconfigure", None)
+    locale = getattr(sys.stdin, "encoding", None) or "utf-8"
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="surrogateescape", **({"encoding": encoding} if encoding else {}))
+        except (ValueError, OSError, LookupError):
+            pass
+    return encoding is None or codecs.lookup(encoding).name == codecs.lookup(locale).name
 
 
 def _enable_readline() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import tomllib
 
-from gptterm import paths
+from gptterm import paths, textio
 from gptterm.cli.io import note
 from gptterm.errors import UsageError
 from gptterm.models.resolve import check_gguf_file, resolve_model
@@ -29,6 +29,8 @@ def run_config(ns: argparse.Namespace) -> int:
             print(f"{p.name:<16} {shown:<12} {source}")
         print(f"{'model':<16} {config.model or '(bundled)'!s:<12} {'config' if config.model else 'default'}")
         print(f"{'server':<16} {config.server or LOCAL!s:<12} {'config' if config.server else 'default'}")
+        encoding = config.encoding or "(detected)"
+        print(f"{'encoding':<16} {encoding:<12} {'config' if config.encoding else 'default'}")
         for name, profile in sorted(config.servers.items()):
             print(f"{'servers.' + name:<16} {profile.url}")
         return 0
@@ -48,6 +50,9 @@ def run_config(ns: argparse.Namespace) -> int:
             if ns.value != LOCAL and not is_url(ns.value) and ns.value not in load_config().servers:
                 raise UsageError(f"server must be an http(s):// URL, '{LOCAL}', or the name of a "
                                  f"[servers.NAME] profile in {path}")
+            save_config({name: ns.value})
+        elif action == "set" and name == "encoding":
+            textio.check_encoding(ns.value)  # one line naming where valid names are, exit 2
             save_config({name: ns.value})
         elif action == "set":
             save_config({name: ns.value})

@@ -36,6 +36,7 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
         "paths": {"config file": str(paths.config_file()), "data": str(paths.data_dir()),
                   "history": str(paths.history_db()), "cache": str(paths.cache_dir())},
     }
+    report["permissions"], report["warnings"] = permissions()
     problems: list[str] = []
     backend = None
     try:
@@ -91,6 +92,24 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
 
 class _Skip(Exception):
     """No local model to describe: a server is in use."""
+
+
+def permissions() -> tuple[dict[str, Any], list[str]]:
+    """The mode of each of gptterm's own directories and main files; warnings where other users can read."""
+    import os
+    import stat
+
+    from gptterm import privacy
+
+    dirs = privacy.report()
+    files: dict[str, dict[str, str | None]] = {}
+    for name, path in (("config file", paths.config_file()), ("history", paths.history_db())):
+        try:
+            files[name] = {"path": str(path), "mode": f"{stat.S_IMODE(os.stat(path).st_mode):04o}"}
+        except OSError:
+            files[name] = {"path": str(path), "mode": None}
+    warnings = [w for d in dirs if (w := d.warning())]
+    return {"dirs": [d.as_dict() for d in dirs], "files": files}, warnings
 
 
 def remote_backend(backend: Backend, params: Params, config: Config, problems: list[str]) -> dict[str, Any]:
@@ -169,6 +188,15 @@ def run_doctor(ns: argparse.Namespace) -> int:
         out += ["", "effective parameters:"]
         out += [f"  {k:<18} {v!r}" for k, v in report["params"].items()]
     out += ["", "paths:"] + [f"  {k:<18} {v}" for k, v in report["paths"].items()]
+    out += ["", "permissions (yours only: 0700 folders, 0600 files):"]
+    for d in report["permissions"]["dirs"]:
+        state = ("not created yet" if d["mode"] is None else "private" if d["private"] else "OPEN to other users")
+        out.append(f"  {d['kind'] + ' dir':<18} {d['mode'] or '-':<5} {state}"
+                   + (f" (set by {d['chosen_by']})" if d["chosen_by"] else ""))
+    for name, f in report["permissions"]["files"].items():
+        out.append(f"  {name:<18} {f['mode'] or '-':<5} {f['path'] if f['mode'] else 'not created yet'}")
+    if report["warnings"]:
+        out += ["", "warnings:"] + [f"  - {w}" for w in report["warnings"]]
     if report["problems"]:
         out += ["", "problems:"] + [f"  - {p}" for p in report["problems"]]
     print("\n".join(out))

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Callable
 
+from gptterm import textio
 from gptterm.cli import setup
 from gptterm.cli.io import ProbabilityWriter, keeping_partial, note, read_stdin, run_reply
 from gptterm.errors import InputError, UsageError
@@ -31,7 +32,10 @@ def _saver(store: HistoryStore, conversation_id: int, model: str, params: Params
 def run_generate(ns: argparse.Namespace) -> int:
     if ns.samples < 1:
         raise UsageError("-n/--samples must be at least 1")
-    prompt = " ".join(ns.prompt) if ns.prompt else read_stdin()
+    if ns.prompt:
+        prompt: str | None = textio.clean(" ".join(ns.prompt), "the prompt", note)
+    else:
+        prompt = read_stdin(setup.input_encoding(ns))
     if prompt is None or not prompt.strip():
         raise InputError("nothing to continue: give a PROMPT or pipe text on stdin")
     config, params = setup.settings(ns)

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from gptterm import textio
 from gptterm.cli import setup
 from gptterm.cli.io import StatusLine, note, read_stdin, run_stream
 from gptterm.errors import InputError
@@ -22,10 +23,10 @@ SPAN_STYLES = ("on #3b4252", "on #434c5e", "on #4c566a", "on #2e3440")
 SPECIAL_STYLE = "bold black on #ebcb8b"
 
 
-def _text_argument(words: list[str], what: str) -> str:
+def _text_argument(words: list[str], what: str, encoding: str | None) -> str:
     if words and words != ["-"]:
-        return " ".join(words)
-    text = read_stdin()
+        return textio.clean(" ".join(words), "the text", note)
+    text = read_stdin(encoding)
     if text is None:
         raise InputError(f"give {what} as arguments or pipe it on stdin")
     return text
@@ -40,7 +41,7 @@ def shown_piece(info: TokenInfo) -> str:
 
 
 def run_tokens(ns: argparse.Namespace) -> int:
-    text = _text_argument(ns.text, "a text")
+    text = _text_argument(ns.text, "a text", setup.input_encoding(ns))
     if not text:
         raise InputError("the text is empty: nothing to tokenize")
     config, params = setup.settings(ns)
@@ -99,10 +100,11 @@ def run_perplexity(ns: argparse.Namespace) -> int:
 
         raise UsageError("--worst must be 0 or more")
     text: str | None
+    encoding = setup.input_encoding(ns)
     if ns.file and ns.file != "-":
-        text = read_text_file(ns.file)
+        text = read_text_file(ns.file, encoding=encoding, notify=note).text
     else:
-        text = read_stdin()
+        text = read_stdin(encoding)
         if text is None:
             raise InputError("give a FILE or pipe text on stdin")
     config, params = setup.settings(ns)

@@ -6,18 +6,35 @@ goes to stderr through ``note``.
 
 from __future__ import annotations
 
+import codecs
 import os
 import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
+from gptterm import textio
 from gptterm.engine.base import Reply
 from gptterm.errors import GpttermError, InputError
 
 def note(message: str) -> None:
     """A one-line diagnostic on stderr."""
     print(f"gptterm: {message}", file=sys.stderr, flush=True)
+
+
+def utf8_streams() -> None:
+    """Output is UTF-8 whatever the locale says (PYTHONIOENCODING, a Latin-1 locale); a character that
+    is not text (a surrogate from an undecodable file name) is written as ?, never a traceback or a
+    stray byte on the terminal."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue
+        try:
+            if codecs.lookup(stream.encoding).name != "utf-8" or stream.errors != "replace":
+                reconfigure(encoding="utf-8", errors="replace")
+        except (LookupError, ValueError, OSError):
+            pass
 
 
 class StatusLine:
@@ -50,29 +67,26 @@ def stdin_is_piped() -> bool:
         return False
 
 
-def read_stdin() -> str | None:
-    """Piped stdin as text, or None when stdin is a terminal or absent.
-
-    Undecodable bytes are replaced (and the user told) rather than refused:
-    a log with one bad byte should still be usable.
-    """
+def read_stdin_decoded(encoding: str | None = None) -> textio.Decoded | None:
+    """Piped stdin decoded by ``textio`` (``encoding``: --encoding or the config's), or None when stdin is a
+    terminal or absent. How it was read, when that was a guess, is noted on stderr; bytes that are not text
+    are an InputError (exit 5), never replacement characters handed to the model."""
     if sys.stdin is None or not stdin_is_piped():
         return None
     try:
         data = sys.stdin.buffer.read()
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read stdin: {err}") from None
-    if b"\x00" in data:
-        note("stdin looks binary (it contains NUL bytes): NULs removed, undecodable bytes replaced")
-        data = data.replace(b"\x00", b"")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        note("stdin is not valid UTF-8: undecodable bytes were replaced with \ufffd")
-        text = data.decode("utf-8", errors="replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text
+    decoded = textio.decode(data, "stdin", encoding)
+    if (line := decoded.note("stdin")) is not None:
+        note(line)
+    return decoded
+
+
+def read_stdin(encoding: str | None = None) -> str | None:
+    """Piped stdin as text (see ``read_stdin_decoded``), or None when stdin is a terminal or absent."""
+    decoded = read_stdin_decoded(encoding)
+    return None if decoded is None else decoded.text
 
 
 def run_reply(reply: Reply, cancel: Callable[[], None], write: Callable[[str], Any]) -> bool:
@@ -148,12 +162,15 @@ class StdoutWriter:
             sys.stdout.flush()
             self.last = text[-1]
         except BrokenPipeError:
-            # The reader went away (e.g. `| head`): stop generating, finish
-            # quietly, and keep Python from complaining at exit.
-            self.broken = True
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+            self.reader_gone()
+
+    def reader_gone(self) -> None:
+        """The reader went away (e.g. `| head`): stop generating, finish quietly, and keep Python from
+        complaining at exit."""
+        self.broken = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
     def decorate(self, text: str) -> str:
         return text
@@ -161,6 +178,39 @@ class StdoutWriter:
     def end_line(self) -> None:
         if self.last != "\n":
             self("\n")
+
+    def finish(self) -> None:
+        """After the last piece: write what is held back, say what was lost (see EncodedWriter)."""
+
+
+class EncodedWriter(StdoutWriter):
+    """Writes text to stdout in another encoding than UTF-8 (--output-encoding), through an incremental
+    encoder: characters the encoding cannot hold become ? and are counted (``finish`` says how many)."""
+
+    def __init__(self, encoder: textio.Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def __call__(self, text: str) -> None:
+        if self.broken or not text:
+            return
+        self._write(self.encoder.encode(text))
+        self.last = text[-1]
+
+    def _write(self, data: bytes) -> None:
+        try:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            self.reader_gone()
+
+    def finish(self) -> None:
+        """Flush what the encoder holds back; say once how many characters were replaced."""
+        if not self.broken:
+            self._write(self.encoder.encode("", final=True))
+        if (line := self.encoder.note()) is not None:
+            note(line)
 
 
 class ProbabilityWriter(StdoutWriter):

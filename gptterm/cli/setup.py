@@ -25,6 +25,12 @@ def settings(ns: argparse.Namespace) -> tuple[Config, Params]:
     return config, params
 
 
+def input_encoding(ns: argparse.Namespace) -> str | None:
+    """The encoding text input is read in: --encoding (checked when parsed), else the config file's
+    'encoding', else None (detected by gptterm.textio)."""
+    return getattr(ns, "encoding", None) or load_config().encoding
+
+
 def reply_writer(ns: argparse.Namespace, reply: Reply | None = None) -> StdoutWriter:
     """Where a streamed reply goes: stdout, coloured by probability with --show-probs on a terminal."""
     if getattr(ns, "show_probs", False) and not getattr(ns, "json", False):

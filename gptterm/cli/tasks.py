@@ -6,24 +6,38 @@ import argparse
 import json
 from typing import Any, Callable, TYPE_CHECKING
 
+from gptterm import textio
 from gptterm.cli import setup
 from gptterm.cli.args import param_overrides
-from gptterm.cli.io import StatusLine, StdoutWriter, note, read_stdin, run_stream
-from gptterm.errors import InputError
+from gptterm.cli.io import EncodedWriter, StatusLine, StdoutWriter, note, read_stdin_decoded, run_stream
+from gptterm.errors import InputError, UsageError
 from gptterm.tasks.inputs import read_text_files
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
 
 if TYPE_CHECKING:
     from gptterm.settings import Params
 
-def read_inputs(files: list[str]) -> str:
-    """The named files joined by blank lines, or piped stdin; one clear error for each bad input."""
+def read_inputs(files: list[str], encoding: str | None) -> textio.Decoded:
+    """The named files joined by blank lines, or piped stdin, and how they were decoded (a guess is
+    noted on stderr); one clear error for each bad input."""
     if files:
-        return read_text_files(files)
-    text = read_stdin()
-    if text is None:
+        return read_text_files(files, encoding=encoding, notify=note)
+    decoded = read_stdin_decoded(encoding)
+    if decoded is None:
         raise InputError("give one or more FILEs or pipe text on stdin")
-    return text
+    return decoded
+
+
+def output_writer(ns: argparse.Namespace, source: textio.Decoded) -> StdoutWriter:
+    """UTF-8 on stdout, or --output-encoding's: 'same' is the input's (its byte-order mark too)."""
+    wanted = getattr(ns, "output_encoding", None)
+    if not wanted:
+        return StdoutWriter()
+    if ns.json:
+        raise UsageError("--output-encoding applies to the text written, not to --json (JSON is always UTF-8)")
+    if wanted == "same":
+        return EncodedWriter(textio.Encoder(source.encoding, bom=source.bom))
+    return EncodedWriter(textio.Encoder(wanted))
 
 
 def task_params(ns: argparse.Namespace, params: Params) -> Params:
@@ -52,8 +66,8 @@ class Progress:
         self.line.clear()
 
 
-def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Callable[[], dict[str, Any]]) -> int:
-    writer = StdoutWriter()
+def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Callable[[], dict[str, Any]],
+            writer: StdoutWriter) -> int:
     progress = Progress(verb)
 
     def handle(event: TaskEvent) -> None:
@@ -71,6 +85,7 @@ def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Calla
                           "stats": job.stats()}, ensure_ascii=False))
     else:
         writer.end_line()
+        writer.finish()
     if getattr(ns, "verbose", False):
         s = job.stats()
         note(f"{s['model_calls']} model calls, {s['prompt_tokens']} prompt and {s['completion_tokens']} "
@@ -84,15 +99,18 @@ def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Calla
 def run_summarize(ns: argparse.Namespace) -> int:
     from gptterm.tasks.summarize import Summarizer, SummaryOptions
 
-    options = SummaryOptions.parse(ns.length, ns.form, ns.lang, ns.focus)
-    text = read_inputs(ns.files)
-    if not text.strip():
+    focus = textio.clean(ns.focus, "--focus", note) if ns.focus else ns.focus
+    options = SummaryOptions.parse(ns.length, ns.form, ns.lang, focus)
+    source = read_inputs(ns.files, setup.input_encoding(ns))
+    if not source.text.strip():
         raise InputError("nothing to summarize: the input is empty")
+    writer = output_writer(ns, source)
     config, params = setup.settings(ns)
     engine = setup.engine(ns, config, params)
     job = Summarizer(engine, task_params(ns, params), options)
-    return run_job(ns, job, text, "summarizing", lambda: {"options": {
-        "length": options.length, "form": options.form, "language": options.language, "focus": options.focus}})
+    return run_job(ns, job, source.text, "summarizing", lambda: {"options": {
+        "length": options.length, "form": options.form, "language": options.language, "focus": options.focus}},
+        writer)
 
 
 def run_translate(ns: argparse.Namespace) -> int:
@@ -102,14 +120,16 @@ def run_translate(ns: argparse.Namespace) -> int:
     check_target(ns.to)
     if ns.source:
         language_name(ns.source)
-    glossary = load_glossary(ns.glossary) if ns.glossary else None
-    text = read_inputs(ns.files)
-    if not text.strip():
+    glossary = load_glossary(ns.glossary, notify=note) if ns.glossary else None
+    source = read_inputs(ns.files, setup.input_encoding(ns))
+    if not source.text.strip():
         raise InputError("nothing to translate: the input is empty")
+    writer = output_writer(ns, source)
     config, params = setup.settings(ns)
     engine = setup.engine(ns, config, params)
     job = Translator(engine, task_params(ns, params), target=ns.to, source=ns.source, glossary=glossary)
-    code = run_job(ns, job, text, "translating", lambda: {"source": job.source, "target": job.target})
+    code = run_job(ns, job, source.text, "translating", lambda: {"source": job.source, "target": job.target},
+                   writer)
     if ns.source is None and job.source:
         note(f"detected source language: {job.source}")
     return code

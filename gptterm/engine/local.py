@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
 
 from gptterm.engine import llama_log
 from gptterm.engine.base import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
-from gptterm.errors import ContextOverflowError, EngineError, ModelError
+from gptterm.errors import ContextOverflowError, EngineError, InputError, ModelError
 from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
 from gptterm.models.resolve import check_gguf_file
 
@@ -173,7 +173,7 @@ class LocalEngine:
         return self._llm.n_ctx()
 
     def tokenize(self, text: str, *, special: bool = False, add_bos: bool = False) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+        return self._llm.tokenize(_utf8(text), add_bos=add_bos, special=special)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -185,7 +185,7 @@ class LocalEngine:
         rendered = self.render_chat(messages)
         bos = self._formatter.bos_token
         add_bos = not (bos and rendered.startswith(bos))
-        return self._llm.tokenize(rendered.encode("utf-8"), add_bos=add_bos, special=True)
+        return self._llm.tokenize(_utf8(rendered), add_bos=add_bos, special=True)
 
     def count_chat_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.chat_tokens(messages))
@@ -197,7 +197,7 @@ class LocalEngine:
             raise EngineError(f"the model's chat template failed: {err}") from None
 
     def completion_tokens(self, prompt: str) -> list[int]:
-        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        return self._llm.tokenize(_utf8(prompt), add_bos=True, special=False)
 
     # -- generation -----------------------------------------------------------
 
@@ -457,6 +457,16 @@ class LocalEngine:
             out.append(TokenLogprob(token, shown.text, lp, self._alternatives(found), piece=shown.piece))
 
         return record
+
+
+def _utf8(text: str) -> bytes:
+    """What the tokenizer is given. Every face decodes its input with gptterm.textio; a string that still
+    holds a surrogate (an undecodable byte smuggled in by the OS) is one clear error, not a traceback."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InputError(f"the text holds U+{ord(err.object[err.start]):04X} at character {err.start}: an undecodable "
+                         "byte, not text") from None
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -67,8 +67,8 @@ class StateCache:
             return 0
         path = self._path(engine, conversation_id)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with atomic.replacing(path) as tmp:  # llama.cpp writes the state itself, by path
+            paths.private_dir(self.directory)
+            with atomic.replacing(path) as tmp:  # llama.cpp writes the state itself, by path (0600: atomic)
                 n = engine.save_state(tmp)
                 meta = {"tokens": n, "crc32": _crc(tmp), "size": tmp.stat().st_size}
             atomic.write_text(path.with_suffix(".json"), json.dumps(meta), durable=False)

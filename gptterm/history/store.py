@@ -106,7 +106,8 @@ class HistoryStore:
         # transaction from interleaving with another thread's statements.
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode
+            paths.private_file(self.path)
             self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -63,13 +63,13 @@ def _remembered() -> Path | None:
 
 
 def _remember(path: Path) -> None:
-    from gptterm import atomic
+    from gptterm import atomic, paths
 
     record = _record()
     try:
         lines = [line for line in record.read_text("utf-8").splitlines()
                  if not line.startswith(sys.prefix + "\t")] if record.exists() else []
-        record.parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(record.parent)
         atomic.write_text(record, "\n".join([*lines, f"{sys.prefix}\t{path}"]) + "\n", durable=False)
     except (OSError, UnicodeDecodeError):
         pass  # only a shortcut: the lookup works without it

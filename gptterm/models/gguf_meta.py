@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptterm import atomic
+from gptterm import atomic, paths
 
 # GGUF value types -> struct format of a scalar (None: variable size)
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
@@ -131,8 +131,6 @@ def read_metadata(path: Path | str) -> GGUFMetadata:
 def _record(path: Path) -> Path:
     import hashlib
 
-    from gptterm import paths
-
     key = hashlib.sha1(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:20]
     return paths.cache_dir() / "gguf-meta" / f"{key}.json"
 
@@ -155,7 +153,7 @@ def _remember(meta: GGUFMetadata, st: os.stat_result) -> None:
         text = json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "version": meta.version,
                            "values": meta.values, "array_lengths": meta.array_lengths,
                            "tensor_count": meta.tensor_count, "n_params": meta.n_params})
-        record.parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(record.parent)
         atomic.write_text(record, text, durable=False)
     except (OSError, ValueError, TypeError):
         pass  # only a shortcut

@@ -282,7 +282,7 @@ def _try_lock(path: Path) -> Any:
         except filelock.Timeout:
             return None
         return lock
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, paths.PRIVATE_FILE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -307,7 +307,7 @@ def mark_in_use(model_path: str | Path) -> None:
     global _held_lock
     folder = _in_use_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(folder)
         if _held_lock is None:
             _held_lock = _try_lock(folder / f"{os.getpid()}.lock")
             if _held_lock is None:
@@ -347,8 +347,8 @@ def users_of(model: LocalModel) -> list[int]:
 
 def _write_registry(imported: dict[str, str]) -> None:
     path = registry_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        paths.private_dir(path.parent)
         atomic.write_text(path, json.dumps({"imported": imported}, indent=2) + "\n")
     except OSError as err:
         raise ModelError(f"cannot write the model registry {path}: {err.strerror}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from gptterm import textio
 from gptterm.engine.base import Message, Reply
 from gptterm.settings import Params
 from gptterm.tasks.context import FitReport, fit_messages
@@ -94,10 +95,15 @@ class ChatSession:
 
     # -- actions --------------------------------------------------------------
 
-    def send(self, text: str, *, truncate_last: Callable[[int], Message] | None = None) -> Reply:
-        """Add a user message and start the reply (iterate the returned Reply)."""
-        user: Message = {"role": "user", "content": text}
-        fitted, report = self._fit(self.model_messages([user]), truncate_last)
+    def send(self, text: str, *, truncate_last: Callable[[int], Message] | None = None,
+             grounding: str | None = None) -> Reply:
+        """Add a user message and start the reply (iterate the returned Reply).
+
+        ``grounding``: passages from the user's documents the model sees before this message (only
+        for this turn: the conversation keeps the message itself)."""
+        user: Message = {"role": "user", "content": textio.clean(text, "the message")}
+        sent: Message = {"role": "user", "content": f"{grounding}\n\n{user['content']}"} if grounding else user
+        fitted, report = self._fit(self.model_messages([sent]), truncate_last)
         stored_user = fitted[-1] if report.dropped_tokens else user
         self.messages.append(stored_user)
         self._ids.append(self._store(stored_user))
@@ -120,6 +126,7 @@ class ChatSession:
         """
         if not (0 <= index < len(self.messages)) or self.messages[index]["role"] != "user":
             raise ValueError("only a user message can be edited")
+        text = textio.clean(text, "the message")
         if self.store is not None and self.conversation_id is not None:
             self.conversation_id, kept = self.store.fork(self.conversation_id, self._ids[index])
             self._ids = list(kept)
@@ -129,6 +136,7 @@ class ChatSession:
         return self.send(text)
 
     def set_system(self, text: str) -> None:
+        text = textio.clean(text, "the system prompt")
         self.system = text
         if self.store is not None and self.conversation_id is not None:
             self.store.set_system(self.conversation_id, text)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Generator, Iterator, TYPE_CHECKING
+from typing import Callable, Generator, Iterator, TYPE_CHECKING
 
 from gptterm.assets import language_name, load_prompt
 from gptterm.errors import InputError, TaskError, UsageError
 from gptterm.tasks.chunking import chunk_text, paragraphs
+from gptterm.tasks.inputs import read_text_file
 from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
 
 if TYPE_CHECKING:
@@ -56,13 +57,11 @@ def detect_language(text: str) -> str:
     return code
 
 
-def load_glossary(path: str | Path) -> dict[str, str]:
-    """Term -> translation from a JSON object, or lines ``term<TAB>translation`` / ``term = translation``."""
+def load_glossary(path: str | Path, notify: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Term -> translation from a JSON object, or lines ``term<TAB>translation`` / ``term = translation``;
+    read in any encoding (``gptterm.textio``; ``notify`` hears how, when it was a guess)."""
     p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read glossary {p}: {getattr(err, 'strerror', None) or err}") from None
+    text = read_text_file(p, notify=notify).text
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(text)

@@ -57,6 +57,7 @@ LATER_PANES = (
     ("settings", "Settings", "gptterm.tui.widgets.settings", "SettingsPane"),
     ("models", "Models", "gptterm.tui.widgets.models", "ModelsPane"),
     ("inspect", "Inspect", "gptterm.tui.widgets.inspect", "InspectPane"),
+    ("ask", "Ask", "gptterm.tui.widgets.ask", "AskPane"),
 )
 
 
@@ -93,6 +94,8 @@ class GpttermApp(App[None]):
         if tab == "settings":
             return pane_class(self.params.as_dict(), self.backend.local_model or "",
                               sorted(self.config.all_presets()), id="settings-pane")
+        if tab == "ask":
+            return pane_class(store=self.store, id="ask-pane")
         return pane_class(id=f"{tab}-pane")
 
     def compose(self) -> ComposeResult:
@@ -127,6 +130,10 @@ class GpttermApp(App[None]):
         # there would otherwise share the interpreter with drawing that frame
         self.call_after_refresh(self.load_model)
         self.chat.focus_default()
+        from gptterm import privacy
+
+        for line in privacy.take_notices():  # an older install's files made private on start
+            self.notify(line, title="Private files", timeout=12)
 
     def watch_theme(self, theme: str) -> None:
         if self._theme_ready and theme != self.config.theme:
@@ -256,7 +263,7 @@ class GpttermApp(App[None]):
             pane = None
         start = getattr(pane, "start", None)
         if start is None:
-            self.notify("ctrl+g runs a summary, a translation or a generation: switch to those panes (F3, F4, F8)",
+            self.notify("ctrl+g runs a summary, a translation or a generation: switch to those panes (F3, F4, F8, F9)",
                         severity="warning")
             return
         started = start()
@@ -385,16 +392,20 @@ class GpttermApp(App[None]):
 
 
 def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = None,
-               conversation_id: int | None = None, server: str | None = None) -> GpttermApp:
+               conversation_id: int | None = None, server: str | None = None,
+               encoding: str | None = None) -> GpttermApp:
     """The one factory used by the CLI and the tests.
 
     ``model`` and ``server``: -m and --server as given (None when not): the
     backend is chosen from them, the environment and the config file as for
-    every command.
+    every command. ``encoding``: --encoding, the files opened in the panes are
+    read in it (over the config file's).
     """
     from gptterm.settings import load_config
 
     config = load_config()
+    if encoding:
+        config = dataclasses.replace(config, encoding=encoding)
     params = config.params.replace(**(overrides or {}))
     return GpttermApp(config=config, params=params, backend=choose_backend(config, model=model, server=server),
                       store=HistoryStore(), conversation_id=conversation_id)

@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, ProgressBar, TextArea
 from textual.worker import Worker, WorkerState
 
+from gptterm import textio
 from gptterm.errors import GpttermError
 from gptterm.tasks.inputs import read_text_file
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
@@ -74,13 +75,21 @@ class TaskPane(Vertical):
         return self.job is not None
 
     def load_file(self, path: str) -> None:
+        """Read ``path`` in any encoding (gptterm.textio, or the config's 'encoding'); the notification names
+        the encoding when it was a guess, and says so when bad bytes were replaced."""
         try:
-            text = read_text_file(path)
+            decoded = read_text_file(path, encoding=getattr(getattr(self.app, "config", None), "encoding", None))
         except GpttermError as err:
             self.notify(str(err), severity="error")
             return
-        self.query_one(".source", TextArea).load_text(text)
-        self.notify(f"Loaded {path} ({len(text):,} characters)")
+        self.query_one(".source", TextArea).load_text(decoded.text)
+        size = f"{len(decoded.text):,} characters"
+        if decoded.replaced:
+            self.notify(f"Loaded {path} ({size}): {decoded.note(path)}", severity="warning", timeout=10)
+        elif decoded.detected:
+            self.notify(f"Loaded {path} as {decoded.label} ({size}): the encoding was detected", timeout=8)
+        else:
+            self.notify(f"Loaded {path} ({size}, {decoded.label})")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.has_class("file-path"):
@@ -92,7 +101,11 @@ class TaskPane(Vertical):
         if self.running:
             self.notify("Already running (Esc stops it)", severity="warning")
             return
-        text = self.source_text()
+        try:  # pasted text is already str; a lone surrogate still never reaches the engine
+            text = textio.clean(self.source_text(), "the text")
+        except GpttermError as err:
+            self.notify(str(err), severity="error")
+            return
         if not text.strip():
             self.notify("Paste some text or open a file first", severity="warning")
             return
