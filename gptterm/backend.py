@@ -71,6 +71,11 @@ class Backend:
         ``flash_attn``: a local engine's flash attention (None: on with a GPU, off on the CPU)."""
         server = self.server
         if server is not None:
+            if params.lora:
+                from gptterm.errors import UsageError
+
+                raise UsageError(f"LoRA adapters apply to a local model, not to one on {self.label()} (which loads "
+                                 "its own): drop --lora (or 'gptterm config unset lora'), or use --server local")
             if params.ctx != config.params.ctx:
                 # ctx set for this run (--ctx, /set, the Settings pane) bounds what is sent to the server
                 server = dataclasses.replace(server, ctx=params.ctx)

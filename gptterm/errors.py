@@ -106,6 +106,12 @@ class DocsError(GpttermError):
     exit_code = 13
 
 
+class SchemaError(GpttermError):
+    """The reply is not JSON that matches the schema asked for (--schema, --json-object, a template's schema)."""
+
+    exit_code = 14
+
+
 class Interrupted(GpttermError):
     """The user pressed Ctrl+C; what was generated so far is kept."""
 

@@ -35,6 +35,8 @@ class Param:
     none_means: str | None = None
     aliases: tuple[str, ...] = ()
     metavar: str | None = None
+    #: the values a text parameter may take (empty: any text)
+    choices: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -51,14 +53,24 @@ class Param:
         hi = "" if self.maximum is None else _fmt(self.maximum)
         return f"{lo}..{hi}"
 
+    @property
+    def is_list(self) -> bool:
+        """A list of values (LoRA adapters): a flag that may repeat, comma-separated where typed as one line."""
+        return self.type is tuple
+
     def format(self, value: Any) -> str:
-        """``value`` as every face shows it: what None means ("random"), text quoted, numbers short (0.7, 4096)."""
+        """``value`` as every face shows it: what None means ("random"), text quoted, numbers short (0.7, 4096),
+        a list comma-separated ("none" when empty)."""
         if value is None:
             return self.none_means or ""
+        if self.is_list:
+            return ", ".join(value) or "none"
         return repr(value) if self.type is str else _fmt(value)
 
     def edit_text(self, value: Any) -> str:
         """``value`` as an input field holds it, ready for ``parse``: empty for None, text unquoted."""
+        if self.is_list:
+            return ", ".join(value)
         return "" if value is None else str(value)
 
     def describe(self) -> str:
@@ -75,6 +87,8 @@ class Param:
         raw = text.strip()
         if self.none_means is not None and raw.lower() in ("", "auto", "none", "random"):
             return None
+        if self.is_list:
+            return _list_check(self.name)(raw)
         if self.type is str:
             return self.check(text)
         try:
@@ -93,7 +107,15 @@ class Param:
         if self.type is str:
             if not isinstance(value, str):
                 raise ParamError(f"{self.name} must be text, not {value!r}")
-            return value
+            if self.choices and value.strip().lower() not in self.choices:
+                raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}")
+            return value.strip().lower() if self.choices else value
+        if self.is_list:
+            if isinstance(value, str):
+                return _list_check(self.name)(value)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ParamError(f"{self.name} must be a list of text, not {value!r}")
+            return tuple(item for v in value for item in _list_check(self.name)(v))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamError(f"{self.name} must be a number, not {value!r}")
         if self.type is int:
@@ -113,6 +135,13 @@ class Param:
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _list_check(name: str) -> Any:
+    """The parser of a list parameter's items, by name (imported when a list is given: ``--help`` stays light)."""
+    from gptterm.models.adapters import parse_list
+
+    return {"lora": parse_list}[name]
 
 
 PARAMS: tuple[Param, ...] = (
@@ -137,10 +166,17 @@ PARAMS: tuple[Param, ...] = (
     Param("gpu_layers", int, -1, "layers offloaded to the GPU; -1 offloads all (when the build supports a GPU)",
           LOAD, -1, 100_000, aliases=("-ngl",), metavar="N"),
     Param("threads", int, None, "CPU threads for generation", LOAD, 1, 1024, none_means="auto", metavar="N"),
+    # A list: the flag repeats (--lora a.gguf --lora b.gguf:0.5); typed as one line, comma-separated.
+    Param("lora", tuple, (), "LoRA adapters applied to the model, each PATH or PATH:SCALE (a .gguf adapter file "
+          "or a local adapter's name; scale 0 gives the base model)", LOAD, metavar="PATH[:SCALE]"),
     Param("logprobs", int, 0, "give each generated token's log-probability and the N most likely alternatives "
           "(with --json; 0: off)", OUTPUT, 0, 20, metavar="N"),
     Param("system", str, "", "system prompt; empty uses the model's own default", PROMPT,
           aliases=("-s",), metavar="TEXT"),
+    # Reasoning models (Qwen3, SmolLM3): "on"/"off" switch their <think> block through the chat template
+    # (enable_thinking, else /think and /no_think); "auto" leaves the model's default. Tasks use "off".
+    Param("thinking", str, "auto", "thinking mode of a reasoning model (Qwen3, SmolLM3): on, off, or auto (the "
+          "model's default)", PROMPT, metavar="auto|on|off", choices=("auto", "on", "off")),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
@@ -189,7 +225,8 @@ def _unknown(name: str) -> Any:
 # Keys the config file may hold besides parameters (later faces add theirs here).
 #: ``server``: a [servers.NAME] profile or a URL; absent or "local" runs the model in-process.
 #: ``encoding``: the encoding text input is read in, instead of detecting it (--encoding overrides it).
-OTHER_KEYS = {"model": str, "theme": str, "server": str, "encoding": str}
+#: ``advice``: false silences the line that says a task needs another model (and names one).
+OTHER_KEYS = {"model": str, "theme": str, "server": str, "encoding": str, "advice": bool}
 TABLE_KEYS = ("presets", "keymap", "servers")
 
 # Named parameter sets offered by the TUI; the config file's [presets.NAME]
@@ -213,6 +250,8 @@ class Config:
     servers: Mapping[str, ServerProfile] = field(default_factory=dict)
     #: the codec every text input is read in (None: detected, see gptterm.textio)
     encoding: str | None = None
+    #: say when the loaded model is not suited to a task, and which catalog model is (gptterm.models.advice)
+    advice: bool = True
 
     def all_presets(self) -> dict[str, dict[str, Any]]:
         return {**{k: dict(v) for k, v in BUILTIN_PRESETS.items()}, **{k: dict(v) for k, v in self.presets.items()}}
@@ -276,7 +315,7 @@ def load_config(path: Path | None = None) -> Config:
     params = Params().replace(**check_values(plain, str(path)))
     return Config(params, data.get("model") or None, path, theme=data.get("theme") or None,
                   presets=presets, keymap=dict(keymap), server=server, servers=servers,
-                  encoding=encoding)
+                  encoding=encoding, advice=data.get("advice", True))
 
 
 def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: Iterable[str] = ()) -> Path:
@@ -295,6 +334,8 @@ def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: It
     for key in remove:
         doc.pop(key, None)
     for key, value in updates.items():
+        if isinstance(value, tuple):
+            value = list(value)  # a list parameter (lora): a TOML array
         if value is None:
             doc.pop(key, None)
         elif isinstance(value, Mapping) and isinstance(doc.get(key), Mapping):

@@ -129,3 +129,12 @@ def test_a_follow_up_keeps_the_last_turn_before_more_passages(smol_engine, tmp_p
     asker = Asker(smol_engine, Params().replace(max_tokens=64), index, index.scope([tmp_path / "corpus"]), k=3)
     messages, kept, dropped = asker._fit("And the late fee?", asker.retrieve("the late fee per day"), history)
     assert messages[1:3] == history and kept and kept[0].path.endswith("billing.py")
+
+
+def test_chat_with_documents_brings_the_passages_to_each_message(tmp_path, tiny_model):
+    make_corpus(tmp_path / "corpus")
+    proc = ok(run_cli("chat", "--docs", str(tmp_path / "corpus"), "-m", str(tiny_model), "--max-tokens", "4",
+                      input="What is the access code for the north door?\n"))
+    assert "Sources:\n[1] " in proc.stderr and "office.txt" in proc.stderr
+    conv = HistoryStore().latest()
+    assert conv.messages[0].content == "What is the access code for the north door?"  # the message, not the passages

@@ -115,7 +115,9 @@ def test_flash_attention_is_off_on_the_cpu_and_part_of_the_state_key(tiny_engine
 def test_device_refusing_flash_attention_loads_without_it(tiny_model, monkeypatch):
     import llama_cpp
 
-    real = llama_cpp.Llama
+    from gptterm.engine import grammar
+
+    real = grammar.GrammarLlama  # the Llama subclass the engine loads with
     asked = []
 
     def picky(*args, flash_attn=False, **kwargs):
@@ -124,7 +126,7 @@ def test_device_refusing_flash_attention_loads_without_it(tiny_model, monkeypatc
             raise ValueError("Failed to create llama_context")
         return real(*args, flash_attn=flash_attn, **kwargs)
 
-    monkeypatch.setattr(llama_cpp, "Llama", picky)
+    monkeypatch.setattr(grammar, "GrammarLlama", picky)
     monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: True)  # as with a GPU build
     engine = LocalEngine(tiny_model, ctx=256, gpu_layers=99, threads=1)
     try:

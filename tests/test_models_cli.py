@@ -88,8 +88,11 @@ def test_catalog_lists_models_by_size_with_memory_and_fit(hub):
     assert "RAM" in proc.stderr
     data = json.loads(ok(run_cli("models", "catalog", "--json")).stdout)
     assert data["machine"]["ram_total"] > 0
-    sizes = [m["size"] for m in data["models"]]
-    assert sizes == sorted(sizes)  # by size class
+    for kind in ("chat", "embed"):  # chat models by size, then the embedding models by size
+        sizes = [m["size"] for m in data["models"] if m["kind"] == kind]
+        assert sizes == sorted(sizes) and sizes
+    kinds = [m["kind"] for m in data["models"]]
+    assert kinds == sorted(kinds)
     assert all(m["fits"] in ("yes", "tight", "no") for m in data["models"])
     assert all(m["memory"] > m["size"] for m in data["models"])
     assert not any(m["downloaded"] for m in data["models"])
@@ -191,9 +194,9 @@ def test_progress_bar_on_a_terminal_shows_bytes_speed_and_eta(hub):
     os.close(master)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode("utf-8", "replace"))  # colours out
     total = hub_file(hub, CHAT, "tiny-chat-Q4_K_M.gguf").size / 1000
-    assert re.search(rf" [1-9]\d*\.\d/{total:.1f} kB ", text)  # bytes done / total, mid-download
-    assert re.search(r" \d+\.\d kB/s ", text)  # speed
-    assert re.search(r" \d:\d\d:\d\d", text)  # time remaining
+    assert re.search(rf": [1-9]\d* kB of {total:.0f} kB", text)  # bytes done of the total, mid-download
+    assert re.search(r" · \d+ kB/s", text)  # speed
+    assert re.search(r" · ~\d:\d\d left", text)  # time remaining
 
 
 def test_ctrl_c_stops_cleanly_keeps_the_part_and_the_next_pull_resumes(hub, isolated_dirs):

@@ -60,7 +60,8 @@ def test_human_size_is_decimal_like_the_hub():
 
 def test_parse_spec_forms():
     assert parse_spec("qwen2.5-0.5b") == PullSpec("Qwen/Qwen2.5-0.5B-Instruct-GGUF",
-                                                  file="qwen2.5-0.5b-instruct-q4_k_m.gguf", catalog_id="qwen2.5-0.5b")
+                                                  file="qwen2.5-0.5b-instruct-q4_k_m.gguf", catalog_id="qwen2.5-0.5b",
+                                                  prefer="Q4_K_M")
     assert parse_spec("bartowski/Llama-3.2-1B-Instruct-GGUF:q8_0") == PullSpec(
         "bartowski/Llama-3.2-1B-Instruct-GGUF", quant="Q8_0")
     assert parse_spec("hf.co/owner/name:Q4_K_M") == PullSpec("owner/name", quant="Q4_K_M")
@@ -96,7 +97,8 @@ def test_memory_fit():
 
 def test_catalog_spans_135m_to_8b_with_kv_cache_estimates():
     ids = [e.id for e in catalog.CATALOG]
-    assert ids[0] == "smollm2-135m" and ids[-1] == "llama3.1-8b"
+    chat = [e.id for e in catalog.CATALOG if e.kind == "chat"]
+    assert ids[0] == "smollm2-135m" and chat[-1] == "gemma3-12b" and "llama3.1-8b" in chat
     families = {e.family for e in catalog.CATALOG}
     assert {"SmolLM2", "Qwen2.5", "Llama 3.2"} <= families
     e = catalog.find_entry("llama3.1-8b")

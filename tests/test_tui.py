@@ -437,12 +437,13 @@ async def open_task_pane(t, key: str, pane_id: str) -> TaskPane:
     return t.app.query_one(pane_id, TaskPane)
 
 
-def test_summarize_pane_streams_summary_of_long_file(tmp_path):
+def test_summarize_pane_streams_summary_of_long_file(tmp_path, tiny_model):
     doc = tmp_path / "essay.txt"
     doc.write_text(ESSAY * 4)
 
     async def run():
-        async with running(make_app(ctx=512)) as t:
+        # the tiny model: these test the pane (parts, progress, stop), not what a summary says
+        async with running(make_app(model=str(tiny_model), ctx=512, threads=1, max_tokens=64)) as t:
             await t.ready()
             pane = await open_task_pane(t, "f3", "#summarize-pane")
             path = t.app.query_one("#sum-file")

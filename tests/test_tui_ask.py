@@ -75,3 +75,24 @@ def test_a_collection_that_does_not_exist_is_a_notification(tiny_model):
             assert "no collection named 'nothing'" in answered.error
             assert t.app.busy is None
     asyncio.run(run())
+
+
+def test_documents_attached_to_a_chat(tmp_path, tiny_model):
+    from gptterm.tui.widgets.chat_pane import ChatPane
+
+    make_corpus(tmp_path / "corpus")
+
+    async def run():
+        async with running(make_app(model=str(tiny_model), ctx=1024, threads=1, max_tokens=4)) as t:
+            await t.ready()
+            command = next(c for c in t.app.get_system_commands(t.app.screen) if c.title.startswith("Documents"))
+            command.callback()
+            await t.pilot.pause()
+            t.app.screen.query_one("#answer").value = str(tmp_path / "corpus")
+            await t.pilot.press("enter")
+            await t.wait_for(lambda: t.of(ChatPane.DocumentsReady), what="the documents indexed")
+            await t.pilot.pause()
+            await t.reply("What is the access code for the north door?")
+            assert "sources: " in t.items()[-1].info and "office.txt" in t.items()[-1].info
+            assert HistoryStore().latest().messages[0].content == "What is the access code for the north door?"
+    asyncio.run(run())

@@ -33,11 +33,13 @@ def wait_screen(session: str, predicate, timeout: float) -> str:
     raise AssertionError(f"screen never matched; last screen:\n{screen}")
 
 
-def test_tui_in_tmux_shows_reply_without_log_garbage(isolated_dirs):
+@pytest.mark.parametrize("width, height", [(80, 24), (120, 40)])
+def test_tui_in_tmux_shows_reply_without_log_garbage(isolated_dirs, width, height):
     session = f"gptterm-test-{uuid.uuid4().hex[:8]}"
     env = " ".join(f"GPTTERM_{k.upper()}_DIR={shlex.quote(str(v))}" for k, v in isolated_dirs.items())
     cmd = f"cd {shlex.quote(str(ROOT))} && env TERM=xterm-256color {env} {shlex.quote(sys.executable)} -m gptterm --temperature 0 --max-tokens 40"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), cmd],
+                   check=True)
     try:
         screen = wait_screen(session, lambda s: "ready" in s, 60)
         assert not any(m in screen for m in LOG_MARKERS), screen

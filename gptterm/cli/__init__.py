@@ -30,6 +30,7 @@ RUNNERS = {
     "tokens": "inspect:run_tokens",
     "perplexity": "inspect:run_perplexity",
     "completion": "completion:run_completion",
+    "templates": "templates:run_templates",
 }
 
 

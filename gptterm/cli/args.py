@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from gptterm import __version__, textio
 from gptterm.errors import UsageError
 from gptterm.history.export import FORMATS as EXPORT_FORMATS
+from gptterm.models.catalog import TASKS
 from gptterm.settings import LOAD, PARAMS, Params, find_param
 from gptterm.tasks.context import ON_OVERFLOW
 
@@ -30,10 +31,11 @@ COMMANDS = {
     "tokens": "show how the model splits a text into tokens (ids, pieces, special tokens)",
     "perplexity": "how well the model predicts a text: cross-entropy, perplexity, the most surprising tokens",
     "completion": "print a shell completion script: bash, zsh or fish",
+    "templates": "list, show, create, edit and import templates (email replies, news, commit messages, …)",
 }
 SHELLS = ("bash", "zsh", "fish")
 # Values that change between runs; completion scripts ask 'gptterm completion --values NAME' for them.
-DYNAMIC = ("models", "languages")
+DYNAMIC = ("models", "languages", "templates")
 
 SERVER_HELP = ("use an OpenAI-compatible server instead of a local model: its URL (http://HOST:PORT/v1), a "
                "[servers.NAME] profile of the config file, or 'local' (default: $GPTTERM_SERVER, "
@@ -75,6 +77,12 @@ def _add_language(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -
     _completes(parser.add_argument(*flags, metavar="LANG", **kwargs), "languages")
 
 
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="do not say when the model is not suited to the task and which one is ('advice = false' "
+                             "in the config file does it always)")
+
+
 def _add_encoding(parser: argparse.ArgumentParser) -> None:
     """--encoding on every command that reads text input (files, stdin, the REPL's lines)."""
     parser.add_argument("--encoding", metavar="NAME", type=textio.check_encoding,
@@ -91,11 +99,31 @@ def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) ->
     for p in PARAMS:
         if p.kind not in kinds:
             continue
+        extra: dict[str, Any] = {"action": "append"} if p.is_list else {}
         group.add_argument(*p.flags, dest=p.name, default=None, metavar=p.metavar or p.type.__name__.upper(),
-                           help=p.describe().replace("%", "%%"))
+                           help=p.describe().replace("%", "%%") + ("; repeat the flag for more" if p.is_list else ""),
+                           **extra)
 
 
-def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
+def _add_schema(parser: argparse.ArgumentParser) -> None:
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--schema", metavar="FILE|JSON",
+                     help="the reply is JSON matching this JSON Schema: a file, JSON text, or fields like 'name, age "
+                          "int, bio: a short bio' (types str, int, float, bool); exit 14 when it does not match")
+    out.add_argument("--json-object", action="store_true", help="the reply is a JSON object (any); exit 14 otherwise")
+
+
+def _add_template(parser: argparse.ArgumentParser) -> None:
+    _completes(parser.add_argument("-t", "--template", metavar="NAME|PATH",
+                                   help="use a template ('gptterm templates' lists them): its system prompt, its "
+                                        "prompt around the input (stdin, else PROMPT), its parameters and schema"),
+               "templates")
+    parser.add_argument("-V", "--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a template variable, e.g. -V tone=formal (repeatable)")
+
+
+def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True, structured: bool = False) -> None:
+    """``structured``: also -t/-V (chat commands) and --schema/--json-object (every generating command)."""
     _add_model(parser)
     _add_server(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object with the text and statistics")
@@ -107,6 +135,13 @@ def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
                             help="when the prompt does not fit the context: fail (default) or drop the oldest text")
     parser.add_argument("--show-probs", action="store_true",
                         help="colour the streamed reply by each token's probability (on a terminal; needs no --json)")
+    parser.add_argument("--show-thinking", action="store_true",
+                        help="also print a reasoning model's thinking (its <think> block), before the answer; it is "
+                             "left out otherwise (--json has it in 'thinking')")
+    if structured:
+        _add_schema(parser)
+        if chat:
+            _add_template(parser)
     kinds = ("sampling", "load", "output", "prompt") if chat else ("sampling", "load", "output")
     _add_param_flags(parser, kinds)
 
@@ -128,7 +163,7 @@ def prompt_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"gptterm {__version__}")
     parser.add_argument("prompt", nargs="*", help="the prompt (words are joined with spaces)")
-    _add_common(parser)
+    _add_common(parser, structured=True)
     return parser
 
 
@@ -137,7 +172,10 @@ def chat_parser() -> Parser:
     cont = parser.add_mutually_exclusive_group()
     cont.add_argument("-c", "--continue", dest="cont", action="store_true", help="continue the most recent conversation")
     cont.add_argument("--cid", type=int, metavar="ID", help="continue the conversation with this id")
-    _add_common(parser)
+    parser.add_argument("--docs", action="append", metavar="PATH|@NAME",
+                        help="answer from these documents too: each message brings the passages that bear on it "
+                             "(files, folders or a collection; repeatable)")
+    _add_common(parser, structured=True)
     return parser
 
 
@@ -146,7 +184,7 @@ def generate_parser() -> Parser:
     parser.add_argument("prompt", nargs="*", help="text to continue (default: stdin)")
     parser.add_argument("-n", "--samples", type=int, default=1, metavar="N", help="number of samples (default 1)")
     parser.add_argument("--no-echo", action="store_true", help="print only the continuation, not the prompt")
-    _add_common(parser, chat=False)
+    _add_common(parser, chat=False, structured=True)
     return parser
 
 
@@ -156,6 +194,7 @@ def _task_common(parser: Parser) -> None:
     _add_server(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object with per-part results and stats")
     parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and time to stderr")
+    _add_quiet(parser)
     _add_encoding(parser)
     parser.add_argument("--output-encoding", metavar="same|NAME", type=_output_encoding,
                         help="write the result in this encoding instead of UTF-8; 'same': the input's (the first "
@@ -258,7 +297,11 @@ def models_parser() -> Parser:
                     epilog="Downloads go to the Hugging Face cache ($HF_HOME/hub, default ~/.cache/huggingface/hub); "
                            "HF_TOKEN authenticates (gated repos), HF_ENDPOINT picks another Hub.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    cat = sub.add_parser("catalog", help="curated chat models by size, and whether they fit this machine")
+    cat = sub.add_parser("catalog", help="curated models by size: what each is good for, and whether it fits this "
+                                         "machine")
+    cat.add_argument("--for", dest="task", choices=TASKS,
+                     help="only the models good for this task, best first (* marks the one that suits this machine)")
+    _add_language(cat, "--lang", help="only the models that know this language (code or name; several: zh,fr)")
     cat.add_argument("--json", action="store_true")
     search = sub.add_parser("search", help="GGUF repos on the Hub matching QUERY; for OWNER/NAME, that repo's files")
     search.add_argument("query")
@@ -314,6 +357,7 @@ def ask_parser() -> Parser:
                         help="print the passages retrieved for the question, without asking the model")
     parser.add_argument("--embed-model", metavar="NAME|PATH",
                         help="an embedding GGUF: passages are also ranked by meaning, merged with the word ranking")
+    _add_quiet(parser)
     _add_common(parser)
     return parser
 
@@ -368,10 +412,32 @@ def perplexity_parser() -> Parser:
     return parser
 
 
+def templates_parser() -> Parser:
+    parser = Parser(prog="gptterm templates", description=COMMANDS["templates"] + ". Built-in templates can be "
+                    "overridden by a file of the same name in <config dir>/templates/; use one with "
+                    "'gptterm -t NAME [-V VAR=VALUE]'.")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    ls = sub.add_parser("ls", help="every template: name, where it is from, variables, description (the default)")
+    ls.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="a template's prompts, variables, parameters and schema")
+    _completes(show.add_argument("name", metavar="NAME|PATH"), "templates")
+    show.add_argument("--json", action="store_true")
+    new = sub.add_parser("new", help="write a commented starter template (or a copy of the built-in of that name) "
+                                     "into <config dir>/templates/")
+    new.add_argument("name")
+    edit = sub.add_parser("edit", help="open template NAME in $EDITOR (a built-in is copied to your folder first)")
+    _completes(edit.add_argument("name"), "templates")
+    imp = sub.add_parser("import", help="import fabric patterns: a folder of NAME/system.md (and user.md), or one")
+    imp.add_argument("folder", metavar="DIR")
+    imp.add_argument("--force", action="store_true", help="replace templates of the same names")
+    _default_action(parser, "ls")
+    return parser
+
+
 PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser,
            "summarize": summarize_parser, "translate": translate_parser, "models": models_parser,
            "doctor": doctor_parser, "serve": serve_parser, "tokens": tokens_parser, "ask": ask_parser,
-           "docs": docs_parser,
+           "docs": docs_parser, "templates": templates_parser,
            "perplexity": perplexity_parser, "completion": completion_parser}
 
 
@@ -463,7 +529,9 @@ def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in PARAMS:
         raw = getattr(ns, p.name, None)
-        if raw is not None:  # an argument's undecodable bytes (--system $'caf\xe9') decoded, never surrogates
+        if isinstance(raw, list):  # a flag that repeats (--lora): its values in order
+            out[p.name] = tuple(item for r in raw for item in p.parse(textio.clean(r, p.flag)))
+        elif raw is not None:  # an argument's undecodable bytes (--system $'caf\xe9') decoded, never surrogates
             out[p.name] = find_param(p.name).parse(textio.clean(raw, p.flag))
     return out
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from gptterm import textio
 from gptterm.cli import setup
 from gptterm.cli.docs import embed_scope, index_roots, load_embedder, resolve_roots
-from gptterm.cli.io import keeping_partial, note, read_stdin, run_reply
+from gptterm.cli.io import ThinkingWriter, keeping_partial, note, read_stdin, run_reply
 from gptterm.errors import GpttermError, InputError, UsageError
 from gptterm.tasks.ask import sources_text
 
@@ -64,6 +64,7 @@ def run_ask(ns: argparse.Namespace) -> int:
             print(f"[{i}] {h.where()}  (coverage {h.coverage:.0%})\n{h.text}\n")
         return 0
     engine = setup.engine(ns, config, params)
+    setup.advise(ns, config, engine, "ask", ())
     asked = Asker(engine, params, index, ids, k=ns.k, embedder=embedder).ask(question)
     store = setup.store(ns)
     if asked.reply is None:
@@ -79,7 +80,7 @@ def run_ask(ns: argparse.Namespace) -> int:
     if asked.dropped:
         note(f"{asked.dropped} of the passages found did not fit the context (a bigger --ctx holds more)")
     reply = asked.reply
-    writer = setup.reply_writer(ns, reply)
+    writer = ThinkingWriter(setup.reply_writer(ns, reply), reply, show=ns.show_thinking)
     try:
         with keeping_partial(reply, writer, logged=store is not None):
             interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
@@ -88,7 +89,8 @@ def run_ask(ns: argparse.Namespace) -> int:
         raise
     _record(store, engine.info.name, question, reply.text, asked)
     if ns.json:
-        print(json.dumps({"question": question, "answer": reply.text, "found": True, "model": engine.info.name,
+        print(json.dumps({"question": question, "answer": reply.text, "thinking": reply.thinking or None,
+                          "found": True, "model": engine.info.name,
                           "finish_reason": reply.finish_reason, **reply.stats.as_dict(),
                           "sources": [hit_json(i, h) for i, h in enumerate(asked.hits, 1)],
                           **setup.logprobs_json(reply)}, ensure_ascii=False))

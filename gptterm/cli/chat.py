@@ -11,8 +11,8 @@ import sys
 from typing import Any, TYPE_CHECKING
 
 from gptterm import textio
-from gptterm.cli import setup
-from gptterm.cli.io import keeping_partial, note, read_stdin, run_reply, stdin_is_piped
+from gptterm.cli import setup, structured
+from gptterm.cli.io import ThinkingWriter, keeping_partial, note, read_stdin, run_reply, stdin_is_piped
 from gptterm.engine.base import Message, Reply
 from gptterm.errors import GpttermError, InputError, UsageError
 from gptterm.settings import LOAD, PARAMS, find_param
@@ -20,6 +20,7 @@ from gptterm.tasks.chat import ChatSession, compose_prompt
 from gptterm.tasks.context import head_tokens
 
 if TYPE_CHECKING:
+    from gptterm.docs.index import DocIndex
     from gptterm.engine.base import Engine
     from gptterm.settings import Params
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 def run_default(ns: argparse.Namespace) -> int:
     prompt = textio.clean(" ".join(ns.prompt), "the prompt", note) if ns.prompt else None
     context = read_stdin(setup.input_encoding(ns)) if stdin_is_piped() else None
+    if getattr(ns, "template", None):  # the template's input: stdin, else the PROMPT words
+        return run_oneshot(ns, prompt, context)
     if prompt is None and context is None:
         if sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty():
             return run_tui(ns)
@@ -59,39 +62,63 @@ def run_tui(ns: argparse.Namespace) -> int:
 
 
 def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None) -> int:
+    # a template or schema that cannot be used is one line before the model loads
+    schema = structured.schema(ns)
+    bound = structured.template(ns, extra=prompt if context is not None and context.strip() else None)
+    if bound is not None:
+        # the template's input is stdin (the PROMPT words then follow its prompt), else the PROMPT words
+        context, prompt = (context if context is not None and context.strip() else prompt), None
+        if not (context or "").strip() and bound.needs_input():
+            raise InputError(f"template {bound.template.name} needs a text: pipe it on stdin or give it as PROMPT")
+        bound = dataclasses.replace(bound, schema=schema or bound.schema,
+                                    system="" if getattr(ns, "system", None) is not None else bound.system)
     config, params = setup.settings(ns)
     engine = setup.engine(ns, config, params)
     session = ChatSession(engine, params, store=setup.store(ns), kind="oneshot",
                           on_overflow=ns.on_overflow, on_truncate=lambda r: note(r.describe()))
+    session.schema = schema
+    session.use_template(bound)
+    used = params.replace(**bound.params) if bound is not None else params
+    structured.warn_unsupported(engine, bound.schema if bound is not None else schema)
+    holds = structured.held(ns, bound.schema if bound is not None else schema)
 
     def truncate_last(budget: int) -> Message:
         # Cut the piped text, never the instruction; without a pipe, cut the prompt.
+        if bound is not None:
+            fixed = engine.count_tokens(bound.message(""))
+            return {"role": "user", "content": bound.message(head_tokens(engine, context or "", max(0, budget - fixed)))}
         if context is None:
             return {"role": "user", "content": head_tokens(engine, prompt or "", budget)}
         fixed = engine.count_tokens(compose_prompt(prompt, ""))
         return {"role": "user", "content": compose_prompt(prompt, head_tokens(engine, context, max(0, budget - fixed)))}
 
     reply = session.send(compose_prompt(prompt, context), truncate_last=truncate_last)
-    writer = setup.reply_writer(ns, reply)
+    writer = ThinkingWriter(setup.reply_writer(ns, reply), reply, show=getattr(ns, "show_thinking", False))
     try:
         with keeping_partial(reply, writer, logged=session.store is not None):
-            interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
+            interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json or holds else writer)
+        checked = None if interrupted else structured.check(reply, session.active_schema, used,
+                                                             logged=session.store is not None)
     except GpttermError as err:
         if ns.json:  # machines get what there is, and the reason, before the error exit
-            print(json.dumps({**reply_json(reply, engine, params, session.conversation_id), "error": str(err)},
+            print(json.dumps({**reply_json(reply, engine, used, session.conversation_id), "error": str(err)},
                              ensure_ascii=False))
         raise
     if ns.json:
-        print(json.dumps(reply_json(reply, engine, params, session.conversation_id), ensure_ascii=False))
+        print(json.dumps({**reply_json(reply, engine, used, session.conversation_id), **structured.json_fields(checked)},
+                         ensure_ascii=False))
+    elif holds:
+        structured.write_held(checked)  # JSON to a pipe or a file: only once it matches
     else:
         writer.end_line()
-    report_end(ns, reply, params, interrupted, logged=session.store is not None)
+    report_end(ns, reply, used, interrupted, logged=session.store is not None)
     return 130 if interrupted else 0
 
 
 def reply_json(reply: Reply, engine: Engine, params: Params, conversation_id: int | None) -> dict[str, Any]:
     return {
         "text": reply.text,
+        "thinking": reply.thinking or None,
         "model": engine.info.name,
         "finish_reason": reply.finish_reason,
         **reply.stats.as_dict(),
@@ -108,7 +135,10 @@ def report_end(ns: argparse.Namespace, reply: Reply, params: Params, interrupted
     if interrupted:
         note("stopped; the partial reply is kept in history" if logged else "stopped")
     elif reply.finish_reason == "length":
-        if reply.stats.completion_tokens >= params.max_tokens:
+        if reply.thinking and not reply.text.strip():
+            note(f"the model spent all its tokens thinking ({reply.stats.completion_tokens}) and gave no answer: a "
+                 "bigger --max-tokens, or --thinking off (/no_think in the REPL)")
+        elif reply.stats.completion_tokens >= params.max_tokens:
             note(f"the reply stopped at --max-tokens ({params.max_tokens})")
         else:
             note(f"the reply stopped because the context ({reply.stats.prompt_tokens + reply.stats.completion_tokens}"
@@ -121,6 +151,7 @@ HELP = """commands:
   /system [TEXT]       show or set the system prompt (empty TEXT clears it)
   /set [NAME [VALUE]]  show parameters, or set one (e.g. /set temperature 0.2)
   /save                save the parameters changed here to the config file
+  /think, /no_think    switch a reasoning model's thinking on or off (Qwen3, SmolLM3; /set thinking auto: its default)
   /regen               generate the last reply again
   /clear               start a new conversation
   /help                this help
@@ -152,6 +183,7 @@ class Repl:
         self.interactive = sys.stdin.isatty()
         self.prompt_stream = sys.stdout if sys.stdout.isatty() else sys.stderr
         self.continued = conversation
+        self.documents = _attach_documents(ns.docs) if getattr(ns, "docs", None) else None
         self.encoding = setup.input_encoding(ns)
         # A pipe (or a terminal whose prompt goes to stderr) is read as bytes, each line decoded by textio;
         # input() gets the terminal's line editing, and what it returns is cleaned of undecodable bytes.
@@ -226,12 +258,25 @@ class Repl:
                     if self.command(text) == "exit":
                         return 0
                     continue
-                self.stream(self.session.send(text))
+                self.send(text)
             except GpttermError as err:
                 note(f"error: {err}")
 
+    def send(self, text: str) -> None:
+        """One message; with --docs, the passages that bear on it go with it, and their sources after."""
+        if self.documents is None:
+            self.stream(self.session.send(text))
+            return
+        from gptterm.tasks.ask import grounding, sources_text
+
+        index, ids = self.documents
+        block, hits = grounding(index, ids, text, self.engine)
+        self.stream(self.session.send(text, grounding=block))
+        if hits:
+            print("Sources:\n" + sources_text(hits), file=self.prompt_stream)
+
     def stream(self, reply: Reply) -> None:
-        writer = setup.reply_writer(self.ns, reply)
+        writer = ThinkingWriter(setup.reply_writer(self.ns, reply), reply, show=getattr(self.ns, "show_thinking", False))
         with keeping_partial(reply, writer, logged=self.store is not None):
             interrupted = run_reply(reply, self.engine.cancel, writer)
         writer.end_line()
@@ -262,6 +307,11 @@ class Repl:
             else:
                 self.session.set_system(arg)
                 note("system prompt set" if arg else "system prompt cleared")
+        elif name in ("think", "no_think", "nothink"):
+            if getattr(self.engine, "thinks", True) is False:
+                note("this model's chat template has no thinking mode: /think and /no_think change nothing here")
+            else:
+                self.set_param(f"thinking {'on' if name == 'think' else 'off'}")
         elif name == "set":
             self.set_param(arg)
         elif name == "save":
@@ -333,6 +383,21 @@ def _enable_readline() -> None:
         import readline  # noqa: F401  (line editing and history for input())
     except ImportError:
         pass
+
+
+def _attach_documents(items: list[str]) -> tuple[DocIndex, list[int]]:
+    """The index brought up to date for --docs, and the files it covers."""
+    from gptterm.cli.docs import index_roots, resolve_roots
+    from gptterm.docs.index import DocIndex
+
+    index = DocIndex()
+    roots = resolve_roots(index, items)
+    index_roots(index, roots)
+    ids = index.scope(roots)
+    if not ids:
+        raise InputError("--docs: none of those files holds readable text")
+    note(f"answering from {len(ids)} files too (--docs)")
+    return index, ids
 
 
 def run_repl(ns: argparse.Namespace) -> int:

@@ -81,6 +81,10 @@ def _values(name: str) -> list[str]:
         from gptterm.models.store import list_models
 
         return [m.name for m in list_models()]
+    if name == "templates":
+        from gptterm.templates import names
+
+        return names()
     from gptterm.assets import languages
 
     return list(languages())

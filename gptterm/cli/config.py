@@ -31,6 +31,7 @@ def run_config(ns: argparse.Namespace) -> int:
         print(f"{'server':<16} {config.server or LOCAL!s:<12} {'config' if config.server else 'default'}")
         encoding = config.encoding or "(detected)"
         print(f"{'encoding':<16} {encoding:<12} {'config' if config.encoding else 'default'}")
+        print(f"{'advice':<16} {str(config.advice).lower():<12} {'config' if 'advice' in raw else 'default'}")
         for name, profile in sorted(config.servers.items()):
             print(f"{'servers.' + name:<16} {profile.url}")
         return 0
@@ -51,6 +52,12 @@ def run_config(ns: argparse.Namespace) -> int:
                 raise UsageError(f"server must be an http(s):// URL, '{LOCAL}', or the name of a "
                                  f"[servers.NAME] profile in {path}")
             save_config({name: ns.value})
+        elif action == "set" and name == "advice":
+            value = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}.get(
+                ns.value.strip().lower())
+            if value is None:
+                raise UsageError("advice must be true or false")
+            save_config({name: value})
         elif action == "set" and name == "encoding":
             textio.check_encoding(ns.value)  # one line naming where valid names are, exit 2
             save_config({name: ns.value})

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gptterm.cli.io import StatusLine, note
+from gptterm.cli.io import Status, note
 from gptterm.errors import DocsError, InputError, UsageError
 from gptterm.models.names import human_size
 
@@ -32,17 +32,14 @@ def resolve_roots(index: DocIndex, items: list[str]) -> list[str]:
 
 def index_roots(index: DocIndex, roots: list[str], cancel: threading.Event | None = None) -> Update:
     """Bring the index up to date for ``roots``: progress on stderr, one line per file skipped."""
-    line = StatusLine()
+    with Status() as line:
 
-    def show(report: Update, path: str) -> None:
-        if report.read:
-            line.show(f"indexing: {report.files} files ({report.read} read), {report.passages:,} passages, "
-                      f"{report.mb_per_s:.1f} MB/s")
+        def show(report: Update, path: str) -> None:
+            if report.read:
+                line.show(f"indexing: {report.files} files ({report.read} read), {report.passages:,} passages, "
+                          f"{report.mb_per_s:.1f} MB/s")
 
-    try:
         report = index.update(roots, progress=show, cancel=cancel)
-    finally:
-        line.clear()
     for skipped in report.skipped[:SHOWN_SKIPS]:
         note(f"skipped {skipped}")
     if len(report.skipped) > SHOWN_SKIPS:
@@ -56,12 +53,9 @@ def index_roots(index: DocIndex, roots: list[str], cancel: threading.Event | Non
 
 
 def embed_scope(index: DocIndex, embedder: Embedder, ids: list[int]) -> int:
-    line = StatusLine()
-    try:
-        return index.embed_missing(embedder, ids, progress=lambda d, t: line.show(f"embedding: {d:,} of {t:,} "
-                                                                                  "passages"))
-    finally:
-        line.clear()
+    with Status() as line:
+        return index.embed_missing(embedder, ids, progress=lambda d, t: line.show(
+            f"embedding: {d:,} of {t:,} passages", fraction=d / t if t else None))
 
 
 def load_embedder(spec: str, threads: int | None) -> Embedder:

@@ -11,6 +11,7 @@ from pathlib import Path
 from gptterm.cli.io import note
 from gptterm.history import export
 from gptterm.history.store import Conversation, HistoryStore
+from gptterm.words import plural
 
 
 def _row(c: Conversation) -> str:
@@ -49,7 +50,7 @@ def run_history(ns: argparse.Namespace) -> int:
         for cid in ns.ids:
             store.delete_conversation(cid)
             cache.forget(cid)
-        note(f"deleted {len(ns.ids)} conversation(s)")
+        note(f"deleted {plural(len(ns.ids), 'conversation')}")
     elif action == "rename":
         store.rename(ns.id, ns.title)
     elif action == "export":

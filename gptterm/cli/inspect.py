@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 from gptterm import textio
 from gptterm.cli import setup
-from gptterm.cli.io import StatusLine, note, read_stdin, run_stream
+from gptterm.cli.io import Status, note, read_stdin, run_stream
 from gptterm.errors import InputError
 from gptterm.probability import shown as shown_p
 from gptterm.tasks.inputs import read_text_file
+from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine, Message, TokenInfo
@@ -63,7 +64,7 @@ def run_tokens(ns: argparse.Namespace) -> int:
     else:
         for t in infos:
             print(f"{t.id}\t{shown_piece(t)}")
-        note(f"{len(infos)} tokens ({engine.info.name})")
+        note(f"{plural(len(infos), 'token')} ({engine.info.name})")
     return 0
 
 
@@ -86,7 +87,7 @@ def _draw_tokens(infos: list[TokenInfo]) -> None:
         table.add_row(str(i), str(t.id), Text(shown_piece(t), style="bold" if t.special else ""))
     console.print(table)
     specials = sum(t.special for t in infos)
-    console.print(f"{len(infos)} tokens" + (f", {specials} special" if specials else ""))
+    console.print(plural(len(infos), "token") + (f", {specials} special" if specials else ""))
 
 
 # -- perplexity ----------------------------------------------------------------------
@@ -111,20 +112,17 @@ def run_perplexity(ns: argparse.Namespace) -> int:
     # this engine only evaluates prompts: flash attention is faster for that, on the CPU too
     engine = setup.engine(ns, config, params, flash_attn=True)
     job = Perplexity(engine, window=params.ctx, worst=ns.worst)
-    line = StatusLine()
+    with Status() as line:
 
-    def show(p: object) -> None:
-        from gptterm.tasks.perplexity import Progress
+        def show(p: object) -> None:
+            from gptterm.tasks.perplexity import Progress
 
-        assert isinstance(p, Progress)
-        rate = f" · {p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
-        ppl = f" · perplexity so far {p.perplexity:.3f}" if p.perplexity == p.perplexity else ""
-        line.show(f"perplexity: window {p.windows} · {p.fraction:.0%} of the text{ppl}{rate}")
+            assert isinstance(p, Progress)
+            rate = f" · {p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
+            ppl = f" · perplexity so far {p.perplexity:.3f}" if p.perplexity == p.perplexity else ""
+            line.show(f"perplexity: window {p.windows} · {p.fraction:.0%} of the text{ppl}{rate}", fraction=p.fraction)
 
-    try:
         interrupted = run_stream(job.run(text), job.cancel, show)
-    finally:
-        line.clear()
     result = job.result
     if ns.json:
         print(json.dumps({"model": engine.info.name, **result.as_dict()}, ensure_ascii=False))

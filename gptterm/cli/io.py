@@ -18,8 +18,12 @@ from gptterm.engine.base import Reply
 from gptterm.errors import GpttermError, InputError
 
 def note(message: str) -> None:
-    """A one-line diagnostic on stderr."""
-    print(f"gptterm: {message}", file=sys.stderr, flush=True)
+    """A one-line diagnostic on stderr (above the status line, while one is shown)."""
+    line = f"gptterm: {message}"
+    if _STATUSES:
+        _STATUSES[-1].print_line(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def utf8_streams() -> None:
@@ -37,27 +41,140 @@ def utf8_streams() -> None:
             pass
 
 
-class StatusLine:
-    """Progress on stderr: one line rewritten in place on a terminal (cleared before results are written
-    and at the end), a plain line per ``final`` update otherwise, so logs stay readable."""
+_STATUSES: list["Status"] = []
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class Status:
+    """The progress display of every long command (summarize, translate, indexing, perplexity, downloads).
+
+    On a terminal: one transient line on stderr drawn by rich's live display (a bar when the fraction done
+    is known, then the text), redrawn each second while it is shown and erased when done. When stdout is
+    the same terminal, results are written through ``output``: the line steps aside before a piece of the
+    result and comes back only at the start of a line, so it never mixes into the streamed text. When
+    stderr is not a terminal, only ``final`` lines are printed, one each (logs stay readable). Used as a
+    context manager; ``note`` prints above it meanwhile."""
+
+    TICK_S = 1.0
 
     def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.shown = False
+        self.tty = _isatty(sys.stderr)
+        self.shares = self.tty and _isatty(sys.stdout)
+        self._text: str | Callable[[], str] = ""
+        self._fraction: float | Callable[[], float | None] | None = None
+        self._line_start = True
+        self._live: Any = None
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._ticker: threading.Thread | None = None
 
-    def show(self, line: str, *, final: bool = False) -> None:
-        if self.tty:
-            sys.stderr.write("\r\033[K" + line)
-            sys.stderr.flush()
-            self.shown = True
-        elif final:
-            note(line)
+    def __enter__(self) -> "Status":
+        _STATUSES.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def show(self, text: str | Callable[[], str], *, fraction: float | Callable[[], float | None] | None = None,
+             final: bool = False) -> None:
+        """Show ``text`` (or what a callable gives, read again each second); ``final``: also a plain line
+        off a terminal."""
+        if not self.tty:
+            if final:
+                self.log(text() if callable(text) else text)
+            return
+        with self._lock:
+            self._text, self._fraction = text, fraction
+            if not self.shares or self._line_start:
+                self._draw()
+        if self._ticker is None and (callable(text) or callable(fraction)):
+            self._ticker = threading.Thread(target=self._tick, name="gptterm-status", daemon=True)
+            self._ticker.start()
+
+    def output(self, write: Callable[[str], Any], text: str) -> None:
+        """Write a piece of the result (stdout) with the status line out of its way."""
+        if not self.shares:
+            write(text)
+            return
+        with self._lock:
+            self._hide()
+            write(text)
+            if text:
+                self._line_start = text.endswith("\n")
+            if self._line_start and self._text:
+                self._draw()
+
+    def log(self, line: str) -> None:
+        """A plain progress line, printed only when stderr is not a terminal (where the live line says it)."""
+        if not self.tty:
+            print(f"gptterm: {line}", file=sys.stderr, flush=True)
+
+    def print_line(self, line: str) -> None:
+        """A line of its own on stderr (a note), above the status line."""
+        with self._lock:
+            if self._live is not None:
+                self._live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+                return
+            if self.shares and not self._line_start:
+                sys.stderr.write("\n")  # after a part of the result that has no line end yet
+                self._line_start = True
+            print(line, file=sys.stderr, flush=True)
 
     def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self.shown = False
+        with self._lock:
+            self._text = ""
+            self._hide()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.clear()
+        if self in _STATUSES:
+            _STATUSES.remove(self)
+
+    def _renderable(self) -> Any:
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        text = self._text() if callable(self._text) else self._text
+        fraction = self._fraction() if callable(self._fraction) else self._fraction
+        grid = Table.grid(padding=(0, 1))
+        line = Text(text, no_wrap=True, overflow="ellipsis")
+        if fraction is None:
+            grid.add_row(line)
+        else:
+            grid.add_row(ProgressBar(total=1.0, completed=max(0.0, min(1.0, fraction)), width=20), line)
+        return grid
+
+    def _draw(self) -> None:
+        if not self._text:
+            return
+        if self._live is None:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self._renderable(), console=Console(stderr=True), transient=True, auto_refresh=False,
+                              redirect_stdout=False, redirect_stderr=False)
+            self._live.start(refresh=True)
+        else:
+            self._live.update(self._renderable(), refresh=True)
+
+    def _hide(self) -> None:
+        if self._live is not None:
+            live, self._live = self._live, None
+            live.stop()
+
+    def _tick(self) -> None:
+        while not self._closed.wait(self.TICK_S):
+            with self._lock:
+                if self._live is not None:
+                    self._draw()
 
 
 def stdin_is_piped() -> bool:
@@ -95,7 +212,7 @@ def run_reply(reply: Reply, cancel: Callable[[], None], write: Callable[[str], A
 
 
 @contextmanager
-def keeping_partial(reply: Reply, writer: "StdoutWriter", *, logged: bool) -> Iterator[None]:
+def keeping_partial(reply: Reply, writer: "StdoutWriter | ThinkingWriter", *, logged: bool) -> Iterator[None]:
     """When a reply fails midway (e.g. a server drops the stream), end its line and say what was kept."""
     try:
         yield
@@ -235,3 +352,63 @@ class ProbabilityWriter(StdoutWriter):
         new, self.seen = logprobs[self.seen:], len(logprobs)
         colour = probability.colour(min((math.exp(t.logprob) for t in new), default=1.0))
         return text if colour is None else f"\033[38;5;{colour}m{text}\033[0m"
+
+
+class ThinkingWriter:
+    """Writes a reply whose model may think first (a <think> block, ``Reply.on_thinking``).
+
+    With ``show`` the thinking is printed before the answer: dimmed on a terminal, between ``<think>``
+    and ``</think>`` lines in a pipe. Without it, a terminal shows a transient "thinking…" status on
+    stderr until the answer starts, and a pipe gets the answer only.
+    """
+
+    def __init__(self, writer: StdoutWriter, reply: Reply, *, show: bool) -> None:
+        self.writer, self.show = writer, show
+        self.tty = _isatty(sys.stdout) and "NO_COLOR" not in os.environ
+        self.open = False
+        self.words = 0
+        self.status: Status | None = None
+        self.started = False
+        reply.on_thinking(self.thinking)
+
+    @property
+    def broken(self) -> bool:
+        return self.writer.broken
+
+    def thinking(self, text: str) -> None:
+        if self.started:
+            return
+        if self.show:
+            if not self.open:
+                self.open = True
+                text = text.lstrip("\n")
+                self.writer("" if self.tty else "<think>\n")
+            self.writer(f"\033[2m{text}\033[0m" if self.tty and text else text)
+            return
+        self.words += len(text.split())
+        if self.status is None:
+            self.status = Status().__enter__()
+        self.status.show(f"thinking… {self.words} words")
+
+    def __call__(self, text: str) -> None:
+        if not self.started:
+            self.started = True
+            if self.status is not None:
+                self.status.close()
+            if self.open:
+                self.writer.end_line()
+                self.writer("\n" if self.tty else "</think>\n\n")
+        self.writer(text)
+
+    def end_line(self) -> None:
+        self.close()
+        self.writer.end_line()
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.close()
+        if self.open and not self.started:  # thought to the end: no answer came
+            self.started = True
+            self.writer.end_line()
+            if not self.tty:
+                self.writer("</think>\n")

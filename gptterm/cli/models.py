@@ -42,22 +42,46 @@ def _json(data: Any) -> None:
 
 
 def _catalog(ns: argparse.Namespace) -> int:
-    from gptterm.models import catalog, store
+    from gptterm.models import advice, catalog, store
     from gptterm.models.machine import this_machine
 
     machine = this_machine()
     local = store.list_models()
-    rows = catalog.rows(machine)
+    task, langs = _catalog_filter(ns)
+    entries = tuple(advice.ranked(task, langs)) if task else catalog.CATALOG
+    rows = catalog.rows(machine, entries=entries)
+    best = advice.recommend(task, langs, machine=machine) if task else None
     for row in rows:
         row["downloaded"] = any(m.name == row["id"] for m in local)
+        row["recommended"] = best is not None and row["id"] == best.id
     if ns.json:
-        _json({"machine": _machine_dict(machine), "models": rows})
+        _json({"machine": _machine_dict(machine), "task": task, "languages": list(langs), "models": rows,
+               "recommended": best.id if best else None})
         return 0
-    _table([(r["id"], r["params"], r["quant"], human_size(r["size"]), "~" + human_size(r["memory"]), r["fits"],
-             "yes" if r["downloaded"] else "", f"{r['repo']}/{r['file']}") for r in rows],
-           ("ID", "PARAMS", "QUANT", "SIZE", "MEMORY", "FITS", "LOCAL", "REPO/FILE"))
-    note(_machine_line(machine) + "; 'gptterm models pull ID' downloads one")
+    if task and not rows:
+        note(f"no catalog model is known to {advice.VERBS.get(task, task)}" + (f" in {', '.join(langs)}" if langs else ""))
+        return 0
+    _table([(r["id"] + (" *" if r["recommended"] else ""), r["params"], r["quant"], human_size(r["size"]),
+             "~" + human_size(r["memory"]), r["fits"], "yes" if r["downloaded"] else "", ",".join(r["tasks"]),
+             catalog.languages_text(tuple(r["languages"])), catalog.context_text(r["context"]),
+             r["licence"] + (" (gated)" if r["gated"] else "")) for r in rows],
+           ("ID", "PARAMS", "QUANT", "SIZE", "MEMORY", "FITS", "LOCAL", "GOOD FOR", "LANGUAGES", "CTX", "LICENCE"))
+    if task:
+        what = f"{task}" + (f" in {', '.join(langs)}" if langs else "")
+        note(f"best first for {what}; " + (f"* suits this machine best: gptterm models pull {best.id}" if best else
+                                           "none of them suits this machine (memory, disk, speed)"))
+    note(_machine_line(machine) + "; 'gptterm models pull ID' downloads one ('--json' has the repos and files)")
     return 0
+
+
+def _catalog_filter(ns: argparse.Namespace) -> tuple[str | None, tuple[str, ...]]:
+    from gptterm.assets import language_code
+
+    task = getattr(ns, "task", None)
+    langs = tuple(language_code(code) for code in (getattr(ns, "lang", None) or "").split(",") if code.strip())
+    if langs and not task:
+        task = "chat"
+    return task, langs
 
 
 def _machine_dict(machine: Any) -> dict:
@@ -170,28 +194,23 @@ def _show_plan(plan: PullPlan, as_json: bool) -> None:
 
 
 class _progress_display:
-    """A rich progress bar (bytes, speed, ETA) when stderr is a terminal; otherwise one line
-    when the first bytes arrive, so a pull that fails before that prints only its error."""
+    """The download on the status line (``cli.io.Status``: bytes, speed, time left) when stderr is a
+    terminal; otherwise one line when the first bytes arrive, so a pull that fails before that prints only
+    its error."""
 
     def __init__(self, plan: PullPlan) -> None:
         self.name, self.total = plan.name, plan.model.size
         self.plan, self.model = plan, plan.model
-        self.bar: Any = None
-        self.task: Any = None
+        self.status: Any = None
         self.announced = False
+        self.last: Progress | None = None
+        self.samples: list[tuple[float, int]] = []
 
     def __enter__(self) -> ProgressFn:
-        if not sys.stderr.isatty():
-            return self.announce
-        from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from gptterm.cli.io import Status
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                            TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task(self.name, total=self.total)
-        return self.update
+        self.status = Status().__enter__()
+        return self.update if self.status.tty else self.announce
 
     def announce(self, p: Progress) -> None:
         if self.announced or p.phase != "downloading":
@@ -203,12 +222,27 @@ class _progress_display:
              + (f"; {human_size(p.resumed)} already here" if p.resumed else "") + ")")
 
     def update(self, p: Progress) -> None:
-        label = f"{self.name} (checking the part file)" if p.phase == "checking" else self.name
-        self.bar.update(self.task, completed=p.done, description=label)
+        import time
+
+        from gptterm.tasks.progress import clock
+
+        now = time.monotonic()
+        self.samples = [s for s in self.samples if now - s[0] <= 5.0] + [(now, p.done)]
+        if p.phase == "checking":
+            self.samples = [(now, p.done)]
+            text = f"{self.name}: checking the part file · {human_size(p.done)} of {human_size(p.total)}"
+        else:
+            (t0, d0), speed = self.samples[0], 0.0
+            if now > t0 and p.done > d0:
+                speed = (p.done - d0) / (now - t0)
+            left = f" · ~{clock((p.total - p.done) / speed)} left" if speed else ""
+            text = (f"{self.name}: {human_size(p.done)} of {human_size(p.total)}"
+                    + (f" · {human_size(speed)}/s" if speed else "") + left)
+        self.status.show(text, fraction=p.fraction)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        if self.status is not None:
+            self.status.__exit__(*exc)
 
 
 # -- the local store -------------------------------------------------------------------

@@ -76,3 +76,15 @@ def stats_line(reply: Reply) -> str:
         parts.append(f"{s.tokens_per_s:.1f} tok/s")
     parts.append(f"finish: {reply.finish_reason}")
     return ", ".join(parts)
+
+
+def advise(ns: argparse.Namespace, config: Any, engine: Any, task: str, languages: tuple[str, ...]) -> None:
+    """Say once when the loaded model does not cover ``task`` or ``languages`` (and which model does);
+    --quiet or 'advice = false' in the config file silences it."""
+    if getattr(ns, "quiet", False) or not getattr(config, "advice", True):
+        return
+    from gptterm.models.advice import check, profile_for
+
+    advice = check(profile_for(engine.info), task, languages)
+    if advice is not None:
+        note(advice.line())

@@ -9,10 +9,11 @@ from typing import Any, Callable, TYPE_CHECKING
 from gptterm import textio
 from gptterm.cli import setup
 from gptterm.cli.args import param_overrides
-from gptterm.cli.io import EncodedWriter, StatusLine, StdoutWriter, note, read_stdin_decoded, run_stream
+from gptterm.cli.io import EncodedWriter, Status, StdoutWriter, note, read_stdin_decoded, run_stream
 from gptterm.errors import InputError, UsageError
 from gptterm.tasks.inputs import read_text_files
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
+from gptterm.tasks.progress import PartProgress
 
 if TYPE_CHECKING:
     from gptterm.settings import Params
@@ -45,51 +46,42 @@ def task_params(ns: argparse.Namespace, params: Params) -> Params:
     return params.replace(**{k: v for k, v in TASK_DEFAULTS.items() if k not in given})
 
 
-class Progress:
-    """Where a job is: part k of n, and its speed."""
-
-    def __init__(self, verb: str):
-        self.verb = verb
-        self.line = StatusLine()
-
-    def update(self, event: TaskEvent) -> None:
-        if event.kind == "progress" and event.total > 1:
-            level = f" (round {event.level + 1})" if event.level else ""
-            self.line.show(f"{self.verb}: part {event.index + 1} of {event.total}{level}…")
-        elif event.kind == "chunk" and event.total > 1 and event.result:
-            r = event.result
-            rate = f", {r['tokens_per_s']:.0f} tok/s" if r.get("tokens_per_s") else ""
-            self.line.show(f"{self.verb}: part {event.index + 1} of {event.total} done "
-                           f"({r.get('input_tokens', 0)} tokens in{rate})", final=True)
-
-    def done(self) -> None:
-        self.line.clear()
-
-
 def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Callable[[], dict[str, Any]],
             writer: StdoutWriter) -> int:
-    progress = Progress(verb)
+    progress = PartProgress(verb)
+    with Status() as status:
 
-    def handle(event: TaskEvent) -> None:
-        if event.kind == "text":
-            if not ns.json:
-                progress.done()
-                writer(event.text)
-        else:
-            progress.update(event)
+        def handle(event: TaskEvent) -> None:
+            if event.kind == "text":
+                if not ns.json:
+                    status.output(writer, event.text)
+                return
+            line = progress.update(event)
+            if progress.total > 1:
+                status.show(progress.text, fraction=lambda: progress.fraction)
+                if line is not None:
+                    status.log(line)
 
-    interrupted = run_stream(job.run(text), job.cancel, handle)
-    progress.done()
+        interrupted = run_stream(job.run(text), job.cancel, handle)
     if ns.json:
         print(json.dumps({"text": job.text, "model": job.engine.info.name, **extra(), "chunks": job.chunks,
                           "stats": job.stats()}, ensure_ascii=False))
     else:
         writer.end_line()
         writer.finish()
+    stats = job.stats()
     if getattr(ns, "verbose", False):
-        s = job.stats()
-        note(f"{s['model_calls']} model calls, {s['prompt_tokens']} prompt and {s['completion_tokens']} "
-             f"generated tokens, {s['seconds']:.1f} s")
+        note(f"{stats['model_calls']} model calls for {stats['parts']} parts, {stats['prompt_tokens']} prompt and "
+             f"{stats['completion_tokens']} generated tokens, {stats['seconds']:.1f} s")
+        for c in job.chunks:
+            if c.get("trimmed"):
+                where = "the summary" if c.get("final") else f"part {c['index'] + 1}"
+                note(f"{where} reached its token cap ({c.get('max_tokens') or c.get('completion_tokens')}) and was "
+                     "cut at its last complete sentence")
+    if job.incomplete:
+        numbers = ", ".join(map(str, job.incomplete))
+        note(f"part{'s' if len(job.incomplete) > 1 else ''} {numbers} of {stats['parts']} reached the token cap even "
+             "when split: the translation there may be incomplete (a bigger --max-tokens or --ctx helps)")
     if interrupted or job.cancelled:
         note("stopped; the output so far is above")
         return 130
@@ -107,6 +99,9 @@ def run_summarize(ns: argparse.Namespace) -> int:
     writer = output_writer(ns, source)
     config, params = setup.settings(ns)
     engine = setup.engine(ns, config, params)
+    from gptterm.assets import language_code
+
+    setup.advise(ns, config, engine, "summarize", (language_code(options.language),) if options.language else ())
     job = Summarizer(engine, task_params(ns, params), options)
     return run_job(ns, job, source.text, "summarizing", lambda: {"options": {
         "length": options.length, "form": options.form, "language": options.language, "focus": options.focus}},
@@ -127,7 +122,13 @@ def run_translate(ns: argparse.Namespace) -> int:
     writer = output_writer(ns, source)
     config, params = setup.settings(ns)
     engine = setup.engine(ns, config, params)
-    job = Translator(engine, task_params(ns, params), target=ns.to, source=ns.source, glossary=glossary)
+    from gptterm.assets import language_code
+    from gptterm.tasks.translate import detect_language
+
+    source_code = language_code(ns.source) if ns.source else detect_language(source.text)
+    setup.advise(ns, config, engine, "translate", (language_code(ns.to), source_code))
+    job = Translator(engine, task_params(ns, params), target=ns.to, source=ns.source or source_code,
+                     glossary=glossary)
     code = run_job(ns, job, source.text, "translating", lambda: {"source": job.source, "target": job.target},
                    writer)
     if ns.source is None and job.source:

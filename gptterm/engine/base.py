@@ -141,10 +141,45 @@ class Reply:
         self.finish_reason: str | None = None
         self.done = False
         self._on_done: list[Callable[["Reply"], None]] = []
+        #: the <think> block's pieces (a reasoning model's), kept apart from the answer in ``parts``
+        self.thinking_parts: list[str] = []
+        self._splitter: Any = None
+        self._on_thinking: list[Callable[[str], None]] = []
 
     @property
     def text(self) -> str:
+        """The answer: the reply without its thinking."""
         return "".join(self.parts)
+
+    @property
+    def thinking(self) -> str:
+        """What a reasoning model wrote between <think> and </think> ("" when nothing)."""
+        return "".join(self.thinking_parts).strip()
+
+    @property
+    def in_thinking(self) -> bool:
+        """Whether the reply is still inside its <think> block (no answer yet)."""
+        return self._splitter is not None and self._splitter.in_thinking
+
+    def split_thinking(self, *, inside: bool = False) -> None:
+        """Tell a <think> block apart from the answer (chat replies); ``inside``: the prompt opened it."""
+        from gptterm.engine.thinking import ThinkSplitter
+
+        self._splitter = ThinkSplitter(inside=inside)
+
+    def on_thinking(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(piece)`` for each piece of thinking as it streams (iteration yields only the answer)."""
+        self._on_thinking.append(callback)
+
+    def _sorted(self, pieces: list[tuple[str, str]]) -> Iterator[str]:
+        for kind, text in pieces:
+            if kind == "answer":
+                self.parts.append(text)
+                yield text
+            else:
+                self.thinking_parts.append(text)
+                for callback in self._on_thinking:
+                    callback(text)
 
     def on_done(self, callback: Callable[["Reply"], None]) -> None:
         """Call ``callback(reply)`` once the reply ends: finished, stopped, failed or abandoned."""
@@ -152,9 +187,15 @@ class Reply:
 
     def __iter__(self) -> Iterator[str]:
         try:
+            splitter = self._splitter
             for piece in self._run(self):
-                self.parts.append(piece)
-                yield piece
+                if splitter is None:
+                    self.parts.append(piece)
+                    yield piece
+                else:
+                    yield from self._sorted(splitter.feed(piece))
+            if splitter is not None:
+                yield from self._sorted(splitter.flush())
         except BaseException:
             if self.finish_reason is None:
                 self.finish_reason = "error"
@@ -206,9 +247,11 @@ class Engine(Protocol):
         """The token a window starts with when the model adds one to every text (BOS), else None."""
         ...
 
-    def chat(self, messages: Sequence[Message], params: Params) -> Reply: ...
+    # ``schema``: a JSON Schema the reply must match (gptterm.schema): the local engine decodes under its
+    # grammar, a server is sent it as response_format; the face checks the finished reply.
+    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None) -> Reply: ...
 
-    def complete(self, prompt: str, params: Params) -> Reply: ...
+    def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply: ...
 
     def cancel(self) -> None: ...
 

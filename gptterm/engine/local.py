@@ -59,14 +59,18 @@ class LocalEngine:
     """A loaded GGUF model. One reply at a time; ``cancel()`` from any thread."""
 
     def __init__(self, model_path: Path | str, *, ctx: int, gpu_layers: int, threads: int | None,
-                 prompt_lookup: int = 0, flash_attn: bool | None = None, **_: Any):
+                 prompt_lookup: int = 0, flash_attn: bool | None = None, lora: Sequence[str] = (), **_: Any):
         """``prompt_lookup``: draft this many tokens by prompt-lookup decoding (0: off).
         ``flash_attn``: None follows the policy below; True for an engine that only scores texts.
+        ``lora``: LoRA adapters, each ``PATH[:SCALE]`` (checked against the model before it loads).
 
         It needs logits for every position (``logits_all``), which llama-cpp-python
         then copies into numpy on each step; see bench/prompt_lookup.py for its cost.
         """
         import llama_cpp
+
+        from gptterm.engine.grammar import GrammarLlama
+        from gptterm.models import adapters
 
         path = Path(model_path)
         check_gguf_file(path)
@@ -75,6 +79,7 @@ class LocalEngine:
             meta = read_metadata(path)
         except ValueError as err:
             raise ModelError(f"cannot load model {path}: {err}") from None
+        self.adapters = adapters.check(tuple(lora), path)  # a mismatch is one line, before anything loads
         n_ctx_train = meta.context_length
         n_ctx = min(ctx, n_ctx_train) if n_ctx_train else ctx
         offload = bool(llama_cpp.llama_supports_gpu_offload())
@@ -88,7 +93,7 @@ class LocalEngine:
             # prints during load are caught here, llama.cpp's own log by
             # llama_log.
             with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-                return llama_cpp.Llama(
+                return GrammarLlama(
                     model_path=str(path),
                     n_ctx=n_ctx,
                     n_batch=min(512, n_ctx),
@@ -122,6 +127,7 @@ class LocalEngine:
             reason = llama_log.failure_reason(llama_log.since(mark)) or str(err)
             raise ModelError(f"cannot load model {path}: {reason}") from None
         self._llm.verbose = False  # silence per-request prints from here on
+        self._apply_adapters(llama_cpp, mark)
         self._lib = llama_cpp
         self._vocab = self._llm._model.vocab
         self._cancel = threading.Event()
@@ -132,7 +138,8 @@ class LocalEngine:
         self._formatter = self._make_formatter(meta)
         self.meta = meta
         self.info = ModelInfo(
-            name=path.stem,
+            # the adapters are part of what the model is: the status line, doctor and the history name them
+            name=" + ".join([path.stem] + [a.spec.label() for a in self.adapters]),
             path=str(path),
             size_bytes=path.stat().st_size,
             architecture=meta.architecture,
@@ -142,7 +149,27 @@ class LocalEngine:
             has_chat_template=meta.chat_template is not None,
             gpu_layers=n_gpu_layers,
             threads=n_threads,
+            extra={"lora": [a.spec.text() for a in self.adapters]} if self.adapters else {},
         )
+
+    def _apply_adapters(self, llama_cpp: Any, mark: Any) -> None:
+        """Load the LoRA adapters and set them on the context (scale 0 leaves one out: the base model's output)."""
+        active = [a for a in self.adapters if a.spec.scale != 0]
+        if not active:
+            return
+        loaded = []
+        for a in active:
+            handle = llama_cpp.llama_adapter_lora_init(self._llm._model.model, str(a.path).encode())
+            if not handle:
+                reason = llama_log.failure_reason(llama_log.since(mark)) or "llama.cpp refused it"
+                self.close()
+                raise ModelError(f"cannot load the LoRA adapter {a.path}: {reason}")
+            loaded.append(handle)  # freed with the model
+        handles = (llama_cpp.llama_adapter_lora_p_ctypes * len(loaded))(*loaded)
+        scales = (ctypes.c_float * len(loaded))(*(a.spec.scale for a in active))
+        if llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, handles, len(loaded), scales):
+            self.close()
+            raise ModelError("llama.cpp could not set the LoRA adapters on the model")
 
     def _make_formatter(self, meta: GGUFMetadata) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -181,8 +208,10 @@ class LocalEngine:
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self._piece(t) for t in tokens).decode("utf-8", "replace")
 
-    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
-        rendered = self.render_chat(messages)
+    def chat_tokens(self, messages: Sequence[Message], thinking: str = "auto") -> list[int]:
+        return self._rendered_tokens(self.render_chat(messages, thinking))
+
+    def _rendered_tokens(self, rendered: str) -> list[int]:
         bos = self._formatter.bos_token
         add_bos = not (bos and rendered.startswith(bos))
         return self._llm.tokenize(_utf8(rendered), add_bos=add_bos, special=True)
@@ -190,9 +219,26 @@ class LocalEngine:
     def count_chat_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.chat_tokens(messages))
 
-    def render_chat(self, messages: Sequence[Message]) -> str:
+    @property
+    def thinks(self) -> bool:
+        """Whether the model's chat template knows a thinking mode (a <think> block or a switch for one)."""
+        from gptterm.engine.thinking import template_thinks
+
+        return template_thinks(self._formatter.template)
+
+    def render_chat(self, messages: Sequence[Message], thinking: str = "auto") -> str:
+        """The prompt the template makes of ``messages``; ``thinking`` "on"/"off" switches a reasoning
+        model's thinking through the template's ``enable_thinking``, else with /think or /no_think at the end
+        of the last user message (Qwen3 honours both); "auto" leaves the model's default."""
+        values: dict[str, Any] = {}
+        shown = [dict(m) for m in messages]
+        if thinking in ("on", "off") and self.thinks:
+            if "enable_thinking" in self._formatter.template:
+                values["enable_thinking"] = thinking == "on"
+            elif shown and shown[-1]["role"] == "user":
+                shown[-1]["content"] = f"{shown[-1]['content']} /{'think' if thinking == 'on' else 'no_think'}"
         try:
-            return self._formatter(messages=[dict(m) for m in messages]).prompt
+            return self._formatter(messages=shown, **values).prompt
         except Exception as err:  # a template that raises is the model's fault, not a crash
             raise EngineError(f"the model's chat template failed: {err}") from None
 
@@ -201,11 +247,15 @@ class LocalEngine:
 
     # -- generation -----------------------------------------------------------
 
-    def chat(self, messages: Sequence[Message], params: Params) -> Reply:
-        return self._reply(self.chat_tokens(messages), params)
+    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
+        rendered = self.render_chat(messages, params.thinking)
+        reply = self._reply(self._rendered_tokens(rendered), params, schema)
+        # a <think> block is kept apart from the answer; some templates open it in the prompt
+        reply.split_thinking(inside=rendered.rstrip().endswith("<think>"))
+        return reply
 
-    def complete(self, prompt: str, params: Params) -> Reply:
-        return self._reply(self.completion_tokens(prompt), params)
+    def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
+        return self._reply(self.completion_tokens(prompt), params, schema)
 
     # -- KV state on disk ---------------------------------------------------------
 
@@ -215,12 +265,17 @@ class LocalEngine:
         return self._llm.n_tokens
 
     def state_key(self) -> str:
-        """Identifies what a saved KV state is valid for: this model file, context size and KV layout."""
+        """Identifies what a saved KV state is valid for: this model file, its LoRA adapters, context size and
+        KV layout."""
         import hashlib
 
         st = Path(self.info.path).stat()
         # flash attention stores V untransposed: a state from the other layout does not load
         ident = f"{Path(self.info.path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.n_ctx}|fa={self.flash_attn}"
+        for a in self.adapters:  # another adapter set computed other keys and values: its state must not be reused
+            if a.spec.scale != 0:
+                ast = a.path.stat()
+                ident += f"|lora={a.path.resolve()}|{ast.st_size}|{ast.st_mtime_ns}|{a.spec.scale!r}"
         return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
     def save_state(self, path: Path) -> int:
@@ -264,7 +319,14 @@ class LocalEngine:
             llm.close()
             self._llm = None
 
-    def _reply(self, tokens: list[int], params: Params) -> Reply:
+    def _reply(self, tokens: list[int], params: Params, schema: dict[str, Any] | None = None) -> Reply:
+        gbnf = None
+        if schema is not None:
+            from gptterm import schema as schemas
+            from gptterm.engine import grammar
+
+            gbnf = schemas.grammar(schema)
+            grammar.check(self._vocab, gbnf)
         if len(tokens) >= self.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
@@ -273,7 +335,7 @@ class LocalEngine:
         self._cancel.clear()
         # os.urandom, not secrets: that import alone costs a one-shot 6 ms
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little") % (2**32 - 1)
-        return Reply(lambda reply: self._generate(reply, tokens, params, seed),
+        return Reply(lambda reply: self._generate(reply, tokens, params, seed, gbnf),
                      prompt_tokens=len(tokens), seed=seed)
 
     def _piece(self, token: int) -> bytes:
@@ -372,7 +434,8 @@ class LocalEngine:
         cb = self._abort_cb if on else self._lib.ggml_abort_callback(0)
         self._lib.llama_set_abort_callback(self._llm._ctx.ctx, cb, None)
 
-    def _generate(self, reply: Reply, tokens: list[int], params: Params, seed: int) -> Iterator[str]:
+    def _generate(self, reply: Reply, tokens: list[int], params: Params, seed: int,
+                  gbnf: str | None = None) -> Iterator[str]:
         llm = self._llm
         if llm is None:
             raise EngineError("the model was closed")
@@ -398,6 +461,7 @@ class LocalEngine:
                 min_p=params.min_p,
                 repeat_penalty=params.repeat_penalty,
                 reset=True,
+                grammar=gbnf,  # GrammarLlama: GBNF text, checked lazily (gptterm/engine/grammar.py)
             )
             try:
                 for token in gen:
@@ -433,9 +497,13 @@ class LocalEngine:
                 if t_first is not None and t_last is not None:
                     stats.decode_s = t_last - t_first
                 reply.finish_reason = finish
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield tail
+        # A reply cut by max_tokens can stop inside a multi-byte character: its first bytes
+        # are dropped, not shown as U+FFFD (an invalid byte inside the text still is).
+        held, _ = decoder.getstate()
+        if not held:
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
 
 
     def _logprob_recorder(self, reply: Reply, k: int) -> Callable[[int], None]:

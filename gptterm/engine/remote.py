@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # Sampling parameters that llama.cpp-based servers and vLLM accept but
 # OpenAI's own API refuses; dropped (once, for the engine's lifetime) when a
 # server says it does not know them.
-EXTENSION_PARAMS = ("top_k", "min_p", "repeat_penalty")
+EXTENSION_PARAMS = ("top_k", "min_p", "repeat_penalty", "chat_template_kwargs")
 # Pieces that are control tokens by their look (servers do not say which are special).
 SPECIAL_PIECE = re.compile(r"^(<\|[^|<>]+\|>|</?s>|\[/?INST\]|<(start|end)_of_turn>)$")
 
@@ -129,6 +129,8 @@ class RemoteEngine:
         self._flight: _Flight | None = None
         self._busy = threading.Lock()
         self._standard_only = False
+        #: how a schema is asked for: OpenAI's json_schema, else (a server that refused it) json_object + schema
+        self._schema_style = "json_schema"
 
     def _connect(self, wanted: str | None, ctx: int) -> None:
         listing = self.api.request_json("GET", "/models")
@@ -211,12 +213,29 @@ class RemoteEngine:
 
     # -- generation -----------------------------------------------------------
 
-    def chat(self, messages: Sequence[Message], params: Params) -> Reply:
-        body = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
-        return self._reply("/chat/completions", body, self.count_chat_tokens(messages), params)
+    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
+        body: dict[str, Any] = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+        if schema is not None:
+            body["response_format"] = self._response_format(schema)
+        if params.thinking in ("on", "off"):  # llama-server and vLLM hand this to the model's template
+            body["chat_template_kwargs"] = {"enable_thinking": params.thinking == "on"}
+        reply = self._reply("/chat/completions", body, self.count_chat_tokens(messages), params)
+        reply.split_thinking()
+        return reply
 
-    def complete(self, prompt: str, params: Params) -> Reply:
-        return self._reply("/completions", {"prompt": prompt}, self.count_tokens(prompt), params)
+    def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
+        body: dict[str, Any] = {"prompt": prompt}
+        if schema is not None:
+            from gptterm import schema as schemas
+
+            # no response_format for completions: llama.cpp's servers (llama-server, llama-cpp-python) take a grammar
+            body["grammar"] = schemas.grammar(schema)
+        return self._reply("/completions", body, self.count_tokens(prompt), params)
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self._schema_style == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+        return {"type": "json_object", "schema": schema}  # llama-cpp-python's server (and Anyscale's)
 
     def cancel(self) -> None:
         flight = self._flight
@@ -279,6 +298,7 @@ class RemoteEngine:
         t0 = time.perf_counter()
         t_first = t_last = None
         n = 0
+        in_reasoning = False
         if "logprobs" in request:
             reply.logprobs = []
         with self._busy:
@@ -303,6 +323,15 @@ class RemoteEngine:
                             flight.events = queue.SimpleQueue()
                             self._start(flight, path, request)
                             continue
+                        if (n == 0 and isinstance(item, RemoteError) and self._schema_style == "json_schema"
+                                and "response_format" in request
+                                and any(w in str(item) for w in ("json_object", "json_schema", "response_format"))):
+                            self._schema_style = "json_object"  # a server that knows only json_object (+ schema)
+                            schema = request["response_format"]["json_schema"]["schema"]
+                            request = {**request, "response_format": self._response_format(schema)}
+                            flight.events = queue.SimpleQueue()
+                            self._start(flight, path, request)
+                            continue
                         raise self._explain(item, n, stats.prompt_tokens)
                     usage = item.get("usage")
                     if isinstance(usage, dict):
@@ -315,6 +344,17 @@ class RemoteEngine:
                     if chat:
                         delta = choice.get("delta")
                         text = delta.get("content") if isinstance(delta, dict) else None
+                        # a server that parses the <think> block itself sends it as reasoning_content:
+                        # put back in its tags, the reply's splitter keeps it apart from the answer
+                        reasoning = delta.get("reasoning_content") if isinstance(delta, dict) else None
+                        if reasoning and not in_reasoning:
+                            in_reasoning = True
+                            reasoning = "<think>" + str(reasoning)
+                        if in_reasoning and text:
+                            in_reasoning = False
+                            text = "</think>" + str(text)
+                        if reasoning:
+                            text = str(reasoning) + (text or "")
                     else:
                         text = choice.get("text")
                     if reply.logprobs is not None:

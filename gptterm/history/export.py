@@ -33,7 +33,10 @@ def to_markdown(conv: Conversation) -> str:
         heading = ROLE_HEADINGS.get(msg.role, msg.role.title())
         if msg.stats.get("finish_reason") == "cancelled":
             heading += " (stopped)"
-        lines += [f"## {heading}", "", msg.content, ""]
+        lines += [f"## {heading}", ""]
+        if msg.thinking:  # folded where Markdown is drawn (GitHub, most viewers)
+            lines += ["<details><summary>Thinking</summary>", "", msg.thinking, "", "</details>", ""]
+        lines += [msg.content, ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

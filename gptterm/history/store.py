@@ -48,6 +48,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
     CREATE INDEX conversations_by_update ON conversations(updated_at);
     """,
+    # 2: a reasoning model's <think> block, kept apart from its reply (which is what the model sees again)
+    """
+    ALTER TABLE messages ADD COLUMN thinking TEXT;
+    """,
 )
 
 KINDS = ("chat", "oneshot", "generate")
@@ -63,10 +67,13 @@ class StoredMessage:
     model: str | None = None
     params: dict[str, Any] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: what a reasoning model thought before this reply (None: nothing)
+    thinking: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "role": self.role, "content": self.content, "created_at": self.created_at,
-                "model": self.model, "params": self.params, **self.stats}
+                "model": self.model, "params": self.params, **self.stats,
+                **({"thinking": self.thinking} if self.thinking else {})}
 
 
 @dataclass
@@ -153,15 +160,16 @@ class HistoryStore:
         return _inserted_id(cur)
 
     def add_message(self, conversation_id: int, role: str, content: str, *, model: str | None = None,
-                    params: dict[str, Any] | None = None, stats: dict[str, Any] | None = None) -> int:
+                    params: dict[str, Any] | None = None, stats: dict[str, Any] | None = None,
+                    thinking: str | None = None) -> int:
         now = time.time()
         stats = stats or {}
         with self._tx():
             cur = self._db.execute(
-                "INSERT INTO messages (conversation_id, role, content, created_at, model, params, "
-                + ", ".join(STAT_COLUMNS) + ") VALUES (?,?,?,?,?,?," + ",".join("?" * len(STAT_COLUMNS)) + ")",
+                "INSERT INTO messages (conversation_id, role, content, created_at, model, params, thinking, "
+                + ", ".join(STAT_COLUMNS) + ") VALUES (?,?,?,?,?,?,?," + ",".join("?" * len(STAT_COLUMNS)) + ")",
                 (conversation_id, role, content, now, model, json.dumps(params) if params else None,
-                 *(stats.get(c) for c in STAT_COLUMNS)),
+                 thinking or None, *(stats.get(c) for c in STAT_COLUMNS)),
             )
             self._db.execute(
                 "UPDATE conversations SET updated_at=?, "
@@ -194,7 +202,7 @@ class HistoryStore:
                 (title, src["kind"], src["model"], src["system"], now, now))
             new_id = _inserted_id(cur)
             limit = before_message_id if before_message_id is not None else -1
-            cols = "role, content, created_at, model, params, " + ", ".join(STAT_COLUMNS)
+            cols = "role, content, created_at, model, params, thinking, " + ", ".join(STAT_COLUMNS)
             ids = []
             for row in self._db.execute(
                     "SELECT id FROM messages WHERE conversation_id=? AND (?<0 OR id<?) ORDER BY id",
@@ -258,7 +266,7 @@ class HistoryStore:
         conv.messages = [
             StoredMessage(id=m["id"], role=m["role"], content=m["content"], created_at=m["created_at"],
                           model=m["model"], params=json.loads(m["params"]) if m["params"] else None,
-                          stats={c: m[c] for c in STAT_COLUMNS if m[c] is not None})
+                          stats={c: m[c] for c in STAT_COLUMNS if m[c] is not None}, thinking=m["thinking"])
             for m in self._db.execute("SELECT * FROM messages WHERE conversation_id=? ORDER BY id",
                                       (conversation_id,))
         ]

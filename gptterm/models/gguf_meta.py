@@ -32,6 +32,9 @@ class GGUFMetadata:
     array_lengths: dict[str, int] = field(default_factory=dict)
     tensor_count: int = 0
     n_params: int | None = None
+    #: each tensor's dimensions, innermost first (GGUF's order: a weight of n_in inputs and n_out outputs is
+    #: [n_in, n_out]); what tells whether a LoRA adapter fits the model
+    tensors: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def architecture(self) -> str | None:
@@ -51,6 +54,11 @@ class GGUFMetadata:
     def chat_template(self) -> str | None:
         tmpl = self.values.get("tokenizer.chat_template")
         return tmpl if isinstance(tmpl, str) and tmpl.strip() else None
+
+    @property
+    def is_adapter(self) -> bool:
+        """A LoRA (or other) adapter, not a model: ``general.type = adapter``."""
+        return self.values.get("general.type") == "adapter"
 
     @property
     def vocab_size(self) -> int | None:
@@ -142,7 +150,7 @@ def _remembered(path: Path, st: os.stat_result) -> GGUFMetadata | None:
             return None
         return GGUFMetadata(path=path, version=data["version"], values=data["values"],
                             array_lengths=data["array_lengths"], tensor_count=data["tensor_count"],
-                            n_params=data["n_params"])
+                            n_params=data["n_params"], tensors=data["tensors"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -152,7 +160,8 @@ def _remember(meta: GGUFMetadata, st: os.stat_result) -> None:
         record = _record(meta.path)
         text = json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "version": meta.version,
                            "values": meta.values, "array_lengths": meta.array_lengths,
-                           "tensor_count": meta.tensor_count, "n_params": meta.n_params})
+                           "tensor_count": meta.tensor_count, "n_params": meta.n_params,
+                           "tensors": meta.tensors})
         paths.private_dir(record.parent)
         atomic.write_text(record, text, durable=False)
     except (OSError, ValueError, TypeError):
@@ -203,15 +212,17 @@ def _parse(path: Path, buf: Any) -> GGUFMetadata:
             meta.values[key] = cur.value(vtype)
     total = 0
     for _ in range(n_tensors):
-        cur.skip_string()
+        name = cur.string()
         n_dims = cur.take("I")
         if n_dims > 8:
             raise ValueError("the tensor table is corrupt")
+        dims = [cur.take("Q") for _ in range(n_dims)]
         count = 1
-        for _ in range(n_dims):
-            count *= cur.take("Q")
+        for d in dims:
+            count *= d
         cur.take("I")  # type
         cur.take("Q")  # offset
         total += count
+        meta.tensors[name] = dims
     meta.n_params = total
     return meta

@@ -365,6 +365,8 @@ class PullSpec:
     file: str | None = None
     quant: str | None = None
     catalog_id: str | None = None
+    #: without a file or quantization: the quantization to choose when the repo has it (else the closest)
+    prefer: str | None = None
 
     def describe(self) -> str:
         return self.catalog_id or (f"{self.repo}/{self.file}" if self.file else
@@ -378,8 +380,8 @@ def parse_spec(spec: str) -> PullSpec:
     """``CATALOG_ID``, ``OWNER/NAME[:QUANT]``, ``OWNER/NAME/FILE.gguf`` or a Hub URL of either."""
     text = spec.strip()
     entry = catalog.find_entry(text)
-    if entry is not None:
-        return PullSpec(entry.repo, file=entry.file, catalog_id=entry.id)
+    if entry is not None:  # an entry without a file is resolved from its repo's listing, by its quantization
+        return PullSpec(entry.repo, file=entry.file or None, catalog_id=entry.id, prefer=entry.quant)
     text = _URL_PREFIX.sub("", text)
     if text.startswith(endpoint() + "/"):
         text = text[len(endpoint()) + 1:]
@@ -428,7 +430,9 @@ def choose(listing: RepoListing, spec: PullSpec) -> RemoteModel:
             raise HubError(f"{repo} has several {spec.quant} models ({_names(found)}): pull {repo}/FILE.gguf")
         return found[0]
     usable = [m for m in models if m.problem is None] or models
-    quant = closest_quant(sorted({m.quant for m in usable if m.quant}))
+    # a vision model's projector (mmproj-*.gguf) is not a model to chat with
+    usable = [m for m in usable if not m.filename.rsplit("/", 1)[-1].lower().startswith("mmproj")] or usable
+    quant = closest_quant(sorted({m.quant for m in usable if m.quant}), spec.prefer or DEFAULT_QUANT)
     found = [m for m in usable if m.quant == quant] if quant else usable
     if len(found) > 1:
         raise HubError(f"{repo} has several models{f' in {quant}' if quant else ''} ({_names(found)}): "

@@ -129,11 +129,24 @@ GROUNDING = ("Passages from the user's documents that may help (cite them as [1]
              "ignore them if they do not help):\n\n{passages}")
 
 
-def grounding(index: DocIndex, file_ids: list[int], question: str, k: int = 3,
+def grounding(index: DocIndex, file_ids: list[int], question: str, engine: Engine, *, k: int = 3,
               embedder: Embedder | None = None) -> tuple[str | None, list[Hit]]:
     """For a chat turn with documents attached: the passages that bear on ``question`` as a block to put
-    before it, and the hits (nothing when none is relevant)."""
+    before it, and the hits (nothing when none is relevant). The block takes at most a third of the
+    context: the weakest passages go first, then the best one is cut."""
+    import dataclasses
+
+    from gptterm.tasks.context import head_tokens
+
     hits = index.search(question, file_ids, k, embedder=embedder)
     if not relevant(hits):
         return None, []
-    return GROUNDING.format(passages=numbered(hits)), hits
+    budget = engine.n_ctx // 3
+    while len(hits) > 1 and engine.count_tokens(GROUNDING.format(passages=numbered(hits))) > budget:
+        hits = hits[:-1]
+    block = GROUNDING.format(passages=numbered(hits))
+    if engine.count_tokens(block) > budget:
+        room = budget - engine.count_tokens(GROUNDING.format(passages=numbered([dataclasses.replace(hits[0], text="")])))
+        hits = [dataclasses.replace(hits[0], text=head_tokens(engine, hits[0].text, max(16, room)))]
+        block = GROUNDING.format(passages=numbered(hits))
+    return block, hits

@@ -8,7 +8,7 @@ process loses at most the reply in flight.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from gptterm import textio
 from gptterm.engine.base import Message, Reply
@@ -16,6 +16,7 @@ from gptterm.settings import Params
 from gptterm.tasks.context import FitReport, fit_messages
 
 if TYPE_CHECKING:
+    from gptterm.templates import Bound
     from gptterm.engine.base import Engine  # sqlite3 and the store are imported by whoever opens one (not with --no-log)
     from gptterm.engine.state_cache import StateCache
     from gptterm.history.store import Conversation, HistoryStore
@@ -59,6 +60,13 @@ class ChatSession:
         #: saved KV states: a continued conversation
         #: starts from its saved state instead of evaluating its history again
         self.state_cache = state_cache
+        #: a JSON Schema every reply must match (chat --schema); a template's applies to its message only
+        self.schema: dict[str, Any] | None = None
+        #: the schema the reply in flight (or the last one) was asked to match: what a face checks it against
+        self.active_schema: dict[str, Any] | None = None
+        #: a template waiting for the next message, its input (use_template)
+        self.next_template: Bound | None = None
+        self._options: tuple[Params, dict[str, Any] | None] | None = None
         self._restore_pending = conversation is not None and bool(conversation.messages)
         self.restored_tokens = 0
         if conversation is not None:
@@ -82,7 +90,8 @@ class ChatSession:
         return head + self.messages[self.window_start:] + (extra or [])
 
     def _fit(self, messages: list[Message], truncate_last: Callable[[int], Message] | None = None) -> tuple[list[Message], FitReport]:
-        fitted, report = fit_messages(self._engine(), messages, self.params.max_tokens, self.on_overflow,
+        max_tokens = (self._options or (self.params,))[0].max_tokens  # a template's, for its message
+        fitted, report = fit_messages(self._engine(), messages, max_tokens, self.on_overflow,
                                       truncate_last=truncate_last)
         self.window_start += report.dropped_messages
         if report.truncated and self.on_truncate:
@@ -95,12 +104,24 @@ class ChatSession:
 
     # -- actions --------------------------------------------------------------
 
+    def use_template(self, bound: Bound | None) -> None:
+        """Apply ``bound`` to the next message: its system prompt (kept for the conversation), its user prompt
+        around the message, its parameters and schema (for that reply). None drops a waiting template."""
+        self.next_template = bound
+
     def send(self, text: str, *, truncate_last: Callable[[int], Message] | None = None,
              grounding: str | None = None) -> Reply:
         """Add a user message and start the reply (iterate the returned Reply).
 
         ``grounding``: passages from the user's documents the model sees before this message (only
         for this turn: the conversation keeps the message itself)."""
+        bound, self.next_template = self.next_template, None
+        self._options = None
+        if bound is not None:
+            if bound.system:
+                self.set_system(bound.system)
+            text = bound.message(text)
+            self._options = (self.params.replace(**bound.params), bound.schema or self.schema)
         user: Message = {"role": "user", "content": textio.clean(text, "the message")}
         sent: Message = {"role": "user", "content": f"{grounding}\n\n{user['content']}"} if grounding else user
         fitted, report = self._fit(self.model_messages([sent]), truncate_last)
@@ -144,6 +165,7 @@ class ChatSession:
     def clear(self) -> None:
         """Start a new conversation (the old one stays in history)."""
         self.conversation_id = None
+        self._options = None
         self.messages.clear()
         self._ids.clear()
         self.window_start = 0
@@ -154,13 +176,17 @@ class ChatSession:
         if self._restore_pending and self.state_cache is not None and self.conversation_id is not None:
             self.restored_tokens = self.state_cache.load(self._engine(), self.conversation_id)
         self._restore_pending = False
-        reply = self._engine().chat(messages, self.params)
+        # a template's parameters and schema hold for its message's reply, and for regenerating it
+        params, schema = self._options or (self.params, self.schema)
+        self.active_schema = schema
+        extra: dict[str, Any] = {"schema": schema} if schema is not None else {}
+        reply = self._engine().chat(messages, params, **extra)
         reply.on_done(self._record)
         return reply
 
     def _record(self, reply: Reply) -> None:
-        text = reply.text
-        if not text and reply.finish_reason in ("cancelled", "error"):
+        text = reply.text  # the answer: the model sees its thinking again never (history keeps it apart)
+        if not text and not reply.thinking and reply.finish_reason in ("cancelled", "error"):
             return  # stopped or failed before the first token: nothing to keep
         msg: Message = {"role": "assistant", "content": text}
         self.messages.append(msg)
@@ -178,10 +204,10 @@ class ChatSession:
         params = None
         if reply is not None:
             stats = {**reply.stats.as_dict(), "finish_reason": reply.finish_reason}
-            params = {**self.params.sampling(), "seed": reply.seed}
+            params = {**(self._options or (self.params,))[0].sampling(), "seed": reply.seed}
         return self.store.add_message(self.conversation_id, msg["role"], msg["content"],
                                       model=self._engine().info.name if reply else None,
-                                      params=params, stats=stats)
+                                      params=params, stats=stats, thinking=reply.thinking if reply else None)
 
     def _forget_from(self, index: int) -> None:
         ids = [i for i in self._ids[index:] if i is not None]

@@ -134,3 +134,15 @@ def _settle(atoms: list[str], budget: int, count: Counter) -> list[str]:
         out.append("".join(atoms[start:end]))
         start = end
     return out
+
+
+def split_in_two(text: str) -> list[str]:
+    """``text`` cut once, at the sentence boundary nearest its middle (else the word boundary): two pieces
+    that join back to it, or ``[text]`` when it has no boundary to cut at."""
+    for pattern in (_SENTENCE, _WORD):
+        atoms = _split(text, pattern)
+        if len(atoms) > 1:
+            ends = [sum(len(a) for a in atoms[: i + 1]) for i in range(len(atoms) - 1)]
+            cut = min(ends, key=lambda e: abs(len(text) - 2 * e))
+            return [text[:cut], text[cut:]]
+    return [text]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, TYPE_CHECKING
 
 from gptterm.engine.base import Reply
+from gptterm.tasks.progress import PartCount
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 
 # Tasks copy and condense text: greedy decoding without a repeat penalty,
 # unless the user sets these parameters explicitly (CLI flags).
-TASK_DEFAULTS = {"temperature": 0.0, "repeat_penalty": 1.0}
+# A reasoning model's thinking is switched off: its answer is the result, and thinking would spend the
+# token cap a part's reply has (a model that thinks anyway has its <think> block left out: Reply.text).
+TASK_DEFAULTS = {"temperature": 0.0, "repeat_penalty": 1.0, "thinking": "off"}
 
 
 @dataclass
@@ -34,6 +37,8 @@ class TaskEvent:
     total: int = 0
     level: int = 0
     result: dict[str, Any] | None = None
+    #: why the total grew since the last progress event ("part 8 was split in 2"), else ""
+    note: str = ""
 
 
 @dataclass
@@ -47,6 +52,10 @@ class Job(ABC):
     _stop: threading.Event = field(default_factory=threading.Event)
     #: the whole output once ``run`` is exhausted (what was finished, when cancelled)
     text: str = field(default="", init=False)
+    #: the parts done and planned (the total grows when a part is split and done again)
+    count: PartCount = field(default_factory=PartCount, init=False)
+    #: numbers (1-based) of the parts that reached the token cap and could not be split further
+    incomplete: list[int] = field(default_factory=list, init=False)
 
     @abstractmethod
     def run(self, text: str) -> Iterator[TaskEvent]:
@@ -71,7 +80,14 @@ class Job(ABC):
         generated = sum(c.get("completion_tokens", 0) for c in self.chunks)
         seconds = sum(c.get("total_s", 0.0) for c in self.chunks)
         return {"model_calls": len(self.chunks), "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in self.chunks),
-                "completion_tokens": generated, "seconds": round(seconds, 3), "cancelled": self.cancelled}
+                "completion_tokens": generated, "seconds": round(seconds, 3), "cancelled": self.cancelled,
+                "parts": self.count.total, "trimmed": sum(1 for c in self.chunks if c.get("trimmed")),
+                "incomplete_parts": list(self.incomplete)}
+
+    def progress(self, level: int = 0) -> TaskEvent:
+        """The event before a model call: which part, of how many, and why the total grew if it did."""
+        return TaskEvent("progress", index=self.count.done, total=self.count.total, level=level,
+                         note=self.count.take_note())
 
 
 # "Sure! Here is the summary:" / "Translation:" — a first line that only announces the answer.
@@ -122,6 +138,61 @@ class PreambleFilter:
 
     def flush(self) -> str:
         return "" if self._decided else self._release()
+
+
+# Where a complete sentence (or a line: a bullet, a heading) ends: after . ! ? … and closing quotes or
+# brackets followed by white space, after a CJK full stop, or at a line break.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’»)\]]*(?=\s)|[。！？][」』”’）]*|\n")
+
+
+_LIST_NUMBER = re.compile(r"\s*(?:[-*+]\s+)?(?:\d{1,3}|[A-Za-z]|[ivx]{1,4})")
+
+
+def last_boundary(text: str) -> int:
+    """Where the last complete sentence of ``text`` ends (0: none yet); "1." opening a list item is none."""
+    end = 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.group(0)[0] == ".":
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            if _LIST_NUMBER.fullmatch(text, line_start, match.start()):
+                continue
+        end = match.end()
+    return end
+
+
+def trim_to_sentence(text: str) -> tuple[str, bool]:
+    """``text`` cut after its last complete sentence, and whether anything was cut. A text without a
+    complete sentence is kept whole: half a sentence says more than nothing."""
+    cut = last_boundary(text.rstrip())
+    if cut == 0 or not text[cut:].strip():
+        return text, False
+    return text[:cut].rstrip(), True
+
+
+class SentenceHold:
+    """Streams a reply up to its last complete sentence; the tail waits for the end: written when the
+    reply ended by itself, dropped when the token cap cut it (``trimmed`` then says so)."""
+
+    def __init__(self) -> None:
+        self._held = ""
+        self.emitted = False
+        self.trimmed = False
+
+    def feed(self, piece: str) -> str:
+        self._held += piece
+        cut = last_boundary(self._held)
+        if cut == 0:
+            return ""
+        out, self._held = self._held[:cut], self._held[cut:]
+        self.emitted = self.emitted or bool(out.strip())
+        return out
+
+    def finish(self, cut: bool) -> str:
+        held, self._held = self._held, ""
+        if cut and self.emitted and held.strip():
+            self.trimmed = True
+            return ""
+        return held
 
 
 class LoopGuard:
@@ -184,8 +255,10 @@ class LoopGuard:
         return False
 
 
-def stream_reply(job: Job, reply: Reply, *, emit: bool, strip: bool = True) -> Iterator[TaskEvent]:
-    """Run ``reply``; with ``emit`` its text streams out as ``text`` events (preamble removed).
+def stream_reply(job: Job, reply: Reply, *, emit: bool, strip: bool = True,
+                 hold: SentenceHold | None = None) -> Iterator[TaskEvent]:
+    """Run ``reply``; with ``emit`` its text streams out as ``text`` events (preamble removed; with
+    ``hold``, only up to its last complete sentence until the reply ends, see ``SentenceHold``).
 
     A reply caught repeating a sentence is stopped there and marked
     ``finish_reason = "repetition"`` (not a user's cancel).
@@ -200,12 +273,16 @@ def stream_reply(job: Job, reply: Reply, *, emit: bool, strip: bool = True) -> I
             continue
         if emit:
             out = filt.feed(piece) if filt else piece
+            if out and hold is not None:
+                out = hold.feed(out)
             if out:
                 yield TaskEvent("text", out)
     if guard.tripped and not job.stopping:
         reply.finish_reason = "repetition"
         reply.parts[:] = [guard.text[:guard.keep].rstrip() + "\n"]
-    if emit and filt:
-        tail = filt.flush()
+    if emit:
+        tail = filt.flush() if filt else ""
+        if hold is not None:
+            tail = hold.feed(tail) + hold.finish(cut=reply.finish_reason == "length")
         if tail:
             yield TaskEvent("text", tail)

@@ -16,7 +16,7 @@ from typing import Iterator, TYPE_CHECKING
 from gptterm.assets import language_name, load_prompt
 from gptterm.errors import TaskError, UsageError
 from gptterm.tasks.chunking import chunk_text
-from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
+from gptterm.tasks.job import Job, SentenceHold, TaskEvent, strip_preamble, stream_reply, trim_to_sentence
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine, Message
@@ -32,6 +32,11 @@ FORMS = {
 # differently around the inserted text.
 SAFETY_TOKENS = 16
 TOKENS_PER_WORD = 1.6
+# A "word" of Chinese, Japanese or Korean takes more tokens than an English one.
+TOKENS_PER_WORD_CJK = 2.5
+# --length is a target, not a cut: the token cap leaves this much room over it, and a reply that still
+# reaches the cap ends at its last complete sentence (SentenceHold).
+HEADROOM = 1.6
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,10 @@ class Summarizer(Job):
         return load_prompt("summarize_part").messages(text=text, focus=self._focus())
 
     def final_reserve(self) -> int:
+        """The final summary's token cap: the --length target with headroom (at most half the context)."""
         words = 40 if self.options.form == "tldr" else self.options.words
-        return max(64, min(int(words * TOKENS_PER_WORD) + 32, self.engine.n_ctx // 2))
+        per_word = TOKENS_PER_WORD_CJK if self.options.language in ("Chinese", "Japanese", "Korean") else TOKENS_PER_WORD
+        return max(64, min(int(words * per_word * HEADROOM) + 48, self.engine.n_ctx // 2))
 
     def part_reserve(self) -> int:
         return max(96, min(512, self.engine.n_ctx // 8))
@@ -98,6 +105,7 @@ class Summarizer(Job):
         n_ctx = engine.n_ctx
         current = text
         level = 0
+        self.count.total = 1  # the final pass; the parts are added once the text is cut
         while True:
             final = self._final_messages(current)
             reserve = self.final_reserve()
@@ -109,19 +117,29 @@ class Summarizer(Job):
             if budget < 32:
                 raise TaskError(f"the context ({n_ctx} tokens) is too small to summarize in parts; use a bigger --ctx")
             chunks = chunk_text(current, budget, engine.count_tokens)
+            if level == 0:
+                self.count.total += len(chunks)
+            else:
+                self.count.grow(len(chunks), f"the partial summaries need round {level + 1}: {len(chunks)} more "
+                                             "parts")
             summaries = []
             for k, chunk in enumerate(chunks):
                 if self.stopping:
                     self.cancelled = True
                     return
-                yield TaskEvent("progress", index=k, total=len(chunks), level=level)
+                part = self.count.done
+                yield self.progress(level)
                 reply = engine.chat(self._part_messages(chunk), self.params.replace(max_tokens=part_reserve))
                 for _ in stream_reply(self, reply, emit=False):
                     pass
-                result = self.record(reply, level=level, index=k, total=len(chunks),
+                self.count.done += 1
+                result = self.record(reply, level=level, index=part, total=self.count.total, chunk=k,
                                      input_tokens=engine.count_tokens(chunk))
-                result["output"] = strip_preamble(reply.text).strip()
-                yield TaskEvent("chunk", index=k, total=len(chunks), level=level, result=result)
+                output = strip_preamble(reply.text).strip()
+                if reply.finish_reason == "length":  # cut by the cap: it ends at its last complete sentence
+                    output, result["trimmed"] = trim_to_sentence(output)
+                result["output"] = output
+                yield TaskEvent("chunk", index=part, total=self.count.total, level=level, result=result)
                 if self.cancelled:
                     return
                 summaries.append(result["output"])
@@ -134,13 +152,18 @@ class Summarizer(Job):
         if self.stopping:
             self.cancelled = True
             return
-        yield TaskEvent("progress", index=0, total=1, level=level)
+        part = self.count.done
+        yield self.progress(level)
         reply = engine.chat(final, self.params.replace(max_tokens=reserve))
+        hold = SentenceHold()
         parts = []
-        for event in stream_reply(self, reply, emit=True):
+        for event in stream_reply(self, reply, emit=True, hold=hold):
             parts.append(event.text)
             yield event
+        self.count.done += 1
         self.text = "".join(parts).strip()
-        result = self.record(reply, level=level, index=0, total=1, input_tokens=engine.count_tokens(current), final=True)
+        result = self.record(reply, level=level, index=part, total=self.count.total,
+                             input_tokens=engine.count_tokens(current), final=True, trimmed=hold.trimmed,
+                             max_tokens=reserve)
         result["output"] = self.text
-        yield TaskEvent("chunk", index=0, total=1, level=level, result=result)
+        yield TaskEvent("chunk", index=part, total=self.count.total, level=level, result=result)

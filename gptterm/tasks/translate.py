@@ -18,7 +18,7 @@ from typing import Callable, Generator, Iterator, TYPE_CHECKING
 
 from gptterm.assets import language_name, load_prompt
 from gptterm.errors import InputError, TaskError, UsageError
-from gptterm.tasks.chunking import chunk_text, paragraphs
+from gptterm.tasks.chunking import chunk_text, paragraphs, split_in_two
 from gptterm.tasks.inputs import read_text_file
 from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
 
@@ -127,9 +127,8 @@ class Translator(Job):
         if self.source == self.target:
             raise TaskError(f"the text is already in {self.target}: choose another target language")
         units = paragraphs(text)
-        work = [u for u in units if self._translatable(u)]
-        total = len(work)
-        done = 0
+        self._budget = self.budget()
+        self.count.total = sum(self._planned(u) for u in units if self._translatable(u))
         out: list[str] = []
         for unit in units:
             if not self._translatable(unit):
@@ -139,10 +138,8 @@ class Translator(Job):
             if self.stopping or self.cancelled:
                 self.cancelled = True
                 break
-            yield TaskEvent("progress", index=done, total=total)
-            translated = yield from self._paragraph(unit, done, total)
+            translated = yield from self._paragraph(unit)
             out.append(translated)
-            done += 1
             if self.cancelled:
                 break
         self.text = "".join(out)
@@ -152,27 +149,55 @@ class Translator(Job):
         stripped = unit.lstrip()
         return bool(_LETTER.search(unit)) and not stripped.startswith(("```", "~~~"))
 
-    def _paragraph(self, unit: str, index: int, total: int) -> Generator[TaskEvent, None, str]:
+    def _whole(self, body: str, lines: list[str]) -> bool:
+        """Whether a multi-line paragraph is tried whole: it has lines that are not list items, and it fits
+        one model call (a longer one goes line by line, each line cut at sentences if it must be)."""
+        return (len(lines) > 1 and not all(_marker(line) for line in lines)
+                and self.engine.count_tokens(body) <= self._budget)
+
+    def _line_parts(self, content: str) -> int:
+        if not _LETTER.search(content):
+            return 0
+        if self.engine.count_tokens(content) <= self._budget:
+            return 1
+        return len(chunk_text(content, self._budget, self.engine.count_tokens))
+
+    def _planned(self, unit: str) -> int:
+        """The model calls a paragraph is expected to take (the count grows if one must be redone)."""
+        body = unit.rstrip("\n")
+        lines = body.split("\n")
+        if self._whole(body, lines):
+            return 1
+        return sum(self._line_parts(line[len(_marker(line)):].rstrip()) for line in lines)
+
+    def _paragraph(self, unit: str) -> Generator[TaskEvent, None, str]:
         body = unit.rstrip("\n")
         tail = unit[len(body):]  # the blank lines after the paragraph, copied
         lines = body.split("\n")
-        if len(lines) > 1 and not all(_marker(line) for line in lines):
-            attempt = yield from self._piece(body, index, total, lines=len(lines), emit=False)
-            if attempt is not None and attempt.count("\n") == body.count("\n"):
+        if self._whole(body, lines):
+            number = self.count.done + 1
+            attempt, complete = yield from self._piece(body, lines=len(lines), emit=False)
+            if complete and attempt is not None and attempt.count("\n") == body.count("\n"):
                 yield TaskEvent("text", attempt + tail)
                 return attempt + tail
+            if self.cancelled:
+                return ""
+            more = sum(self._line_parts(line[len(_marker(line)):].rstrip()) for line in lines)
+            why = "reached the token cap" if not complete else "did not keep its lines"
+            self.chunks[-1]["redone"] = True  # its output is not in the text: the lines below replace it
+            self.count.grow(more, f"part {number} {why}: redone line by line")
         out = []
         for i, line in enumerate(lines):
             prefix = _marker(line)
             content = line[len(prefix):]
             trailing = content[len(content.rstrip()):]
             content = content.rstrip()
-            yield TaskEvent("text", prefix)
             if _LETTER.search(content):
-                translated = yield from self._long(content, index, total)
+                # the marker goes out with the text: progress on a terminal is drawn at a line's start
+                translated = yield from self._long(content, lead=prefix)
             else:
                 translated = content
-                yield TaskEvent("text", content)
+                yield TaskEvent("text", prefix + content)
             end = trailing + ("\n" if i < len(lines) - 1 else "")
             yield TaskEvent("text", end)
             out.append(prefix + translated + end)
@@ -181,33 +206,60 @@ class Translator(Job):
         yield TaskEvent("text", tail)
         return "".join(out) + tail
 
-    def _long(self, content: str, index: int, total: int) -> Generator[TaskEvent, None, str]:
-        pieces = chunk_text(content, self.budget(), self.engine.count_tokens)
+    def _long(self, content: str, lead: str = "") -> Generator[TaskEvent, None, str]:
+        if self.engine.count_tokens(content) <= self._budget:
+            pieces = [content]
+        else:
+            pieces = chunk_text(content, self._budget, self.engine.count_tokens)
         out = []
         for j, piece in enumerate(pieces):
-            if j:
-                yield TaskEvent("text", " ")
-            translated = yield from self._piece(piece.strip(), index, total, emit=True)
-            out.append(translated or "")
+            translated = yield from self._split_if_cut(piece.strip(), lead=lead if j == 0 else " ")
+            out.append(translated)
             if self.cancelled:
                 break
         return " ".join(out)
 
-    def _piece(self, text: str, index: int, total: int, *, lines: int = 1,
-               emit: bool) -> Generator[TaskEvent, None, str]:
+    def _split_if_cut(self, text: str, *, lead: str = "", depth: int = 0) -> Generator[TaskEvent, None, str]:
+        """Translate one piece; one that reaches the token cap is cut in two at a sentence (else a word) and
+        both halves are done again (the total grows); a half that reaches it too is reported incomplete."""
+        number = self.count.done + 1
+        translated, complete = yield from self._piece(text, emit=False)
+        if complete or self.cancelled or self.stopping:
+            yield TaskEvent("text", lead + translated)
+            return translated
+        halves = [h for h in split_in_two(text) if h.strip()] if depth == 0 else []
+        if len(halves) < 2:
+            self.incomplete.append(number)
+            self.chunks[-1]["incomplete"] = True
+            yield TaskEvent("text", lead + translated)
+            return translated
+        self.chunks[-1]["redone"] = True  # its output is not in the text: the halves replace it
+        self.count.grow(len(halves), f"part {number} reached the token cap: split in {len(halves)} and done again")
+        out = []
+        for k, half in enumerate(halves):
+            done = yield from self._split_if_cut(half.strip(), lead=lead if k == 0 else " ", depth=depth + 1)
+            out.append(done)
+            if self.cancelled:
+                break
+        return " ".join(out)
+
+    def _piece(self, text: str, *, lines: int = 1, emit: bool) -> Generator[TaskEvent, None, tuple[str, bool]]:
+        """One model call: the cleaned translation, and whether the reply ended by itself (not at the cap)."""
+        part = self.count.done
+        yield self.progress()
         need = self.engine.count_tokens(text)
-        reply = self.engine.chat(self._messages(text, lines),
-                                 self.params.replace(max_tokens=max(32, min(self.params.max_tokens, 3 * need + 16))))
-        parts = []
-        for event in stream_reply(self, reply, emit=False):
-            parts.append(event.text)
+        cap = max(32, min(self.params.max_tokens, 3 * need + 16))
+        reply = self.engine.chat(self._messages(text, lines), self.params.replace(max_tokens=cap))
+        for _ in stream_reply(self, reply, emit=False):
+            pass
+        self.count.done += 1
         result_text = self._clean(text, reply.text, lines)
-        self.record(reply, index=index, total=total, source=text, input_tokens=need)
+        self.record(reply, index=part, total=self.count.total, source=text, input_tokens=need, max_tokens=cap)
         self.chunks[-1]["output"] = result_text
         if emit:
             yield TaskEvent("text", result_text)
-        yield TaskEvent("chunk", index=index, total=total, result=self.chunks[-1])
-        return result_text
+        yield TaskEvent("chunk", index=part, total=self.count.total, result=self.chunks[-1])
+        return result_text, reply.finish_reason != "length"
 
     def _clean(self, source: str, out: str, lines: int = 1) -> str:
         out = strip_preamble(out).strip()

@@ -31,20 +31,22 @@ class Action:
 
 
 # Application-wide actions (App.BINDINGS). Keys avoid those the text
-# inputs (TextArea) already use: ctrl+a/c/d/e/k/u/v/w/x/y/z, f6, f7.
+# inputs (TextArea) already use: ctrl+a/c/d/e/k/u/v/w/x/y/z, f6, f7. The
+# tab keys stay out of the footer (the tabs are on screen, F1 lists every
+# key): on 80 columns it has room for the focused pane's own keys first.
 APP_ACTIONS: tuple[Action, ...] = (
     Action("help", "f1", "help", "Help", "Show every key binding"),
-    Action("show-chat", "f2", "show_tab('chat')", "Chat", "Show the chat pane"),
-    Action("show-summarize", "f3", "show_tab('summarize')", "Summarize", "Show the summarize pane"),
-    Action("show-translate", "f4", "show_tab('translate')", "Translate", "Show the translate pane"),
-    Action("show-settings", "f5", "show_tab('settings')", "Settings", "Show the generation settings pane"),
+    Action("show-chat", "f2", "show_tab('chat')", "Chat", "Show the chat pane", show=False),
+    Action("show-summarize", "f3", "show_tab('summarize')", "Summarize", "Show the summarize pane", show=False),
+    Action("show-translate", "f4", "show_tab('translate')", "Translate", "Show the translate pane", show=False),
+    Action("show-settings", "f5", "show_tab('settings')", "Settings", "Show the generation settings pane", show=False),
     # f6 is also the text inputs' "select line": priority lets it switch panes from there too
     Action("show-models", "f6", "show_tab('models')", "Models",
-           "Show the models pane: local models, catalog, Hub search, downloads", priority=True),
+           "Show the models pane: local models, catalog, Hub search, downloads", priority=True, show=False),
     Action("show-inspect", "f8", "show_tab('inspect')", "Inspect",
-           "Show the inspect pane: a text's tokens, next-token probabilities, perplexity", priority=True),
+           "Show the inspect pane: a text's tokens, next-token probabilities, perplexity", priority=True, show=False),
     Action("show-ask", "f9", "show_tab('ask')", "Ask", "Show the ask pane: questions answered from your documents",
-           priority=True),
+           priority=True, show=False),
     Action("stop", "escape", "stop", "Stop", "Stop the reply or task being generated (its text is kept)",
            priority=True),
     Action("run-task", "ctrl+g", "run_task", "Run", "Summarize, translate, generate or ask (in those panes)"),

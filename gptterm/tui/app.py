@@ -64,6 +64,9 @@ LATER_PANES = (
 class GpttermApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "gptterm"
+    # The screen's width class: panes fold their option rows and the chat's list below 120 columns.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [a.binding() for a in APP_ACTIONS]
 
     #: what runs: the local model or a server (a new value on each switch)
@@ -176,7 +179,15 @@ class GpttermApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self.busy is not None  # Esc is left to dialogs and widgets unless there is something to stop
+        if action == "run_task":  # shown in the footer only where it runs something
+            return hasattr(self._active_pane(), "start")
         return True
+
+    def _active_pane(self) -> Widget | None:
+        try:
+            return self.query_one(f"#{self.query_one(TabbedContent).active}-pane")
+        except NoMatches:
+            return None
 
     def action_stop(self) -> None:
         if self.busy is not None:
@@ -257,11 +268,7 @@ class GpttermApp(App[None]):
         self.show_tab(tab)
 
     async def action_run_task(self) -> None:
-        try:
-            pane = self.query_one(f"#{self.query_one(TabbedContent).active}-pane")
-        except NoMatches:
-            pane = None
-        start = getattr(pane, "start", None)
+        start = getattr(self._active_pane(), "start", None)
         if start is None:
             self.notify("ctrl+g runs a summary, a translation or a generation: switch to those panes (F3, F4, F8, F9)",
                         severity="warning")
@@ -367,7 +374,19 @@ class GpttermApp(App[None]):
                 yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_chat_action, a.action))
         for a in CONVERSATION_ACTIONS:
             yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_conversation_action, a.action))
+        yield SystemCommand("Documents for this chat…", "Answer from files, folders or a collection too (ask)",
+                            self._ask_for_documents)
         yield from self.backend_commands()
+
+    def _ask_for_documents(self) -> None:
+        import shlex
+
+        def done(where: str | None) -> None:
+            if where is not None:
+                self.show_tab("chat")
+                self.chat.attach_documents([] if where.strip() == "-" else shlex.split(where))
+
+        self.push_screen(AskScreen("Documents for this chat: paths or @collection (- detaches them)"), done)
 
     def backend_commands(self) -> Iterable[SystemCommand]:
         """Palette entries that switch to the local model, a configured server, or another remote model."""

@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 from gptterm.errors import GpttermError
 from gptterm.tui.host import host
 from gptterm.tui.widgets.markdown_view import MarkdownView
+from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.docs.index import DocIndex, Hit, Update
@@ -210,10 +211,10 @@ class AskPane(Vertical):
                 self.notify(f"skipped {line}", severity="warning", timeout=6)
             for note in r.notes[:5]:
                 self.notify(note, timeout=6)
-            self._status(f"{r.files} files ({r.read} read, {r.unchanged} unchanged, {r.removed} gone) · "
-                         f"{r.passages:,} new passages · retrieving…")
+            self._status(f"{plural(r.files, 'file')} ({r.read} read, {r.unchanged} unchanged, {r.removed} gone) · "
+                         f"{plural(r.passages, 'new passage')} · retrieving…")
         else:
-            self._status(f"indexing: {r.files} files, {r.passages:,} passages, {r.mb_per_s:.1f} MB/s")
+            self._status(f"indexing: {plural(r.files, 'file')}, {plural(r.passages, 'passage')}, {r.mb_per_s:.1f} MB/s")
 
     def on_ask_pane_found(self, message: Found) -> None:
         if message.run != self.run:
@@ -224,7 +225,7 @@ class AskPane(Vertical):
         for i, h in enumerate(self.hits, start=1):
             sources.add_option(Option(f"[{i}] {h.where()}", id=str(i - 1)))
         if message.asked.reply is not None:
-            self._status(f"answering from {len(self.hits)} passages… (Esc stops)")
+            self._status(f"answering from {plural(len(self.hits), 'passage')}… (Esc stops)")
 
     def on_ask_pane_chunk(self, message: Chunk) -> None:
         if message.run == self.run:

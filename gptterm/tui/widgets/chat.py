@@ -13,6 +13,7 @@ from textual.widgets import TextArea
 
 from gptterm.tui.actions import INPUT_ACTIONS, MESSAGE_ACTIONS
 from gptterm.tui.widgets.markdown_view import MarkdownView
+from gptterm.words import plural
 
 CODE_BLOCK = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
 
@@ -32,7 +33,7 @@ def stats_text(stats: dict | None) -> str:
     elif stats.get("finish_reason") == "error":
         parts.append("incomplete (the reply broke off)")
     if stats.get("completion_tokens"):
-        parts.append(f"{stats['completion_tokens']} tokens")
+        parts.append(plural(stats["completion_tokens"], "token"))
     if stats.get("tokens_per_s"):
         parts.append(f"{stats['tokens_per_s']:.1f} tok/s")
     if stats.get("ttft_s") is not None:

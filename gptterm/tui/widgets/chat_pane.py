@@ -26,10 +26,12 @@ from gptterm.errors import GpttermError
 from gptterm.tasks.chat import ChatSession
 from gptterm.tui.actions import CHAT_ACTIONS
 from gptterm.tui.host import host
+from gptterm.words import plural
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
-from gptterm.tui.widgets.sidebar import Sidebar
+from gptterm.tui.widgets.sidebar import ConversationList, Sidebar
 
 if TYPE_CHECKING:
+    from gptterm.docs.index import DocIndex, Hit
     from gptterm.engine.base import Engine
     from gptterm.engine.state_cache import StateCache
     from gptterm.history.store import HistoryStore
@@ -105,6 +107,9 @@ class ChatPane(Vertical):
         self._reply_clock: tuple[float, float] | None = None
         self._blink = True  # the prompt's cursor blink setting, held still while a reply streams
         self._initial_conversation = conversation_id
+        #: documents attached to the chat (index, files): each message brings the passages that bear on it
+        self.documents: tuple[DocIndex, list[int]] | None = None
+        self._sources: list[Hit] = []
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -166,6 +171,8 @@ class ChatPane(Vertical):
     async def on_conversation_selected(self, message: Sidebar.Selected) -> None:
         if message.conversation_id != self.session.conversation_id:
             await self.open_conversation(message.conversation_id)
+        if self.screen.has_class("-narrow"):
+            self._show_list(False)  # the list was over the chat: the chat is what the user wants now
         self.query_one(PromptInput).focus()
 
     @on(Sidebar.Deleted)
@@ -221,12 +228,30 @@ class ChatPane(Vertical):
         self.refresh_list()
         self.query_one(PromptInput).focus()
 
+    # The list sits beside the chat on a wide screen and starts hidden on a narrow one (app.tcss);
+    # "-list-toggled" turns it the other way: hidden when wide, shown instead of the chat when narrow.
+
+    @property
+    def _list_shown(self) -> bool:
+        return self.has_class("-list-toggled") == self.screen.has_class("-narrow")
+
+    def _show_list(self, shown: bool) -> None:
+        self.set_class(shown == self.screen.has_class("-narrow"), "-list-toggled")
+
     def action_search_conversations(self) -> None:
-        self.sidebar.display = True
+        self._show_list(True)
         self.sidebar.focus_search()
 
     def action_toggle_sidebar(self) -> None:
-        self.sidebar.display = not self.sidebar.display
+        shown = not self._list_shown
+        self._show_list(shown)
+        if shown and self.screen.has_class("-narrow"):
+            view = self.sidebar.query_one(ConversationList)
+            view.focus()
+            if view.highlighted is None and view.option_count:
+                view.highlighted = 0  # Enter opens one at once
+        elif not shown:
+            self.query_one(PromptInput).focus()
 
     def _refuse_while_replying(self) -> bool:
         if self.reply is not None:
@@ -257,7 +282,7 @@ class ChatPane(Vertical):
                     await item.remove()
                 self.editing = None
             else:
-                reply = self.session.send(message.text)
+                reply = self.session.send(message.text, grounding=self._grounding(message.text))
         except (GpttermError, ValueError) as err:
             host(self).release_engine(self)
             self.notify(str(err), severity="error", timeout=10)
@@ -266,6 +291,54 @@ class ChatPane(Vertical):
         await log.mount(MessageItem("user", message.text))
         await self.start_reply(reply)
         self.call_after_refresh(self.refresh_list)  # a new conversation is listed at once
+
+    # -- documents attached to the chat ------------------------------------------------
+
+    @dataclass
+    class DocumentsReady(Message):
+        items: list[str]
+        index: DocIndex | None
+        file_ids: list[int]
+        error: str | None = None
+
+    def attach_documents(self, items: list[str]) -> None:
+        """Answer from these paths or collections too, from the next message on (indexed in a worker)."""
+        if not items:
+            self.documents = None
+            self.notify("No documents are attached to this chat any more")
+            return
+        self.notify("Indexing the documents for this chat…")
+        self._index_documents(items)
+
+    @work(thread=True, exclusive=True, group="chat-docs", exit_on_error=False)
+    def _index_documents(self, items: list[str]) -> None:
+        from gptterm.docs.index import DocIndex
+
+        try:
+            index = DocIndex()
+            roots: list[str] = []
+            for item in items:
+                roots += index.collection_roots(item[1:]) if item.startswith("@") else [item]
+            index.update(roots)
+            self.post_message(self.DocumentsReady(items, index, index.scope(roots)))
+        except GpttermError as err:
+            self.post_message(self.DocumentsReady(items, None, [], str(err)))
+
+    def on_chat_pane_documents_ready(self, message: DocumentsReady) -> None:
+        if message.error or message.index is None or not message.file_ids:
+            self.notify(message.error or "none of those files holds readable text", severity="error")
+            return
+        self.documents = (message.index, message.file_ids)
+        self.notify(f"The chat answers from {plural(len(message.file_ids), 'file')} too: {' '.join(message.items)}")
+
+    def _grounding(self, text: str) -> str | None:
+        self._sources = []
+        if self.documents is None or self.engine is None:
+            return None
+        from gptterm.tasks.ask import grounding
+
+        block, self._sources = grounding(*self.documents, text, self.engine)
+        return block
 
     async def start_reply(self, reply: Reply) -> None:
         log = self.query_one(ChatLog)
@@ -331,7 +404,8 @@ class ChatPane(Vertical):
             if not reply.text and reply.finish_reason == "cancelled":
                 await self.reply_item.remove()
             else:
-                self.reply_item.finish(reply.text, stats_text(stats))
+                sources = f" · sources: {', '.join(h.where() for h in self._sources)}" if self._sources else ""
+                self.reply_item.finish(reply.text, stats_text(stats) + sources)
         self._reply_ended()
         self.last_tokens_per_s = reply.stats.tokens_per_s or self.last_tokens_per_s
         self.context_used = reply.stats.prompt_tokens + reply.stats.completion_tokens

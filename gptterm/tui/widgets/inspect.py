@@ -33,6 +33,7 @@ from gptterm.engine.base import Alternative, TokenInfo
 from gptterm.errors import GpttermError, ParamError
 from gptterm.tui.actions import INSPECT_ACTIONS
 from gptterm.tui.host import host
+from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine, Reply
@@ -229,7 +230,7 @@ class InspectPane(Vertical):
             return
         self._show(View([Shown(t) for t in message.tokens]))
         specials = sum(t.special for t in message.tokens)
-        self._status(f"{len(message.tokens)} tokens" + (f", {specials} special" if specials else "")
+        self._status(plural(len(message.tokens), "token") + (f", {specials} special" if specials else "")
                      + " · ctrl+g generates a continuation · ctrl+o scores the text")
 
     def _show(self, view: View, selected: int | None = None) -> None:
@@ -322,7 +323,7 @@ class InspectPane(Vertical):
             return
         lps = [t.logprob for t in generated if t.logprob is not None]
         mean = -sum(lps) / len(lps) if lps else 0.0
-        self._status(f"{len(generated)} tokens generated ({reply.finish_reason}) · mean surprise "
+        self._status(f"{plural(len(generated), 'token')} generated ({reply.finish_reason}) · mean surprise "
                      f"{mean:.2f} nats · perplexity of the continuation {math.exp(mean):.2f} · ←/→ and Enter "
                      "on an alternative branches")
 
@@ -385,7 +386,7 @@ class InspectPane(Vertical):
         worst = ", ".join(f"{s.text!r} p={probability.shown(s.logprob)}" for s in r.worst[:3])
         how = "whole text" if r.method == "whole" else f"{r.windows} windows of {r.window}"
         self._status(f"perplexity {r.perplexity:.3f} · cross-entropy {r.cross_entropy:.3f} nats/token · "
-                     f"{r.scored} tokens scored ({how}) · most surprising: {worst}")
+                     f"{plural(r.scored, 'token')} scored ({how}) · most surprising: {worst}")
 
     # -- one token, its alternatives, a branch ---------------------------------------------
 

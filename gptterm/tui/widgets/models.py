@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
     from gptterm.engine.base import Engine
 
+#: a table's columns: (label, keep); the lower ``keep``, the sooner it is left out on a narrow screen
+Columns = tuple[tuple[str, int], ...]
+
 HINT = ("Enter: load a local model · list a search result's files · pull a catalog model or a file. "
         "Keys in the footer act on the selected row.")
 
@@ -79,6 +82,8 @@ class ModelsPane(Vertical):
         self.downloading: str | None = None
         self.download_worker: Any = None
         self._speed_mark: tuple[float, int] | None = None
+        #: what each table shows (columns, rows): filled again when the pane is resized
+        self._filled: dict[str, tuple[Columns, list[list[object]]]] = {}
         self._shown = False
         #: the file of the model the app has loaded (None: none, or a server)
         self.active_path: str | None = None
@@ -127,14 +132,14 @@ class ModelsPane(Vertical):
         active = self.active_path
         table = self.query_one("#local-models", DataTable)
         keep = table.cursor_row
-        table.clear(columns=True)
-        table.add_columns("", "name", "quant", "size", "source")
         self.local = models
+        rows: list[list[object]] = []
         for m in models:
             mark = ("▶" if active and store.same_file(m.path, active) else " ") + (
                 "*" if default is not None and m.name == default.name else " ")
             size = "missing" if m.missing else human_size(m.size)
-            table.add_row(mark, m.name, m.quant or "?", size, m.source, key=m.name)
+            rows.append([mark, m.name, m.quant or "?", size, m.source])
+        self._fill(table, (("", 9), ("name", 9), ("quant", 3), ("size", 8), ("source", 1)), rows)
         if models:
             table.move_cursor(row=min(keep, len(models) - 1))
 
@@ -196,28 +201,46 @@ class ModelsPane(Vertical):
 
     # -- catalog and search ------------------------------------------------------------
 
-    def _remote_table(self, title: str, columns: tuple[str, ...]) -> DataTable:
+    def _remote_table(self, title: str) -> DataTable:
         self.query_one("#remote-title", Label).update(title)
-        table = self.query_one("#remote-models", DataTable)
-        table.clear(columns=True)
-        table.add_columns(*columns)
         self.remote_specs = []
         self.remote_repos = []
-        return table
+        return self.query_one("#remote-models", DataTable)
+
+    def _fill(self, table: DataTable, columns: Columns, rows: list[list[object]]) -> None:
+        """Show ``rows`` under ``columns`` ((label, keep) pairs): on a screen too narrow for all of them,
+        the columns with the lowest ``keep`` are left out first, before any is clipped."""
+        self._filled[table.id or ""] = (columns, rows)
+        room = (self.size.width or self.app.size.width) - 4  # the pane's padding and the table's scrollbar
+        widths = [max([len(label), *(len(str(r[i])) for r in rows)]) + 2 for i, (label, _) in enumerate(columns)]
+        shown = list(range(len(columns)))
+        while len(shown) > 1 and sum(widths[i] for i in shown) > room:
+            shown.remove(min(shown, key=lambda i: columns[i][1]))
+        table.clear(columns=True)
+        table.add_columns(*(columns[i][0] for i in shown))
+        for row in rows:
+            table.add_row(*(row[i] for i in shown))
+
+    def on_resize(self) -> None:
+        for table_id, (columns, rows) in list(self._filled.items()):
+            self._fill(self.query_one(f"#{table_id}", DataTable), columns, rows)
 
     def show_catalog(self) -> None:
         from gptterm.models import catalog
         from gptterm.models.machine import this_machine
 
         local = {m.name for m in self.local}
-        table = self._remote_table("Catalog (fits: this machine's free memory)",
-                                   ("id", "params", "quant", "size", "memory", "fits", "local"))
+        table = self._remote_table("Catalog (fits: this machine's free memory)")
         self.remote_kind = "catalog"
+        rows: list[list[object]] = []
         for row in catalog.rows(this_machine()):
-            table.add_row(row["id"], row["params"], row["quant"], human_size(row["size"]),
-                          "~" + human_size(row["memory"]), row["fits"], "yes" if row["id"] in local else "")
+            rows.append([row["id"], row["params"], row["quant"], human_size(row["size"]),
+                         "~" + human_size(row["memory"]), row["fits"], "yes" if row["id"] in local else ""])
             self.remote_specs.append(row["id"])
             self.remote_repos.append(row["repo"])
+        # what goes first on a narrow screen: local, params, memory, quant; id, size and fits stay
+        self._fill(table, (("id", 9), ("params", 2), ("quant", 1), ("size", 8), ("memory", 2), ("fits", 7),
+                           ("local", 0)), rows)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "models-search":
@@ -269,20 +292,23 @@ class ModelsPane(Vertical):
             self.notify(message.error or "", severity="error", timeout=10)
             return
         if message.kind == "search":
-            table = self._remote_table(message.title, ("repo", "downloads", "likes", "updated"))
+            table = self._remote_table(message.title)
+            rows: list[list[object]] = []
             for h in message.payload:
-                table.add_row(h.repo + (" (gated)" if h.gated else ""),
-                              f"{h.downloads:,}" if h.downloads is not None else "", h.likes or "", h.updated or "")
+                rows.append([h.repo + (" (gated)" if h.gated else ""),
+                             f"{h.downloads:,}" if h.downloads is not None else "", h.likes or "", h.updated or ""])
                 self.remote_specs.append(h.repo)
                 self.remote_repos.append(h.repo)
+            self._fill(table, (("repo", 9), ("downloads", 3), ("likes", 2), ("updated", 1)), rows)
         else:
             listing = message.payload
-            table = self._remote_table(message.title + (" (gated: needs HF_TOKEN)" if listing.gated else ""),
-                                       ("file", "quant", "size", "parts", "note"))
+            table = self._remote_table(message.title + (" (gated: needs HF_TOKEN)" if listing.gated else ""))
+            rows = []
             for m in listing.models:
-                table.add_row(m.filename, m.quant or "?", human_size(m.size), len(m.files), m.problem or "")
+                rows.append([m.filename, m.quant or "?", human_size(m.size), len(m.files), m.problem or ""])
                 self.remote_specs.append(f"{listing.repo}/{m.filename}")
                 self.remote_repos.append(listing.repo)
+            self._fill(table, (("file", 9), ("quant", 7), ("size", 8), ("parts", 1), ("note", 2)), rows)
         self.remote_kind = message.kind
         table.focus()
 

@@ -27,6 +27,7 @@ from gptterm.history.store import Conversation
 from gptterm.tui.actions import CONVERSATION_ACTIONS
 from gptterm.tui.host import host
 from gptterm.tui.screens import AskScreen, ConfirmScreen, ExportScreen
+from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.engine.state_cache import StateCache
@@ -40,10 +41,6 @@ def _when(ts: float) -> str:
     moment = dt.datetime.fromtimestamp(ts)
     today = dt.date.today()
     return moment.strftime("%H:%M") if moment.date() == today else moment.strftime("%b %d")
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 class ConversationList(OptionList):

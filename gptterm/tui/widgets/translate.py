@@ -25,7 +25,7 @@ class TranslatePane(TaskPane):
     VERB = "translating"
 
     def compose(self) -> ComposeResult:
-        with Horizontal(classes="task-options"):
+        with Horizontal(classes="task-options -folds"):
             yield Select([("detect language", AUTO), *language_options()], value=AUTO, allow_blank=False,
                          id="tr-source-lang")
             yield Button("⇄ swap", id="tr-swap")

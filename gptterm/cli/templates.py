@@ -1,0 +1,118 @@
+"""``gptterm templates``: list, show, create, edit and import templates (gptterm/templates.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from gptterm import templates
+from gptterm.cli.io import note
+from gptterm.errors import ConfigError, UsageError
+
+
+def run_templates(ns: argparse.Namespace) -> int:
+    return {"ls": _ls, "show": _show, "new": _new, "edit": _edit, "import": _import}[ns.action or "ls"](ns)
+
+
+def _variables(t: templates.Template) -> str:
+    return ", ".join(v.name + ("" if v.required else f"={v.default}") for v in t.variables)
+
+
+def as_dict(t: templates.Template) -> dict[str, Any]:
+    return {"name": t.name, "origin": t.origin, "path": str(t.source) if t.source else None,
+            "description": t.description, "system": t.system, "user": t.user,
+            "variables": [{"name": v.name, "default": v.default, "description": v.description} for v in t.variables],
+            "params": dict(t.params), "schema": t.schema}
+
+
+def _ls(ns: argparse.Namespace) -> int:
+    found, problems = templates.all_templates()
+    for line in problems:
+        note(line)
+    if ns.json:
+        print(json.dumps([as_dict(t) for t in found], indent=2, ensure_ascii=False))
+        return 0
+    rows = [(t.name, t.origin, _variables(t) or "-", t.description) for t in found]
+    widths = [max(len(r[i]) for r in rows + [("NAME", "FROM", "VARIABLES", "")]) for i in range(3)]
+    print(f"{'NAME':<{widths[0]}}  {'FROM':<{widths[1]}}  {'VARIABLES':<{widths[2]}}  DESCRIPTION")
+    for row in rows:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
+    note(f"use one: gptterm -t NAME [-V VAR=VALUE] < input.txt; yours go in {templates.user_dir()} "
+         "('gptterm templates new NAME')")
+    return 0
+
+
+def _show(ns: argparse.Namespace) -> int:
+    t = templates.load(ns.name)
+    if ns.json:
+        print(json.dumps(as_dict(t), indent=2, ensure_ascii=False))
+        return 0
+    out = [f"name         {t.name} ({t.origin}: {t.source})", f"description  {t.description}"]
+    for v in t.variables:
+        default = "required" if v.required else f"default {v.default!r}"
+        out.append(f"variable     {v.name}: {default}" + (f" — {v.description}" if v.description else ""))
+    if t.params:
+        out.append("params       " + ", ".join(f"{k}={v}" for k, v in t.params.items()))
+    if t.schema is not None:
+        out.append("schema       " + (t.schema if isinstance(t.schema, str) else json.dumps(t.schema)))
+    out += ["", "[system]", t.system.strip() or "(none: the model's default)", "", "[user]", t.user.strip()]
+    print("\n".join(out))
+    return 0
+
+
+def _new(ns: argparse.Namespace) -> int:
+    path = templates.new(ns.name)
+    print(path)
+    note(f"wrote template {ns.name}: edit it ('gptterm templates edit {ns.name}'), then use it: gptterm -t {ns.name}")
+    return 0
+
+
+def editor_command() -> list[str]:
+    """$VISUAL, else $EDITOR, else the first of nano, vi found."""
+    for var in ("VISUAL", "EDITOR"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return shlex.split(value)
+    import shutil
+
+    for name in ("nano", "vi"):
+        if shutil.which(name):
+            return [name]
+    raise UsageError("no editor: set $EDITOR (e.g. export EDITOR=nano)")
+
+
+def _edit(ns: argparse.Namespace) -> int:
+    found = templates.find_path(ns.name) if not Path(ns.name).exists() else (Path(ns.name), "path")
+    if found is None:
+        raise UsageError(f"no template {ns.name!r}: 'gptterm templates new {ns.name}' writes one")
+    path, origin = found
+    if origin == "builtin":
+        path = templates.new(ns.name)
+        note(f"copied the built-in {ns.name} to {path}: your copy is used from now on")
+    try:
+        subprocess.run([*editor_command(), str(path)], check=False)
+    except OSError as err:
+        raise UsageError(f"cannot start the editor: {err}") from None
+    templates.read(path, ns.name)  # a problem is one line (and exit 3): fix it before using the template
+    note(f"template {ns.name} is valid ({path})")
+    return 0
+
+
+def _import(ns: argparse.Namespace) -> int:
+    result = templates.import_patterns(Path(ns.folder), replace=ns.force)
+    for path in result.written:
+        print(path.stem)
+    for line in result.failed:
+        note(f"not imported: {line}")
+    if result.skipped:
+        note(f"kept {len(result.skipped)} existing template(s) of the same name ({', '.join(result.skipped[:5])}"
+             + ("…" if len(result.skipped) > 5 else "") + "): --force replaces them")
+    if not result.written and not result.skipped:
+        raise ConfigError(f"no pattern of {ns.folder} could be imported")
+    note(f"imported {len(result.written)} pattern(s) into {templates.user_dir()}")
+    return 0
