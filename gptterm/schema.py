@@ -147,14 +147,22 @@ def unsupported_note(schema: dict[str, Any]) -> str | None:
             "support); the reply is still checked against them")
 
 
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
 def grammar(schema: dict[str, Any]) -> str:
     """The GBNF grammar of ``schema``; a UsageError naming what the converter refuses."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        gbnf = json_schema_to_gbnf(json.dumps(schema))
     except (ValueError, AssertionError, KeyError, TypeError, RecursionError) as err:
         raise UsageError(f"the schema cannot be turned into a grammar: {err}") from None
+    # llama-cpp-python's converter lets a string hold any character but " and \ — raw newlines and control
+    # characters too, which JSON forbids (the model wrote '"{\n    "' and the reply did not parse);
+    # llama.cpp's own converter excludes them, as here
+    return gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
 
 
 # -- checking a reply ---------------------------------------------------------------------------

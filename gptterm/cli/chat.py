@@ -57,7 +57,10 @@ def run_tui(ns: argparse.Namespace) -> int:
     if sys.stdout.isatty():
         for name in ("COLUMNS", "LINES"):
             os.environ.pop(name, None)
-    create_app(model=ns.model, overrides=param_overrides(ns), server=ns.server, encoding=ns.encoding).run()
+    from gptterm import paths
+
+    create_app(model=ns.model, overrides=param_overrides(ns), server=ns.server, encoding=ns.encoding,
+               welcome=not paths.config_file().exists()).run()
     return 0
 
 
@@ -74,6 +77,7 @@ def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None)
                                     system="" if getattr(ns, "system", None) is not None else bound.system)
     config, params = setup.settings(ns)
     engine = setup.engine(ns, config, params)
+    setup.advise(ns, config, engine, "chat", setup.text_languages(f"{prompt or ''}\n{context or ''}"))
     session = ChatSession(engine, params, store=setup.store(ns), kind="oneshot",
                           on_overflow=ns.on_overflow, on_truncate=lambda r: note(r.describe()))
     session.schema = schema
@@ -151,6 +155,7 @@ HELP = """commands:
   /system [TEXT]       show or set the system prompt (empty TEXT clears it)
   /set [NAME [VALUE]]  show parameters, or set one (e.g. /set temperature 0.2)
   /save                save the parameters changed here to the config file
+  /template [NAME [VAR=VALUE ...]]  apply a template to the next message (no NAME: list them; /template off)
   /think, /no_think    switch a reasoning model's thinking on or off (Qwen3, SmolLM3; /set thinking auto: its default)
   /regen               generate the last reply again
   /clear               start a new conversation
@@ -184,6 +189,8 @@ class Repl:
         self.prompt_stream = sys.stdout if sys.stdout.isatty() else sys.stderr
         self.continued = conversation
         self.documents = _attach_documents(ns.docs) if getattr(ns, "docs", None) else None
+        self.session.schema = structured.schema(ns)  # chat --schema: every reply
+        self.session.use_template(structured.template(ns))  # chat -t: the first message
         self.encoding = setup.input_encoding(ns)
         # A pipe (or a terminal whose prompt goes to stderr) is read as bytes, each line decoded by textio;
         # input() gets the terminal's line editing, and what it returns is cleaned of undecodable bytes.
@@ -264,6 +271,8 @@ class Repl:
 
     def send(self, text: str) -> None:
         """One message; with --docs, the passages that bear on it go with it, and their sources after."""
+        self.advised: set[str] = getattr(self, "advised", set())
+        setup.advise(self.ns, self.config, self.engine, "chat", setup.text_languages(text), self.advised)
         if self.documents is None:
             self.stream(self.session.send(text))
             return
@@ -280,7 +289,10 @@ class Repl:
         with keeping_partial(reply, writer, logged=self.store is not None):
             interrupted = run_reply(reply, self.engine.cancel, writer)
         writer.end_line()
-        report_end(self.ns, reply, self.params, interrupted, logged=self.store is not None)
+        used = self.session.active_params  # a template's parameters hold for its message's reply
+        report_end(self.ns, reply, used, interrupted, logged=self.store is not None)
+        if not interrupted:  # a reply that does not match the schema: one line, and the chat goes on
+            structured.check(reply, self.session.active_schema, used, logged=self.store is not None)
 
     # commands ------------------------------------------------------------------
 
@@ -314,6 +326,8 @@ class Repl:
                 self.set_param(f"thinking {'on' if name == 'think' else 'off'}")
         elif name == "set":
             self.set_param(arg)
+        elif name == "template":
+            self.template(arg)
         elif name == "save":
             self.save_params()
         else:
@@ -334,12 +348,19 @@ class Repl:
         value = param.parse(raw)
         new_params = self.params.replace(**{param.name: value})
         if param.kind == LOAD:
+            if param.name == "lora" and self.engine.info.extra.get("backend") != "remote":
+                from pathlib import Path
+
+                from gptterm.models import adapters
+
+                adapters.check(value, Path(self.engine.info.path))  # a mismatch: one line, the model stays loaded
             note(f"reloading the model with {param.name}={param.format(value)} …")
             self.engine.close()
             try:
                 self.engine = setup.engine(self.ns, self.config, new_params)
             except GpttermError:
                 self.engine = setup.engine(self.ns, self.config, self.params)
+                self.session.engine = self.engine
                 raise
             self.session.engine = self.engine
         if param.name == "system":
@@ -348,6 +369,36 @@ class Repl:
         self.session.params = new_params
         note(f"{param.name} = {param.format(value)}")
 
+
+    def template(self, arg: str) -> None:
+        """``/template NAME [VAR=VALUE ...]``: the next message is the template's input."""
+        import shlex
+
+        from gptterm import templates
+
+        if not arg:
+            found, problems = templates.all_templates()
+            for line in problems:
+                note(line)
+            for t in found:
+                print(f"  {t.name:<16} {t.description}", file=sys.stderr)
+            waiting = self.session.next_template
+            note(f"template {waiting.template.name} waits for the next message" if waiting else
+                 "/template NAME [VAR=VALUE ...] applies one to the next message")
+            return
+        if arg.lower() in ("off", "none"):
+            self.session.use_template(None)
+            note("no template for the next message")
+            return
+        try:
+            words = shlex.split(arg)
+        except ValueError as err:
+            raise UsageError(f"/template: {err}") from None
+        bound = templates.load(words[0]).bind(structured.variables(words[1:]))
+        self.session.use_template(bound)
+        values = ", ".join(f"{k}={v}" for k, v in bound.values.items())
+        note(f"template {bound.template.name}" + (f" ({values})" if values else "")
+             + ": your next message is its input" + (" (the reply must match its schema)" if bound.schema else ""))
 
     def save_params(self) -> None:
         from gptterm.settings import save_config

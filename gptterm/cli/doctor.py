@@ -82,6 +82,13 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
             "chat_template": meta.chat_template is not None,
             "gguf_version": meta.version,
         }
+        lora = tuple(report.get("params", {}).get("lora") or ())
+        if lora:
+            from gptterm.models import adapters
+
+            # the adapters are part of the model that would load: each checked against it (one line if not)
+            report["model"]["lora"] = [a.spec.text() + ("" if str(a.path) == a.spec.adapter else f" ({a.path})")
+                                      for a in adapters.check(lora, path)]
     except _Skip:
         pass
     except (GpttermError, ValueError, OSError) as err:
@@ -184,9 +191,10 @@ def run_doctor(ns: argparse.Namespace) -> int:
                 f"  parameters         {m['parameters']:,}" if m["parameters"] else "  parameters         ?",
                 f"  training context   {m['training_context']}",
                 f"  chat template      {'yes' if m['chat_template'] else 'no (ChatML fallback)'}"]
+        out += [f"  lora adapter       {a} (fits)" for a in m.get("lora", [])]
     if "params" in report:
         out += ["", "effective parameters:"]
-        out += [f"  {k:<18} {v!r}" for k, v in report["params"].items()]
+        out += [f"  {k:<18} {list(v) if isinstance(v, tuple) else v!r}" for k, v in report["params"].items()]
     out += ["", "paths:"] + [f"  {k:<18} {v}" for k, v in report["paths"].items()]
     out += ["", "permissions (yours only: 0700 folders, 0600 files):"]
     for d in report["permissions"]["dirs"]:

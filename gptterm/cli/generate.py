@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Callable
 
 from gptterm import textio
-from gptterm.cli import setup
+from gptterm.cli import setup, structured
 from gptterm.cli.io import ProbabilityWriter, keeping_partial, note, read_stdin, run_reply
 from gptterm.errors import InputError, UsageError
 from gptterm.tasks.context import overflow_error, reply_reserve
@@ -38,8 +38,11 @@ def run_generate(ns: argparse.Namespace) -> int:
         prompt = read_stdin(setup.input_encoding(ns))
     if prompt is None or not prompt.strip():
         raise InputError("nothing to continue: give a PROMPT or pipe text on stdin")
+    schema = structured.schema(ns)  # one line before the model loads when it cannot be used
     config, params = setup.settings(ns)
     engine = setup.engine(ns, config, params)
+    structured.warn_unsupported(engine, schema)
+    holds = structured.held(ns, schema)
     n_prompt = len(engine.completion_tokens(prompt))
     reserve = reply_reserve(params.max_tokens, engine.n_ctx)
     if n_prompt + reserve > engine.n_ctx:
@@ -56,19 +59,23 @@ def run_generate(ns: argparse.Namespace) -> int:
     for i in range(ns.samples):
         # Consecutive seeds: `--seed S -n 3` repeats all three samples.
         sample_params = params.replace(seed=None if base_seed is None else (base_seed + i) % (2**32 - 1))
-        reply = engine.complete(prompt, sample_params)
+        reply = engine.complete(prompt, sample_params, **({"schema": schema} if schema is not None else {}))
         if store is not None and conversation_id is not None:
             reply.on_done(_saver(store, conversation_id, engine.info.name, sample_params))
         if not ns.json:
             if i:
                 writer(SEPARATOR)
-            if not ns.no_echo:
+            if not ns.no_echo and schema is None:  # with a schema, stdout is the JSON alone
                 writer(prompt)
         if isinstance(writer, ProbabilityWriter):
             writer.follow(reply)
         with keeping_partial(reply, writer, logged=store is not None):
-            interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
+            interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json or holds else writer)
         samples.append(reply)
+        if not interrupted:
+            checked = structured.check(reply, schema, sample_params, logged=store is not None)
+            if holds:
+                structured.write_held(checked)
         if ns.verbose:
             note(f"sample {i + 1}: {setup.stats_line(reply)}")
         if interrupted or writer.broken:

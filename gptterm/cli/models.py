@@ -64,8 +64,10 @@ def _catalog(ns: argparse.Namespace) -> int:
     _table([(r["id"] + (" *" if r["recommended"] else ""), r["params"], r["quant"], human_size(r["size"]),
              "~" + human_size(r["memory"]), r["fits"], "yes" if r["downloaded"] else "", ",".join(r["tasks"]),
              catalog.languages_text(tuple(r["languages"])), catalog.context_text(r["context"]),
-             r["licence"] + (" (gated)" if r["gated"] else "")) for r in rows],
-           ("ID", "PARAMS", "QUANT", "SIZE", "MEMORY", "FITS", "LOCAL", "GOOD FOR", "LANGUAGES", "CTX", "LICENCE"))
+             r["licence"] + (" (gated)" if r["gated"] else ""), r["class"], "yes" if r["thinking"] else "")
+            for r in rows],
+           ("ID", "PARAMS", "QUANT", "SIZE", "MEMORY", "FITS", "LOCAL", "GOOD FOR", "LANGUAGES", "CTX", "LICENCE",
+            "CLASS", "THINKS"))
     if task:
         what = f"{task}" + (f" in {', '.join(langs)}" if langs else "")
         note(f"best first for {what}; " + (f"* suits this machine best: gptterm models pull {best.id}" if best else
@@ -166,6 +168,10 @@ def _pull(ns: argparse.Namespace) -> int:
                "seconds": round(result.seconds, 3), "already_downloaded": result.already})
     else:
         print(result.model.name)
+    base = _adapter_of(result.model)
+    if base:
+        note(f"{result.model.name} is a LoRA adapter for {base} models: gptterm -m MODEL --lora {result.model.name}"
+             f" ('gptterm models show {result.model.name}' says which local models it fits)")
     return 0
 
 
@@ -253,19 +259,30 @@ def _ls(ns: argparse.Namespace) -> int:
 
     models = store.list_models()
     default = store.default_model(models)
+    kinds = {m.name: _adapter_of(m) for m in models}
     if ns.json:
-        _json([{**m.as_dict(), "default": default is not None and m.name == default.name, "missing": m.missing}
-               for m in models])
+        _json([{**m.as_dict(), "default": default is not None and m.name == default.name, "missing": m.missing,
+                "kind": "lora" if kinds[m.name] else "model",
+                **({"base_architecture": kinds[m.name]} if kinds[m.name] else {})} for m in models])
         return 0
     if not models:
         note("no local models: 'gptterm models catalog' suggests some, 'gptterm models pull ID' downloads one")
         return 0
     rows = []
     for m in models:
+        if kinds[m.name]:
+            continue
         mark = "*" if default is not None and m.name == default.name else ""
         size = "missing" if m.missing else human_size(m.size)
         rows.append((mark, m.name, m.quant or "?", size, m.source, m.path))
-    _table(rows, ("", "NAME", "QUANT", "SIZE", "SOURCE", "PATH"))
+    if rows:
+        _table(rows, ("", "NAME", "QUANT", "SIZE", "SOURCE", "PATH"))
+    lora = [(m.name, f"{kinds[m.name]} models", human_size(m.size), m.source, m.path) for m in models if kinds[m.name]]
+    if lora:
+        if rows:
+            print()
+        _table(lora, ("LORA ADAPTER", "FOR", "SIZE", "SOURCE", "PATH"))
+        note("apply an adapter to a model of its architecture: gptterm -m MODEL --lora ADAPTER[:SCALE]")
     partial = store.incomplete_downloads()
     if partial:
         total = sum(p.stat().st_size for p in partial)
@@ -305,6 +322,32 @@ def _import(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _adapter_of(model: Any) -> str | None:
+    """The base architecture of a LoRA adapter in the store ('?' when it does not say); None for a model."""
+    from gptterm.models.gguf_meta import read_metadata
+
+    if model.missing:
+        return None
+    try:
+        meta = read_metadata(model.path)
+    except (OSError, ValueError):
+        return None
+    return (meta.architecture or "?") if meta.is_adapter else None
+
+
+def _adapter_details(model: Any) -> dict:
+    """What ``models show`` says of an adapter: its header, and which local models it fits."""
+    from gptterm.models import adapters, store
+    from gptterm.models.gguf_meta import read_metadata
+
+    try:
+        info = adapters.describe(read_metadata(model.path))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read the GGUF metadata of {model.path}: {err}") from None
+    others = [(m.name, m.path) for m in store.list_models() if not m.missing and m.name != model.name]
+    return {"kind": "lora", **info, "fits": adapters.fits(model.path, others)}
+
+
 def _metadata(model: Any) -> dict:
     from gptterm.models.gguf_meta import read_metadata
 
@@ -323,6 +366,13 @@ def _show(ns: argparse.Namespace) -> int:
     from gptterm.models import store
 
     model = store.find(ns.name)
+    if not model.missing and _adapter_of(model):
+        details = _adapter_details(model)
+        if ns.json:
+            _json({**model.as_dict(), **details})
+            return 0
+        _print_adapter(model, details)
+        return 0
     meta = {} if model.missing else _metadata(model)
     default = store.default_model()
     users = store.users_of(model)
@@ -332,6 +382,22 @@ def _show(ns: argparse.Namespace) -> int:
         return 0
     _print_details(model, meta, extra)
     return 0
+
+
+def _print_adapter(model: Any, d: dict) -> None:
+    rank = d["rank"] if not isinstance(d["rank"], list) else ", ".join(map(str, d["rank"]))
+    lines: list[tuple[str, Any]] = [
+        ("name", model.name), ("kind", f"LoRA adapter ({d['adapter_type'] or '?'}) for {d['base_architecture']} models"),
+        ("path", model.path), ("size", human_size(model.size)), ("rank", rank or "?"),
+        ("alpha", d["alpha"] if d["alpha"] is not None else "?"), ("tensors", f"{d['tensors']} lora_a/lora_b pairs")]
+    if d["base_model"]:
+        lines.append(("base model", d["base_model"]))
+    lines.append(("fits", ", ".join(d["fits"]) or "none of the local models (pull its base model)"))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
+    if d["fits"]:
+        note(f"use it: gptterm -m {d['fits'][0]} --lora {model.name}")
 
 
 def _print_details(model: Any, meta: dict, extra: dict | None = None) -> None:

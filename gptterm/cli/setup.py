@@ -78,13 +78,25 @@ def stats_line(reply: Reply) -> str:
     return ", ".join(parts)
 
 
-def advise(ns: argparse.Namespace, config: Any, engine: Any, task: str, languages: tuple[str, ...]) -> None:
+def advise(ns: argparse.Namespace, config: Any, engine: Any, task: str, languages: tuple[str, ...],
+           seen: set[str] | None = None) -> None:
     """Say once when the loaded model does not cover ``task`` or ``languages`` (and which model does);
-    --quiet or 'advice = false' in the config file silences it."""
+    --quiet or 'advice = false' in the config file silences it. ``seen``: the lines said already (the REPL
+    asks at every message)."""
     if getattr(ns, "quiet", False) or not getattr(config, "advice", True):
         return
     from gptterm.models.advice import check, profile_for
 
     advice = check(profile_for(engine.info), task, languages)
-    if advice is not None:
+    if advice is not None and (seen is None or advice.text not in seen):
+        if seen is not None:
+            seen.add(advice.text)
         note(advice.line())
+
+
+def text_languages(text: str) -> tuple[str, ...]:
+    """The language a prompt's script names, for advice (none for Latin script: see advice.script_language)."""
+    from gptterm.models.advice import script_language
+
+    lang = script_language(text)
+    return (lang,) if lang else ()

@@ -71,7 +71,10 @@ def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Calla
         writer.finish()
     stats = job.stats()
     if getattr(ns, "verbose", False):
-        note(f"{stats['model_calls']} model calls for {stats['parts']} parts, {stats['prompt_tokens']} prompt and "
+        from gptterm.words import plural
+
+        note(f"{plural(stats['model_calls'], 'model call')} for {plural(stats['parts'], 'part')}, "
+             f"{stats['prompt_tokens']} prompt and "
              f"{stats['completion_tokens']} generated tokens, {stats['seconds']:.1f} s")
         for c in job.chunks:
             if c.get("trimmed"):
@@ -101,7 +104,10 @@ def run_summarize(ns: argparse.Namespace) -> int:
     engine = setup.engine(ns, config, params)
     from gptterm.assets import language_code
 
-    setup.advise(ns, config, engine, "summarize", (language_code(options.language),) if options.language else ())
+    from gptterm.tasks.translate import source_language
+
+    asked = (language_code(options.language),) if options.language else ()
+    setup.advise(ns, config, engine, "summarize", (*asked, *source_language(source.text)))
     job = Summarizer(engine, task_params(ns, params), options)
     return run_job(ns, job, source.text, "summarizing", lambda: {"options": {
         "length": options.length, "form": options.form, "language": options.language, "focus": options.focus}},

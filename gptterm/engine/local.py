@@ -79,6 +79,9 @@ class LocalEngine:
             meta = read_metadata(path)
         except ValueError as err:
             raise ModelError(f"cannot load model {path}: {err}") from None
+        if meta.is_adapter:  # llama.cpp would only say the load failed
+            raise ModelError(f"{path.name} is a LoRA adapter for {meta.architecture or 'some'} models, not a model: "
+                             f"load its base model with -m and add the adapter with --lora {path}")
         self.adapters = adapters.check(tuple(lora), path)  # a mismatch is one line, before anything loads
         n_ctx_train = meta.context_length
         n_ctx = min(ctx, n_ctx_train) if n_ctx_train else ctx

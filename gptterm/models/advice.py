@@ -160,3 +160,32 @@ def check(profile: Profile | None, task: str, languages: tuple[str, ...] = (), *
 
 def _noun(task: str) -> str:
     return {"translate": "translation", "summarize": "summary", "ask": "answer", "chat": "reply"}.get(task, "result")
+
+
+# Scripts that name their language well enough for advice (a prompt in Latin script is not guessed:
+# a short English, French or code prompt looks alike to a language identifier).
+_SCRIPTS = ((0x3040, 0x30FF, "ja"), (0xAC00, 0xD7AF, "ko"), (0x1100, 0x11FF, "ko"), (0x4E00, 0x9FFF, "zh"),
+            (0x3400, 0x4DBF, "zh"), (0x0400, 0x04FF, "ru"), (0x0600, 0x06FF, "ar"), (0x0900, 0x097F, "hi"),
+            (0x0E00, 0x0E7F, "th"), (0x0370, 0x03FF, "el"), (0x0590, 0x05FF, "he"))
+
+
+def script_language(text: str) -> str | None:
+    """The language a prompt's script names (Chinese, Japanese, Korean, Russian, Arabic, Hindi, Thai, Greek,
+    Hebrew), when at least a third of its letters (and 4 or more) are in it; else None."""
+    counts: dict[str, int] = {}
+    letters = 0
+    for ch in text:
+        if not ch.isalpha():
+            continue
+        letters += 1
+        code = ord(ch)
+        for low, high, lang in _SCRIPTS:
+            if low <= code <= high:
+                counts[lang] = counts.get(lang, 0) + 1
+                break
+    if not counts:
+        return None
+    if counts.get("ja") and counts.get("zh"):  # kana with kanji: Japanese
+        counts["ja"] += counts.pop("zh")
+    lang, n = max(counts.items(), key=lambda kv: kv[1])
+    return lang if n >= 4 and n * 3 >= letters else None

@@ -64,6 +64,8 @@ class ChatSession:
         self.schema: dict[str, Any] | None = None
         #: the schema the reply in flight (or the last one) was asked to match: what a face checks it against
         self.active_schema: dict[str, Any] | None = None
+        #: the parameters of the reply in flight (or the last one): a template's over the session's
+        self.active_params = params
         #: a template waiting for the next message, its input (use_template)
         self.next_template: Bound | None = None
         self._options: tuple[Params, dict[str, Any] | None] | None = None
@@ -179,6 +181,7 @@ class ChatSession:
         # a template's parameters and schema hold for its message's reply, and for regenerating it
         params, schema = self._options or (self.params, self.schema)
         self.active_schema = schema
+        self.active_params = params
         extra: dict[str, Any] = {"schema": schema} if schema is not None else {}
         reply = self._engine().chat(messages, params, **extra)
         reply.on_done(self._record)

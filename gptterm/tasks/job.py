@@ -163,7 +163,8 @@ def last_boundary(text: str) -> int:
 def trim_to_sentence(text: str) -> tuple[str, bool]:
     """``text`` cut after its last complete sentence, and whether anything was cut. A text without a
     complete sentence is kept whole: half a sentence says more than nothing."""
-    cut = last_boundary(text.rstrip())
+    body = text.rstrip()
+    cut = min(last_boundary(body + " "), len(body))  # a sentence that ends the text ends there too
     if cut == 0 or not text[cut:].strip():
         return text, False
     return text[:cut].rstrip(), True
@@ -183,7 +184,8 @@ class SentenceHold:
         cut = last_boundary(self._held)
         if cut == 0:
             return ""
-        out, self._held = self._held[:cut], self._held[cut:]
+        out = self._held[:cut].rstrip()  # the line breaks after it wait for what follows: a cut drops them
+        self._held = self._held[len(out):]
         self.emitted = self.emitted or bool(out.strip())
         return out
 

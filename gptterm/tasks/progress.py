@@ -111,5 +111,7 @@ class PartProgress:
 
     def finished(self, stats: dict) -> str:
         """The last line: 'done · 9 model calls · 812 tokens · 14.2 s' (or 'stopped')."""
-        return (f"{'stopped' if stats.get('cancelled') else 'done'} · {stats['model_calls']} model calls · "
-                f"{stats['completion_tokens']} tokens · {stats['seconds']:.1f} s")
+        from gptterm.words import plural
+
+        return (f"{'stopped' if stats.get('cancelled') else 'done'} · {plural(stats['model_calls'], 'model call')} · "
+                f"{plural(stats['completion_tokens'], 'token')} · {stats['seconds']:.1f} s")

@@ -57,6 +57,14 @@ def detect_language(text: str) -> str:
     return code
 
 
+def source_language(text: str) -> tuple[str, ...]:
+    """``(code,)`` of the language ``text`` is in, or ``()`` when it cannot be told (no letters)."""
+    try:
+        return (detect_language(text),)
+    except InputError:
+        return ()
+
+
 def load_glossary(path: str | Path, notify: Callable[[str], None] | None = None) -> dict[str, str]:
     """Term -> translation from a JSON object, or lines ``term<TAB>translation`` / ``term = translation``;
     read in any encoding (``gptterm.textio``; ``notify`` hears how, when it was a guess)."""

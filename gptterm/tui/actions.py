@@ -54,6 +54,9 @@ APP_ACTIONS: tuple[Action, ...] = (
            "Save the current parameters to the config file", show=False),
     Action("reload-model", "f12", "reload_model", "Reload model", "Load the model again with the load settings",
            show=False),
+    # the first start's welcome names this key
+    Action("pull-recommended", "f10", "pull_recommended", "Download recommended model",
+           "Download the catalog model recommended for this machine (multilingual), in the background", show=False),
 )
 
 # Actions of the chat pane (ChatPane.BINDINGS): they act while the chat has focus;
@@ -67,6 +70,10 @@ CHAT_ACTIONS: tuple[Action, ...] = (
     Action("focus-input", "ctrl+l", "focus_input", "Input", "Move the cursor to the message input", show=False),
     Action("copy-last", "ctrl+t", "copy_last", "Copy reply", "Copy the last reply to the clipboard", show=False),
     Action("show-earlier", "ctrl+o", "show_earlier", "Earlier", "Show earlier messages of a long conversation",
+           show=False),
+    # f11: the text inputs take most ctrl keys; the palette offers it too ("Template")
+    Action("use-template", "f11", "pick_template", "Template",
+           "Use a template for the next message (email reply, news, commit message, …): pick one, fill its variables",
            show=False),
     # priority: the message input would otherwise take Esc first
     Action("cancel-edit", "escape", "cancel_edit", "Cancel edit", "Stop editing a message (the original stays)",

@@ -25,7 +25,7 @@ from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from gptterm.backend import Backend, choose_backend
@@ -33,14 +33,17 @@ from gptterm.engine.state_cache import StateCache
 from gptterm.errors import GpttermError
 from gptterm.history.store import HistoryStore
 from gptterm.settings import Config, Params, save_config
-from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS, CHAT_ACTIONS, CONVERSATION_ACTIONS
+from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS
 from gptterm.tui.host import Busy, Generating, Lease
 from gptterm.tui.messages import ModelFailed, ModelLoaded, SwitchBackend
 from gptterm.tui.screens import AskScreen, HelpScreen
 from gptterm.tui.widgets.chat_pane import ChatPane
 from gptterm.tui.widgets.deferred import AfterFirstFrame
+from gptterm.tui.widgets.footer import KeysFooter
 from gptterm.tui.widgets.sidebar import Sidebar
 from gptterm.tui.widgets.status import StatusBar
+from gptterm.tui.first_start import FirstStart
+from gptterm.tui.widgets.welcome import Welcome
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
@@ -61,7 +64,7 @@ LATER_PANES = (
 )
 
 
-class GpttermApp(App[None]):
+class GpttermApp(FirstStart, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "gptterm"
     # The screen's width class: panes fold their option rows and the chat's list below 120 columns.
@@ -77,7 +80,7 @@ class GpttermApp(App[None]):
     busy: reactive[Busy | None] = reactive(None, init=False)
 
     def __init__(self, *, config: Config, params: Params, backend: Backend, store: HistoryStore,
-                 conversation_id: int | None = None) -> None:
+                 conversation_id: int | None = None, welcome: bool = False) -> None:
         super().__init__()
         self.config = config
         self.params = params
@@ -87,6 +90,10 @@ class GpttermApp(App[None]):
         self.model_error: str | None = None
         self._initial_conversation = conversation_id
         self._theme_ready = False
+        #: the advice lines already shown (each once a session)
+        self._advised: set[str] = set()
+        #: the first start: a welcome is shown once the model has loaded
+        self._welcome = welcome
 
     # -- layout -----------------------------------------------------------------
 
@@ -103,6 +110,8 @@ class GpttermApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        if self._welcome:
+            yield Welcome(id="welcome")
         with TabbedContent(initial="chat", id="tabs"):
             with TabPane("Chat", id="chat"):
                 yield ChatPane(store=self.store, state_cache=self.state_cache, params=self.params,
@@ -111,7 +120,7 @@ class GpttermApp(App[None]):
                 with TabPane(title, id=tab):
                     yield AfterFirstFrame(partial(self._make_pane, tab, module, cls))
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeysFooter()
 
     @property
     def chat(self) -> ChatPane:
@@ -170,6 +179,19 @@ class GpttermApp(App[None]):
         if self.busy is not None and self.busy.owner is owner:
             self.busy = None
 
+    def advise(self, task: str, languages: tuple[str, ...] = ()) -> None:
+        """Say once (a notification) when the loaded model does not cover ``task`` or ``languages``, and which
+        catalog model does; 'advice = false' in the config file silences it (gptterm.models.advice)."""
+        if not self.config.advice or self.engine is None:
+            return
+        from gptterm.models.advice import check, profile_for
+
+        advice = check(profile_for(self.engine.info), task, tuple(c for c in languages if c))
+        if advice is None or advice.text in self._advised:
+            return
+        self._advised.add(advice.text)
+        self.notify(advice.text, title="Another model would do better", severity="warning", timeout=20)
+
     def _refuse_while_busy(self) -> bool:
         if self.busy is not None:
             self.notify(f"Stop {self.busy.verb} first (Esc)", severity="warning")
@@ -218,6 +240,9 @@ class GpttermApp(App[None]):
             old.close()
         label = self.backend_label()
         self.sub_title = f"{self.engine.info.name} · {label}" if label else self.engine.info.name
+        if self._welcome:
+            self._welcome = False
+            self.show_welcome(self.engine)
         self.call_after_refresh(gc.freeze)
 
     def on_model_failed(self, message: ModelFailed) -> None:
@@ -301,6 +326,10 @@ class GpttermApp(App[None]):
             return
         if message.name == "system":
             self.chat.set_system(message.value)
+        if message.name == "thinking" and message.value != "auto" and self.engine is not None \
+                and getattr(self.engine, "thinks", True) is False:
+            self.notify("This model's chat template has no thinking mode: the setting changes nothing with it",
+                        severity="warning")
         if message.reload:
             self.action_reload_model()
 
@@ -365,60 +394,26 @@ class GpttermApp(App[None]):
         self.push_screen(HelpScreen(self.current_keys()))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        from gptterm.tui import palette
+
         yield from super().get_system_commands(screen)
-        keys = self.current_keys()
-        for a in APP_ACTIONS:
-            yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_action, a.action))
-        for a in CHAT_ACTIONS:
-            if a.id != "cancel-edit":
-                yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_chat_action, a.action))
-        for a in CONVERSATION_ACTIONS:
-            yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(self.run_conversation_action, a.action))
-        yield SystemCommand("Documents for this chat…", "Answer from files, folders or a collection too (ask)",
-                            self._ask_for_documents)
-        yield from self.backend_commands()
-
-    def _ask_for_documents(self) -> None:
-        import shlex
-
-        def done(where: str | None) -> None:
-            if where is not None:
-                self.show_tab("chat")
-                self.chat.attach_documents([] if where.strip() == "-" else shlex.split(where))
-
-        self.push_screen(AskScreen("Documents for this chat: paths or @collection (- detaches them)"), done)
+        yield from palette.commands(self)
 
     def backend_commands(self) -> Iterable[SystemCommand]:
-        """Palette entries that switch to the local model, a configured server, or another remote model."""
-        backend = self.backend
-        if backend.server is not None:
-            yield SystemCommand("Backend: local model", "Run the local model in this process",
-                                partial(self.switch_backend, backend.local()))
-        servers = dict(self.config.servers)
-        if backend.server is not None:
-            servers.setdefault(backend.server.name, backend.server)
-        for name, profile in sorted(servers.items()):
-            if backend.server is None or name != backend.server.name:
-                yield SystemCommand(f"Backend: server {name}", f"Use the OpenAI-compatible server at {profile.url}",
-                                    partial(self.switch_backend, backend.remote(profile)))
-        engine = self.engine
-        if backend.server is None or engine is None:
-            return
-        for model in getattr(engine, "models", None) or ():
-            if model != engine.info.name:
-                yield SystemCommand(f"Remote model: {model}", f"Use {model} on {backend.label()}",
-                                    partial(self.switch_backend, backend.remote(backend.server, model)))
+        from gptterm.tui import palette
 
+        return palette.backend_commands(self)
 
 def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = None,
                conversation_id: int | None = None, server: str | None = None,
-               encoding: str | None = None) -> GpttermApp:
+               encoding: str | None = None, welcome: bool = False) -> GpttermApp:
     """The one factory used by the CLI and the tests.
 
     ``model`` and ``server``: -m and --server as given (None when not): the
     backend is chosen from them, the environment and the config file as for
     every command. ``encoding``: --encoding, the files opened in the panes are
-    read in it (over the config file's).
+    read in it (over the config file's). ``welcome``: the first start (the CLI
+    passes it when there is no config file yet).
     """
     from gptterm.settings import load_config
 
@@ -427,4 +422,4 @@ def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = N
         config = dataclasses.replace(config, encoding=encoding)
     params = config.params.replace(**(overrides or {}))
     return GpttermApp(config=config, params=params, backend=choose_backend(config, model=model, server=server),
-                      store=HistoryStore(), conversation_id=conversation_id)
+                      store=HistoryStore(), conversation_id=conversation_id, welcome=welcome)

@@ -85,11 +85,15 @@ class AskPane(Vertical):
         yield Input(placeholder="your question (Enter asks; follow-up questions continue the conversation)",
                     id="ask-question")
         with Horizontal(classes="task-body"):
-            with VerticalScroll(id="ask-answer-scroll"):
+            with VerticalScroll(id="ask-answer-scroll") as answer:
+                answer.border_title = "Answer"
                 yield MarkdownView(id="ask-answer")
             with Vertical(id="ask-sources-side"):
-                yield OptionList(id="ask-sources")
-                with VerticalScroll(id="ask-passage-scroll"):
+                sources = OptionList(id="ask-sources")
+                sources.border_title = "Sources"
+                yield sources
+                with VerticalScroll(id="ask-passage-scroll") as passage:
+                    passage.border_title = "Passage"
                     yield Static("", id="ask-passage", markup=False)
         yield Label("Name where to look and ask a question", classes="progress-label", id="ask-status")
 
@@ -152,6 +156,9 @@ class AskPane(Vertical):
             return
         self.busy = True
         self.engine = lease.engine
+        advise = getattr(self.app, "advise", None)
+        if advise is not None:
+            advise("ask", ())
         self.cancel.clear()
         self.run += 1
         self.transcript += ("\n\n---\n\n" if self.transcript else "") + f"**Q:** {question}\n\n"

@@ -9,7 +9,7 @@ from textual import events
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import TextArea
+from textual.widgets import Collapsible, Static, TextArea
 
 from gptterm.tui.actions import INPUT_ACTIONS, MESSAGE_ACTIONS
 from gptterm.tui.widgets.markdown_view import MarkdownView
@@ -41,6 +41,48 @@ def stats_text(stats: dict | None) -> str:
     return " · ".join(parts)
 
 
+class ThinkingView(Collapsible):
+    """A reasoning model's thinking (its <think> block), above its reply: folded and dimmed, streamed.
+
+    Folded, only its title line changes as the thinking streams (the word count), so a long think costs
+    no layout pass; the text is drawn when it is unfolded (click, or Enter on the title)."""
+
+    DEFAULT_CSS = """
+    ThinkingView { border: none; padding: 0; margin: 0 0 0 2; background: transparent; height: auto; }
+    ThinkingView CollapsibleTitle { color: $text-muted; padding: 0 1; }
+    ThinkingView Contents { padding: 0 0 0 2; }
+    ThinkingView .thinking-text { color: $text-muted; text-style: italic; }
+    """
+
+    def __init__(self, text: str = "", *, streaming: bool = False) -> None:
+        self.text = text
+        self.streaming = streaming
+        self._body = Static("", classes="thinking-text", markup=False)
+        super().__init__(self._body, title=self._heading(), collapsed=True, classes="thinking")
+
+    def _heading(self) -> str:
+        words = plural(len(self.text.split()), "word")
+        return f"Thinking… {words}" if self.streaming else f"Thought for {words} (Enter or click to unfold)"
+
+    def on_mount(self) -> None:
+        if not self.collapsed:
+            self._body.update(self.text)
+
+    def append(self, text: str) -> None:
+        self.text += text
+        self.title = self._heading()
+        if not self.collapsed:
+            self._body.update(self.text)
+
+    def finish(self, text: str) -> None:
+        self.text, self.streaming = text, False
+        self.title = self._heading()
+        self._body.update(self.text)
+
+    def on_collapsible_expanded(self, event: Collapsible.Expanded) -> None:
+        self._body.update(self.text)
+
+
 class MessageItem(MarkdownView):
     """One message: its role and stats on a title line, then its Markdown (streamed while generated).
 
@@ -50,6 +92,8 @@ class MessageItem(MarkdownView):
     def __init__(self, role: str, content: str = "", *, info: str = "", streaming: bool = False) -> None:
         self.role = role
         self.info = info
+        #: the thinking shown above this reply (a reasoning model's), if any
+        self.thinking_view: ThinkingView | None = None
         super().__init__(content, title=self._header(), streaming=streaming, classes=f"message -{role}")
 
     @property
@@ -62,6 +106,13 @@ class MessageItem(MarkdownView):
 
     def write(self, text: str) -> None:
         self.append(text)
+
+    def remove(self):
+        """Remove the message and its thinking with it."""
+        if self.thinking_view is not None:
+            self.thinking_view.remove()
+            self.thinking_view = None
+        return super().remove()
 
     def finish(self, content: str, info: str = "") -> None:
         """End streaming and render the final text in full, so no last token is ever lost."""

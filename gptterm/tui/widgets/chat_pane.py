@@ -27,7 +27,7 @@ from gptterm.tasks.chat import ChatSession
 from gptterm.tui.actions import CHAT_ACTIONS
 from gptterm.tui.host import host
 from gptterm.words import plural
-from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, stats_text
+from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, ThinkingView, stats_text
 from gptterm.tui.widgets.sidebar import ConversationList, Sidebar
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from gptterm.engine.state_cache import StateCache
     from gptterm.history.store import HistoryStore
     from gptterm.settings import Params
+    from gptterm.templates import Bound
 
 
 def _ui_cpu_share() -> float:
@@ -62,6 +63,13 @@ class ChatPane(Vertical):
 
     @dataclass
     class ReplyChunk(Message):
+        reply_id: int
+        text: str
+
+    @dataclass
+    class ReplyThinking(Message):
+        """A piece of a reasoning model's thinking (its <think> block), streamed apart from the reply."""
+
         reply_id: int
         text: str
 
@@ -203,10 +211,15 @@ class ChatPane(Vertical):
         messages = [m for m in self.store.get(cid).messages if m.role in ("user", "assistant")] if cid else []
         hidden = max(0, len(messages) - shown)
         log.hidden_count = hidden
-        items: list[Static | MessageItem] = []
+        items: list[Static | MessageItem | ThinkingView] = []
         if hidden:
             items.append(Static(f"[dim]{hidden} earlier messages — ctrl+o shows more[/dim]", id="earlier"))
-        items += [MessageItem(m.role, m.content, info=stats_text(m.stats)) for m in messages[hidden:]]
+        for m in messages[hidden:]:
+            item = MessageItem(m.role, m.content, info=stats_text(m.stats))
+            if m.thinking:  # kept apart in history: shown folded above its reply
+                item.thinking_view = ThinkingView(m.thinking)
+                items.append(item.thinking_view)
+            items.append(item)
         await log.mount_all(items)
         log.scroll_end(animate=False)
 
@@ -288,9 +301,34 @@ class ChatPane(Vertical):
             self.notify(str(err), severity="error", timeout=10)
             return
         self.query_one(PromptInput).clear()
+        self.query_one(PromptInput).border_title = None  # a template applied to this message
         await log.mount(MessageItem("user", message.text))
         await self.start_reply(reply)
         self.call_after_refresh(self.refresh_list)  # a new conversation is listed at once
+        advise = getattr(self.app, "advise", None)
+        if advise is not None:  # a message in a script the model does not know (gptterm.models.advice)
+            from gptterm.models.advice import script_language
+
+            lang = script_language(message.text)
+            advise("chat", (lang,) if lang else ())
+
+    # -- templates -------------------------------------------------------------------
+
+    def action_pick_template(self) -> None:
+        from gptterm.tui.widgets.templates import TemplatePicker
+
+        if not self._refuse_while_replying():
+            self.app.push_screen(TemplatePicker(), self._template_chosen)
+
+    def _template_chosen(self, bound: Bound | None) -> None:
+        if bound is None:
+            return
+        self.session.use_template(bound)
+        prompt = self.query_one(PromptInput)
+        prompt.border_title = f"template {bound.template.name}"
+        self.notify(f"Template {bound.template.name}: your next message is its input"
+                    + (" (the reply must match its schema)" if bound.schema else ""))
+        prompt.focus()
 
     # -- documents attached to the chat ------------------------------------------------
 
@@ -346,6 +384,8 @@ class ChatPane(Vertical):
         await log.mount(self.reply_item)
         log.scroll_end(animate=False)
         self.reply = reply
+        if reply.stats.prompt_tokens:  # the prompt is in the context already, while the reply streams
+            self.context_used = reply.stats.prompt_tokens
         self.reply_id += 1
         self._reply_clock = None
         self.chunk_interval = MIN_CHUNK_INTERVAL_S
@@ -359,9 +399,24 @@ class ChatPane(Vertical):
         # llama.cpp's threads for the CPU (and with this thread for the GIL).
         error = None
         pending: list[str] = []
+        thought: list[str] = []
         last = time.perf_counter()
+        clock = [last]
+
+        def thinking(piece: str) -> None:  # called while the reply is iterated, in this thread
+            thought.append(piece)
+            now = time.perf_counter()
+            if now - clock[0] >= self.chunk_interval:
+                self.post_message(self.ReplyThinking(reply_id, "".join(thought)))
+                thought.clear()
+                clock[0] = now
+
+        reply.on_thinking(thinking)
         try:
             for piece in reply:
+                if thought:  # the thinking is over: what is left of it goes first
+                    self.post_message(self.ReplyThinking(reply_id, "".join(thought)))
+                    thought.clear()
                 pending.append(piece)
                 now = time.perf_counter()
                 if now - last >= self.chunk_interval:
@@ -370,9 +425,20 @@ class ChatPane(Vertical):
                     last = now
         except GpttermError as err:
             error = str(err)
+        if thought:
+            self.post_message(self.ReplyThinking(reply_id, "".join(thought)))
         if pending:
             self.post_message(self.ReplyChunk(reply_id, "".join(pending)))
         self.post_message(self.ReplyFinished(reply_id, reply, error))
+
+    async def on_chat_pane_reply_thinking(self, message: ReplyThinking) -> None:
+        item = self.reply_item
+        if message.reply_id != self.reply_id or item is None:
+            return
+        if item.thinking_view is None:
+            item.thinking_view = ThinkingView(streaming=True)
+            await self.query_one(ChatLog).mount(item.thinking_view, before=item)
+        item.thinking_view.append(message.text)
 
     def on_chat_pane_reply_chunk(self, message: ReplyChunk) -> None:
         if message.reply_id == self.reply_id and self.reply_item is not None:
@@ -406,13 +472,29 @@ class ChatPane(Vertical):
             else:
                 sources = f" · sources: {', '.join(h.where() for h in self._sources)}" if self._sources else ""
                 self.reply_item.finish(reply.text, stats_text(stats) + sources)
+                if self.reply_item.thinking_view is not None:
+                    self.reply_item.thinking_view.finish(reply.thinking)
         self._reply_ended()
         self.last_tokens_per_s = reply.stats.tokens_per_s or self.last_tokens_per_s
         self.context_used = reply.stats.prompt_tokens + reply.stats.completion_tokens
+        schema_error = None
+        if not message.error and self.session.active_schema is not None and reply.finish_reason != "cancelled":
+            from gptterm import schema as schemas
+
+            try:
+                schemas.check_reply(reply, self.session.active_schema, self.session.active_params.max_tokens)
+            except GpttermError as err:  # the reply stays in the chat and in history
+                schema_error = str(err)
         if message.error:
             self.notify(message.error, severity="error", timeout=10)
+        elif schema_error:
+            self.notify(f"{schema_error} (the reply is kept)", severity="error", timeout=10)
+        elif reply.finish_reason == "length" and reply.thinking and not reply.text.strip():
+            self.notify(f"The model spent all {self.session.params.max_tokens} tokens thinking and gave no answer: "
+                        "raise max_tokens, or set thinking to off (Settings)", severity="warning", timeout=10)
         elif reply.finish_reason == "length":
-            self.notify(f"The reply stopped at max_tokens ({self.session.params.max_tokens}) or a full context",
+            limit = self.session.active_params.max_tokens
+            self.notify(f"The reply stopped at max_tokens ({limit}) or a full context",
                         severity="warning")
         self.refresh_list()
 

@@ -235,12 +235,17 @@ class ModelsPane(Vertical):
         rows: list[list[object]] = []
         for row in catalog.rows(this_machine()):
             rows.append([row["id"], row["params"], row["quant"], human_size(row["size"]),
-                         "~" + human_size(row["memory"]), row["fits"], "yes" if row["id"] in local else ""])
+                         "~" + human_size(row["memory"]), row["fits"], ",".join(row["tasks"]),
+                         catalog.languages_text(tuple(row["languages"])), catalog.context_text(row["context"]),
+                         row["licence"] + (" (gated)" if row["gated"] else ""),
+                         "yes" if row["thinking"] else "", "yes" if row["id"] in local else ""])
             self.remote_specs.append(row["id"])
             self.remote_repos.append(row["repo"])
-        # what goes first on a narrow screen: local, params, memory, quant; id, size and fits stay
-        self._fill(table, (("id", 9), ("params", 2), ("quant", 1), ("size", 8), ("memory", 2), ("fits", 7),
-                           ("local", 0)), rows)
+        # what goes first on a narrow screen: quant, thinks, licence, ctx, params, memory, local;
+        # id, size, fits, good for and languages stay longest
+        self._fill(table, (("id", 12), ("params", 4), ("quant", 0), ("size", 10), ("memory", 5), ("fits", 9),
+                           ("good for", 11), ("languages", 8), ("ctx", 3), ("licence", 2), ("thinks", 1),
+                           ("local", 7)), rows)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "models-search":
@@ -331,12 +336,17 @@ class ModelsPane(Vertical):
             self.notify("Select a catalog model, a search result or a file first (the lower table)",
                             severity="warning")
             return
+        self.start_pull(self.remote_specs[table.cursor_row])
+
+    def start_pull(self, spec: str) -> bool:
+        """Download ``spec`` (a catalog id, a repo or a repo's file) in the background; False (the user told
+        why) while another download runs."""
         if self.downloading is not None:
             self.notify(f"{self.downloading} is downloading; c cancels it", severity="warning")
-            return
-        spec = self.remote_specs[table.cursor_row]
+            return False
         self.downloading = spec
         self.download_worker = self.pull(spec)
+        return True
 
     def action_cancel_download(self) -> None:
         if self.download_worker is None or self.downloading is None:

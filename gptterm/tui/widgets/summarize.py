@@ -25,6 +25,7 @@ def language_options() -> list[tuple[str, str]]:
 
 class SummarizePane(TaskPane):
     VERB = "summarizing"
+    TASK = "summarize"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -57,6 +58,14 @@ class SummarizePane(TaskPane):
         return SummaryOptions.parse(length, str(self.query_one("#sum-form", Select).value),
                                     None if language is Select.NULL else str(language),
                                     self.query_one("#sum-focus", Input).value)
+
+    def languages(self) -> tuple[str, ...]:
+        """The summary's language (when chosen) and the text's own."""
+        from gptterm.tasks.translate import source_language
+
+        language = self.query_one("#sum-language", Select).value
+        asked = () if language is Select.NULL else (str(language),)
+        return (*asked, *source_language(self.source_text()))
 
     def make_job(self, engine: Engine, params: Params) -> Job:
         return Summarizer(engine, params, self.options())

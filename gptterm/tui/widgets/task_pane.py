@@ -17,6 +17,7 @@ from gptterm import textio
 from gptterm.errors import GpttermError
 from gptterm.tasks.inputs import read_text_file
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
+from gptterm.tasks.progress import PartProgress
 from gptterm.tui.host import host
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ class TaskPane(Vertical):
     """Base of a pane that turns the source text into output with a Job."""
 
     VERB = "working"
+    #: the task, as the advice knows it (gptterm.models.advice)
+    TASK = "chat"
 
     @dataclass
     class JobEvents(Message):
@@ -47,6 +50,8 @@ class TaskPane(Vertical):
         super().__init__(**kwargs)
         self.job: Job | None = None
         self.run_id = 0
+        #: the running job's progress, in the words and numbers the CLI's status line uses
+        self.part_progress = PartProgress(self.VERB)
 
     # -- to be provided by the pane ------------------------------------------------
 
@@ -64,6 +69,10 @@ class TaskPane(Vertical):
 
     async def finish_output(self, job: Job) -> None:
         pass
+
+    def languages(self) -> tuple[str, ...]:
+        """The language codes the task is asked for (advice says when the model does not know one)."""
+        return ()
 
     # -- shared ---------------------------------------------------------------------
 
@@ -120,8 +129,12 @@ class TaskPane(Vertical):
             return
         self.job = job
         self.run_id += 1
+        self.part_progress = PartProgress(self.VERB)
         await self.clear_output()
         self._progress("starting…", None, None)
+        advise = getattr(self.app, "advise", None)
+        if advise is not None:
+            advise(self.TASK, self.languages())
         self.run_job(job, text, self.run_id)
 
     def stop(self) -> None:
@@ -154,12 +167,11 @@ class TaskPane(Vertical):
         if text:
             await self.write_output(text)
         for event in message.events:
-            if event.kind == "progress":
-                self._progress(f"{self.VERB}: part {event.index + 1} of {event.total}"
-                               + (f" (round {event.level + 1})" if event.level else ""), event.index, event.total)
-            elif event.kind == "chunk" and event.result and event.result.get("tokens_per_s"):
-                self._progress(f"{self.VERB}: part {event.index + 1} of {event.total} done · "
-                               f"{event.result['tokens_per_s']:.0f} tok/s", event.index + 1, event.total)
+            if event.kind == "text":
+                continue
+            self.part_progress.update(event)
+            progress = self.part_progress
+            self._progress(progress.text(), progress.done, progress.total)
 
     async def on_task_pane_job_finished(self, message: JobFinished) -> None:
         if message.run_id != self.run_id:
@@ -169,8 +181,13 @@ class TaskPane(Vertical):
         host(self).release_engine(self)
         await self.finish_output(job)
         stats = job.stats()
-        summary = (f"{'stopped' if job.cancelled else 'done'} · {stats['model_calls']} model calls · "
-                   f"{stats['completion_tokens']} tokens · {stats['seconds']:.1f} s")
+        summary = self.part_progress.finished(stats)
+        trimmed = [c for c in job.chunks if c.get("trimmed") and c.get("final")]
+        if trimmed:
+            summary += " · cut at its last complete sentence (it reached its token cap)"
+        if job.incomplete:
+            summary += f" · may be incomplete: part{'s' if len(job.incomplete) > 1 else ''} " + \
+                ", ".join(map(str, job.incomplete))
         self._progress(summary, 1, 1)
         if message.error:
             self.notify(message.error, severity="error", timeout=10)

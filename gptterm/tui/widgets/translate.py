@@ -23,6 +23,7 @@ AUTO = "auto"
 
 class TranslatePane(TaskPane):
     VERB = "translating"
+    TASK = "translate"
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="task-options -folds"):
@@ -51,6 +52,11 @@ class TranslatePane(TaskPane):
         return Translator(engine, params, target=str(self.query_one("#tr-target-lang", Select).value),
                           source=None if source == AUTO else str(source), glossary=glossary)
 
+    def languages(self) -> tuple[str, ...]:
+        source = self.query_one("#tr-source-lang", Select).value
+        target = str(self.query_one("#tr-target-lang", Select).value)
+        return (target,) if source == AUTO else (target, str(source))
+
     @property
     def output(self) -> TextArea:
         return self.query_one("#tr-output", TextArea)
@@ -69,6 +75,9 @@ class TranslatePane(TaskPane):
         if self.query_one("#tr-source-lang", Select).value == AUTO and translator.source:
             self.detected = language_code(translator.source)
             self.query_one("#tr-detected", Label).update(f"detected: {translator.source}")
+            advise = getattr(self.app, "advise", None)
+            if advise is not None:  # a detected source language the model does not know
+                advise(self.TASK, (*self.languages(), self.detected))
 
     detected: str | None = None
 
