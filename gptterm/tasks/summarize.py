@@ -120,8 +120,10 @@ class Summarizer(Job):
             if level == 0:
                 self.count.total += len(chunks)
             else:
-                self.count.grow(len(chunks), f"the partial summaries need round {level + 1}: {len(chunks)} more "
-                                             "parts")
+                from gptterm.words import plural
+
+                self.count.grow(len(chunks), f"the partial summaries need round {level + 1}: "
+                                             f"{plural(len(chunks), 'more part')}")
             summaries = []
             for k, chunk in enumerate(chunks):
                 if self.stopping:
