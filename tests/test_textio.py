@@ -11,8 +11,7 @@ from gptterm import textio
 from gptterm.errors import InputError, UsageError
 from tests.conftest import ROOT
 
-SEED = next((ROOT.parent / "shared" / "seed").glob("*.txt"), None) if (ROOT.parent / "shared" / "seed").exists() \
-    else None
+SEED = ROOT / "tests" / "fixtures" / "seed_gpt_explainer_zh.txt"  # the Chinese seed document
 CHINESE = ("## 背景介绍\n\nGPT（Generative Pre-trained Transformer）是一种基于Transformer架构的预训练语言模型。"
            "它通过在大规模文本上进行无监督学习，学会了语言的规律。\n\n可以用于机器翻译、文本摘要和问答系统。\n")
 TRADITIONAL = "這是一個測試。台灣的繁體中文文件常用大五碼編碼。我們希望正確地讀取它，而且不要出錯。\n"
