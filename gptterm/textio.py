@@ -13,6 +13,7 @@ breaks the tokenizer later.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import threading
 from dataclasses import dataclass
@@ -42,7 +43,14 @@ NAMES = {"cp1252": "Windows-1252", "gb18030": "GB18030", "big5": "Big5", "cp932"
          "cp1256": "Windows-1256", "cp1257": "Windows-1257", "cp1258": "Windows-1258",
          "iso8859-15": "ISO-8859-15", "iso8859-1": "ISO-8859-1", "utf-8": "UTF-8", "shift_jis": "Shift-JIS",
          "gbk": "GBK", "utf-16": "UTF-16", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
-_RANK = {codecs.lookup(name).name: i for i, name in enumerate(LEGACY)}
+
+
+@functools.lru_cache(maxsize=1)
+def _rank() -> dict[str, int]:
+    """LEGACY's order by codec name; looked up when first needed (each lookup imports a codec module:
+    ~35 ms for all of them, which every start-up would pay)."""
+    return {codecs.lookup(name).name: i for i, name in enumerate(LEGACY)}
+
 _HIGH_BYTES = bytes(range(0x80, 0x100))
 
 # Detection reads this much; the rest is decoded with what it found.
@@ -187,7 +195,7 @@ def _detect(data: bytes, name: str) -> Decoded:
     def rank(match: object) -> int:
         # a match stands for every codec that decodes the sample the same way ('café' is cp1250 and cp1252 alike)
         names = [match.encoding, *getattr(match, "could_be_from_charset", [])]  # type: ignore[attr-defined]
-        return min(_RANK.get(codecs.lookup(n).name, len(LEGACY)) for n in names)
+        return min(_rank().get(codecs.lookup(n).name, len(LEGACY)) for n in names)
 
     best = max(close, key=lambda m: (round(m.coherence, 2), -rank(m)))
     codec = LEGACY[rank(best)] if rank(best) < len(LEGACY) else codecs.lookup(best.encoding).name

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from gptterm import __version__, textio
 from gptterm.errors import UsageError
 from gptterm.history.export import FORMATS as EXPORT_FORMATS
-from gptterm.models.catalog import TASKS
+from gptterm.models.tasks import TASKS
 from gptterm.settings import LOAD, PARAMS, Params, find_param
 from gptterm.tasks.context import ON_OVERFLOW
 

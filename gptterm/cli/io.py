@@ -26,6 +26,15 @@ def note(message: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def table(rows: Iterable[Iterable[Any]], header: Iterable[str]) -> None:
+    """Columns padded to their widest cell, two spaces apart, the header first (None prints as empty)."""
+    head = list(map(str, header))
+    cells = [head] + [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
 def utf8_streams() -> None:
     """Output is UTF-8 whatever the locale says (PYTHONIOENCODING, a Latin-1 locale); a character that
     is not text (a surrogate from an undecodable file name) is written as ?, never a traceback or a

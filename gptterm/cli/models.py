@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-from gptterm.cli.io import note
+from gptterm.cli.io import note, table
 from gptterm.errors import ModelError, UsageError
 from gptterm.models.names import human_size
 
@@ -25,13 +25,6 @@ def run_models(ns: argparse.Namespace) -> int:
     action = ns.action or "ls"
     return {"catalog": _catalog, "search": _search, "pull": _pull, "ls": _ls, "rm": _rm, "default": _default,
             "import": _import, "show": _show}[action](ns)
-
-
-def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
-    cells = [list(map(str, header))] + [[("" if c is None else str(c)) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for r in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def _json(data: Any) -> None:
@@ -61,7 +54,7 @@ def _catalog(ns: argparse.Namespace) -> int:
     if task and not rows:
         note(f"no catalog model is known to {advice.VERBS.get(task, task)}" + (f" in {', '.join(langs)}" if langs else ""))
         return 0
-    _table([(r["id"] + (" *" if r["recommended"] else ""), r["params"], r["quant"], human_size(r["size"]),
+    table([(r["id"] + (" *" if r["recommended"] else ""), r["params"], r["quant"], human_size(r["size"]),
              "~" + human_size(r["memory"]), r["fits"], "yes" if r["downloaded"] else "", ",".join(r["tasks"]),
              catalog.languages_text(tuple(r["languages"])), catalog.context_text(r["context"]),
              r["licence"] + (" (gated)" if r["gated"] else ""), r["class"], "yes" if r["thinking"] else "")
@@ -116,7 +109,7 @@ def _search(ns: argparse.Namespace) -> int:
     if not found:
         note(f"no GGUF repos on the Hub match {query!r}")
         return 0
-    _table([(h.repo + (" (gated)" if h.gated else ""), f"{h.downloads:,}" if h.downloads is not None else "",
+    table([(h.repo + (" (gated)" if h.gated else ""), f"{h.downloads:,}" if h.downloads is not None else "",
              h.likes if h.likes is not None else "", h.updated) for h in found],
            ("REPO", "DOWNLOADS", "LIKES", "UPDATED"))
     note("'gptterm models search OWNER/NAME' lists a repo's files; 'gptterm models pull OWNER/NAME' downloads "
@@ -137,7 +130,7 @@ def _repo_files(ns: argparse.Namespace, listing: RepoListing) -> int:
         name = m.filename + (f" (+{len(m.files) - 1} parts)" if len(m.files) > 1 else "")
         sha = (m.files[0].sha256 or "")[:12]
         rows.append((name, m.quant or "?", human_size(m.size), sha, m.problem or ""))
-    _table(rows, ("FILE", "QUANT", "SIZE", "SHA256", ""))
+    table(rows, ("FILE", "QUANT", "SIZE", "SHA256", ""))
     note(f"'gptterm models pull {listing.repo}:QUANT' or '{listing.repo}/FILE' downloads one"
          + (" (gated: needs HF_TOKEN)" if listing.gated else ""))
     return 0
@@ -276,12 +269,12 @@ def _ls(ns: argparse.Namespace) -> int:
         size = "missing" if m.missing else human_size(m.size)
         rows.append((mark, m.name, m.quant or "?", size, m.source, m.path))
     if rows:
-        _table(rows, ("", "NAME", "QUANT", "SIZE", "SOURCE", "PATH"))
+        table(rows, ("", "NAME", "QUANT", "SIZE", "SOURCE", "PATH"))
     lora = [(m.name, f"{kinds[m.name]} models", human_size(m.size), m.source, m.path) for m in models if kinds[m.name]]
     if lora:
         if rows:
             print()
-        _table(lora, ("LORA ADAPTER", "FOR", "SIZE", "SOURCE", "PATH"))
+        table(lora, ("LORA ADAPTER", "FOR", "SIZE", "SOURCE", "PATH"))
         note("apply an adapter to a model of its architecture: gptterm -m MODEL --lora ADAPTER[:SCALE]")
     partial = store.incomplete_downloads()
     if partial:

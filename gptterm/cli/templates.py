@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gptterm import templates
-from gptterm.cli.io import note
+from gptterm.cli.io import note, table
 from gptterm.errors import ConfigError, UsageError
 
 
@@ -38,10 +38,7 @@ def _ls(ns: argparse.Namespace) -> int:
         print(json.dumps([as_dict(t) for t in found], indent=2, ensure_ascii=False))
         return 0
     rows = [(t.name, t.origin, _variables(t) or "-", t.description) for t in found]
-    widths = [max(len(r[i]) for r in rows + [("NAME", "FROM", "VARIABLES", "")]) for i in range(3)]
-    print(f"{'NAME':<{widths[0]}}  {'FROM':<{widths[1]}}  {'VARIABLES':<{widths[2]}}  DESCRIPTION")
-    for row in rows:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
+    table(rows, ("NAME", "FROM", "VARIABLES", "DESCRIPTION"))
     note(f"use one: gptterm -t NAME [-V VAR=VALUE] < input.txt; yours go in {templates.user_dir()} "
          "('gptterm templates new NAME')")
     return 0

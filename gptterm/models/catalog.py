@@ -47,7 +47,7 @@ SMALL_ML = ("chat", "summarize", "translate", "ask")
 MEDIUM = ("chat", "summarize", "translate", "ask", "code")
 EMBED = ("embed",)
 
-TASKS = ("chat", "summarize", "translate", "ask", "code", "embed")
+from gptterm.models.tasks import TASKS  # noqa: E402,F401  (re-exported: catalog.TASKS)
 
 
 @dataclass(frozen=True)
