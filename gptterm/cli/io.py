@@ -35,6 +35,14 @@ def table(rows: Iterable[Iterable[Any]], header: Iterable[str]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def fields(lines: Iterable[tuple[str, Any]]) -> None:
+    """'key  value' lines, the values in one column."""
+    rows = list(lines)
+    width = max((len(k) for k, _ in rows), default=0)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
 def utf8_streams() -> None:
     """Output is UTF-8 whatever the locale says (PYTHONIOENCODING, a Latin-1 locale); a character that
     is not text (a surrogate from an undecodable file name) is written as ?, never a traceback or a

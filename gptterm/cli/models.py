@@ -12,7 +12,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from gptterm.cli.io import note, table
+from gptterm.cli.io import fields, note, table
 from gptterm.errors import ModelError, UsageError
 from gptterm.models.names import human_size
 
@@ -187,9 +187,7 @@ def _show_plan(plan: PullPlan, as_json: bool) -> None:
                        + ("fits" if data["fits_disk"] else "NOT ENOUGH SPACE")),
               ("memory", f"needs ~{human_size(data['memory'])}: fits {data['fits_memory']} "
                          f"({_machine_line(machine).removeprefix('this machine: ')})")]
-    width = max(len(k) for k, _ in lines)
-    for key, value in lines:
-        print(f"{key:<{width}}  {value}")
+    fields(lines)
 
 
 class _progress_display:
@@ -386,9 +384,7 @@ def _print_adapter(model: Any, d: dict) -> None:
     if d["base_model"]:
         lines.append(("base model", d["base_model"]))
     lines.append(("fits", ", ".join(d["fits"]) or "none of the local models (pull its base model)"))
-    width = max(len(k) for k, _ in lines)
-    for key, value in lines:
-        print(f"{key:<{width}}  {value}")
+    fields(lines)
     if d["fits"]:
         note(f"use it: gptterm -m {d['fits'][0]} --lora {model.name}")
 
@@ -416,6 +412,4 @@ def _print_details(model: Any, meta: dict, extra: dict | None = None) -> None:
     if extra is not None:
         lines.append(("default", "yes" if extra["default"] else "no"))
         lines.append(("in use", ", ".join(f"pid {p}" for p in extra["in_use_by"]) or "no"))
-    width = max(len(k) for k, _ in lines)
-    for key, value in lines:
-        print(f"{key:<{width}}  {value}")
+    fields(lines)
