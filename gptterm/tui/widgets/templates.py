@@ -24,7 +24,7 @@ from gptterm.templates import Bound, Template
 class TemplatePicker(ModalScreen[Bound | None]):
     DEFAULT_CSS = """
     TemplatePicker #template-list { height: auto; max-height: 12; }
-    TemplatePicker #template-form { height: auto; max-height: 16; }
+    TemplatePicker #template-form { height: auto; max-height: 9; }  /* scrolls: the buttons stay on a 24-row screen */
     TemplatePicker #template-form Input { margin-bottom: 0; }
     TemplatePicker .problem { color: $error; }
     """
@@ -67,6 +67,8 @@ class TemplatePicker(ModalScreen[Bound | None]):
             widgets.append(Input(v.default or "", placeholder="required" if v.required else "",
                                  id=f"var-{v.name}"))
         await form.mount(*widgets)
+        # the list gives way to the form: at 24 rows both do not fit (the title names the template chosen)
+        self.query_one("#template-list", OptionList).display = False
         form.display = True
         self.query_one("#template-title", Label).update(f"Template {template.name}: its variables")
         self.query_one("#use", Button).disabled = False
