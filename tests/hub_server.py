@@ -416,10 +416,11 @@ def _pace(t0: float, sent: int, rate: float) -> None:
 
 
 def tiny_files(tmp: Path) -> dict[str, bytes]:
-    """GGUF bytes for the test repos: three quantizations (really: seeds) and a two-part split model."""
-    from tests.fixtures.tiny_gguf import make_tiny_gguf
+    """GGUF bytes for the test repos: three quantizations (really: seeds), a two-part split model and a LoRA
+    adapter for them."""
+    from tests.fixtures.tiny_gguf import make_tiny_gguf, make_tiny_lora
 
-    out: dict[str, bytes] = {}
+    out: dict[str, bytes] = {"lora": make_tiny_lora(tmp / "tiny-style-lora.gguf").read_bytes()}
     for seed, quant in enumerate(("Q4_K_M", "Q8_0", "Q3_K_M")):
         out[quant] = make_tiny_gguf(tmp / f"tiny-{quant}.gguf", seed=seed).read_bytes()
     split_dir = tmp / "split"
@@ -446,6 +447,8 @@ def populate(hub: HubServer, files: dict[str, bytes]) -> None:
     hub.add_repo("test/Tiny-Gated-GGUF", {"tiny-gated-Q4_K_M.gguf": files["Q4_K_M"]}, gated=True)
     hub.add_repo("test/Tiny-Evil-GGUF", {"evil-Q4_K_M.gguf": files["Q4_K_M"]},
                  listed_names={"evil-Q4_K_M.gguf": "../../evil-Q4_K_M.gguf"})
+    hub.add_repo("test/Tiny-Style-LoRA-GGUF", {"tiny-style-lora-F16.gguf": files["lora"],
+                                               "README.md": readme}).downloads = 40
     hub.add_repo("test/Tiny-Git-GGUF", {"tiny-git-Q4_K_M.gguf": files["Q4_K_M"]}, lfs=False)
 
 

@@ -113,6 +113,9 @@ def test_a_chinese_prompt_to_an_english_model_is_advised(capsys, stdin, monkeypa
     assert code == 0 and err.count("gptterm models pull") == 1
     code, _, err = cli(capsys, "--no-log", "Introduce yourself")
     assert code == 0 and "models pull" not in err
+    script(monkeypatch, (["OK."], "stop"))
+    code, _, err = cli(capsys, "--no-log", "-q", "请用中文介绍一下你自己")  # the one-shot prompt takes -q too
+    assert code == 0 and "models pull" not in err
 
 
 def test_catalog_for_a_task_and_a_language_ranks_the_models(capsys):

@@ -144,6 +144,26 @@ def test_binary_unreadable_empty_and_huge_files_never_crash(index, tmp_path):
     assert index.update([empty]).files == 0 and index.scope([empty]) == []
 
 
+def test_walk_takes_each_file_once_at_its_real_path(index, tmp_path):
+    root = tmp_path / "tree"
+    (root / "b").mkdir(parents=True)
+    (root / ".git").mkdir()
+    (root / "node_modules").mkdir()
+    (root / "a.md").write_text("The ferry leaves at seven.\n")
+    (root / "b" / "c.txt").write_text("The canteen opens at noon.\n")
+    (root / ".git" / "config").write_text("ignored\n")
+    (root / "node_modules" / "x.js").write_text("ignored\n")
+    (root / "alias.md").symlink_to(root / "a.md")  # the same file twice: indexed once
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a link to a folder is not followed
+    (root / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    found = [f[0] for f in reader.walk([root, root / "a.md"])]
+    assert found == [root / "a.md", root / "b" / "c.txt"]
+    report = index.update([root])
+    assert (report.files, report.read, report.skipped) == (2, 2, [])
+    again = index.update([root])
+    assert (again.files, again.unchanged, again.read) == (2, 2, 0)
+
+
 def test_collections_and_text_not_kept(index, tmp_path):
     make_corpus(tmp_path / "corpus")
     index.update([tmp_path / "corpus"])

@@ -138,3 +138,24 @@ def test_models_ls_and_show_know_adapters(tiny_model, loras):
     proc = run_cli("-m", "tiny", "--lora", "tiny-lora", "--max-tokens", "4", "--json", "--no-log", "hi")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["model"] == "tiny + tiny-lora"
+
+
+def test_models_pull_of_an_adapter_repo(hub, tiny_model):
+    """A Hub repo holding an adapter: pulled, listed and shown as one, and usable by its name with --lora."""
+    pulled = run_cli("models", "pull", "test/Tiny-Style-LoRA-GGUF")
+    assert pulled.returncode == 0, pulled.stderr
+    name = pulled.stdout.strip()
+    assert name == "test/Tiny-Style-LoRA-GGUF:F16"
+    assert "is a LoRA adapter for llama models" in pulled.stderr and "chat with it" not in pulled.stderr
+    again = run_cli("models", "pull", "test/Tiny-Style-LoRA-GGUF", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["kind"] == "lora"
+    assert run_cli("models", "import", str(tiny_model), "--name", "tiny").returncode == 0
+    data = {m["name"]: m for m in json.loads(run_cli("models", "ls", "--json").stdout)}
+    assert data[name]["kind"] == "lora" and data[name]["source"] == "hub"
+    shown = run_cli("models", "show", name)
+    assert "fits     tiny" in shown.stdout, shown.stdout
+    proc = run_cli("-m", "tiny", "--lora", name, "--max-tokens", "4", "--json", "--no-log", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["model"] == "tiny + Tiny-Style-LoRA-GGUF:F16"  # the adapter as it was named
+    refused = run_cli("-m", name, "--max-tokens", "4", "--no-log", "hi")
+    assert refused.returncode != 0 and "is a LoRA adapter" in refused.stderr and "Traceback" not in refused.stderr

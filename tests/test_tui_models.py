@@ -65,7 +65,7 @@ def test_pane_lists_local_models_and_catalog_with_marks(hub, tiny_model):
             rows = local_rows(pane)
             assert set(rows) == {"bundled", q4, "tiny"}
             assert rows[q4][0] == "▶ " and rows["tiny"][0] == " *" and rows["bundled"][0] == "  "
-            assert rows[q4][2:5] == ["Q4_K_M", "478 kB", "hub"]
+            assert rows[q4][2:6] == ["model", "Q4_K_M", "478 kB", "hub"]
             assert pane.remote_specs[0] == "smollm2-135m" and len(pane.remote_specs) >= 10
             remote = pane.query_one("#remote-models", DataTable)
             assert cell(remote, 0, "fits") in ("yes", "tight", "no")  # fits this machine
@@ -208,3 +208,35 @@ def wait_until_done(worker, timeout=30.0):
     while not worker.is_finished:
         assert time.monotonic() < deadline, "the download worker did not stop"
         time.sleep(0.01)
+
+
+def test_adapters_are_marked_and_l_adds_one_to_the_loaded_model(tiny_model, tmp_path):
+    from tests.fixtures.tiny_gguf import make_tiny_lora
+
+    ok(run_cli("models", "import", str(make_tiny_lora(tmp_path / "style.gguf")), "--name", "style"))
+    ok(run_cli("models", "import", str(make_tiny_lora(tmp_path / "big.gguf", n_embd=32)), "--name", "big"))
+
+    async def run():
+        app = make_app(str(tiny_model))
+        async with app.run_test(size=SIZE) as pilot:
+            pane = await open_pane(pilot, app)
+            rows = local_rows(pane)
+            assert rows["style"][2] == "LoRA for llama" and rows["bundled"][2] == "model"
+            names = [m.name for m in pane.local]
+            # one of another size: refused in one notification, the model stays as it was
+            await select(pilot, pane, "#local-models", names.index("big"))
+            await pilot.press("l")
+            await wait_for(pilot, lambda: any("does not fit" in n.message for n in app._notifications),
+                           what="the refusal")
+            assert app.engine.info.name == "tiny" and app.params.values["lora"] == ()
+            await select(pilot, pane, "#local-models", names.index("style"))
+            await pilot.press("l")
+            await wait_for(pilot, lambda: app.engine is not None and app.engine.info.name == "tiny + style",
+                           what="the model reloaded with the adapter")
+            assert app.params.values["lora"] == ("style",)
+            await wait_for(pilot, lambda: local_rows(pane)["style"][0].startswith("▶"), what="the adapter marked")
+            await pilot.press("l")  # twice: said, not applied again
+            await wait_for(pilot, lambda: any("already applied" in n.message for n in app._notifications),
+                           what="already applied")
+    asyncio.run(run())
+

@@ -129,6 +129,8 @@ def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True, structure
     parser.add_argument("--json", action="store_true", help="print one JSON object with the text and statistics")
     parser.add_argument("--no-log", action="store_true", help="do not store this exchange in the history")
     parser.add_argument("-v", "--verbose", action="store_true", help="print token counts and speed to stderr")
+    if chat:
+        _add_quiet(parser)
     _add_encoding(parser)
     if chat:
         parser.add_argument("--on-overflow", choices=ON_OVERFLOW, default="error",
@@ -357,7 +359,6 @@ def ask_parser() -> Parser:
                         help="print the passages retrieved for the question, without asking the model")
     parser.add_argument("--embed-model", metavar="NAME|PATH",
                         help="an embedding GGUF: passages are also ranked by meaning, merged with the word ranking")
-    _add_quiet(parser)
     _add_common(parser)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from gptterm import textio
@@ -38,6 +39,10 @@ def run_ask(ns: argparse.Namespace) -> int:
         piped = None  # an empty pipe (or /dev/null) is no document
     if not items and piped is None:
         raise InputError("give files, folders or @COLLECTION before the question, or pipe a document on stdin")
+    config, params = setup.settings(ns)
+    # The model loads while the index is brought up to date and searched: over a folder already indexed,
+    # the answer then starts as soon as a plain prompt's would.
+    loading = None if ns.sources else ThreadPoolExecutor(1, "gptterm-load").submit(setup.engine, ns, config, params)
     index = DocIndex(":memory:") if not items else DocIndex()
     roots = resolve_roots(index, items)
     report = index_roots(index, roots) if roots else None
@@ -49,7 +54,7 @@ def run_ask(ns: argparse.Namespace) -> int:
     ids = index.scope(roots)
     if not ids:
         raise InputError("nothing to search: none of the files given holds readable text")
-    config, params = setup.settings(ns)
+    engine = loading.result() if loading is not None else None  # before the embedder: one model loads at a time
     embedder = load_embedder(ns.embed_model, params.threads) if ns.embed_model else None
     if embedder is not None:
         embed_scope(index, embedder, ids)
@@ -63,7 +68,7 @@ def run_ask(ns: argparse.Namespace) -> int:
         for i, h in enumerate(hits if not ns.json else [], start=1):
             print(f"[{i}] {h.where()}  (coverage {h.coverage:.0%})\n{h.text}\n")
         return 0
-    engine = setup.engine(ns, config, params)
+    assert engine is not None
     setup.advise(ns, config, engine, "ask", ())
     asked = Asker(engine, params, index, ids, k=ns.k, embedder=embedder).ask(question)
     store = setup.store(ns)

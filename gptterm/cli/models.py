@@ -149,19 +149,22 @@ def _pull(ns: argparse.Namespace) -> int:
         return 0
     if plan.already_here:
         result = download.pull(model)
+        base = _adapter_of(result.model)
         note(f"{result.model.name} is already downloaded: {result.model.path}")
     else:
         with _progress_display(plan) as on_progress:
             result = download.pull(model, progress=on_progress, notify=note)
+        base = _adapter_of(result.model)
         speed = result.downloaded / result.seconds if result.seconds > 0 else 0
+        use = "" if base else f"; chat with it: gptterm -m {result.model.name}"
         note(f"downloaded {result.model.name}: {human_size(result.downloaded)} in {result.seconds:.1f} s "
-             f"({human_size(speed)}/s), sha256 verified; chat with it: gptterm -m {result.model.name}")
+             f"({human_size(speed)}/s), sha256 verified{use}")
     if ns.json:
         _json({**result.model.as_dict(), "downloaded": result.downloaded, "resumed": result.resumed,
-               "seconds": round(result.seconds, 3), "already_downloaded": result.already})
+               "seconds": round(result.seconds, 3), "already_downloaded": result.already,
+               "kind": "lora" if base else "model"})
     else:
         print(result.model.name)
-    base = _adapter_of(result.model)
     if base:
         note(f"{result.model.name} is a LoRA adapter for {base} models: gptterm -m MODEL --lora {result.model.name}"
              f" ('gptterm models show {result.model.name}' says which local models it fits)")
@@ -314,16 +317,10 @@ def _import(ns: argparse.Namespace) -> int:
 
 
 def _adapter_of(model: Any) -> str | None:
-    """The base architecture of a LoRA adapter in the store ('?' when it does not say); None for a model."""
-    from gptterm.models.gguf_meta import read_metadata
+    """The base architecture of a LoRA adapter in the store; None for a model."""
+    from gptterm.models.adapters import adapter_for
 
-    if model.missing:
-        return None
-    try:
-        meta = read_metadata(model.path)
-    except (OSError, ValueError):
-        return None
-    return (meta.architecture or "?") if meta.is_adapter else None
+    return None if model.missing else adapter_for(model.path)
 
 
 def _adapter_details(model: Any) -> dict:

@@ -172,6 +172,14 @@ class DocIndex:
                         n = self._insert_passages(file_id, step.passages, step.terms)
                         count, pending, report.passages = count + n, pending + n, report.passages + n
                         continue
+                    if isinstance(step, _Unchanged):
+                        seen.update(path for path, _ in step.files)
+                        report.files += len(step.files)
+                        report.unchanged += len(step.files)
+                        if progress is not None:
+                            report.seconds = time.perf_counter() - start
+                            progress(report, step.files[-1][0])
+                        continue
                     seen.add(str(step.path))
                     if isinstance(step, _Skip):
                         report.skipped.append(f"{step.path}: {step.reason}")
@@ -180,13 +188,10 @@ class DocIndex:
                         continue
                     if isinstance(step, _Same):
                         report.files += 1
-                        if step.touched:
-                            report.read += 1
-                            report.bytes += step.size
-                            self._db.execute("UPDATE files SET size=?, mtime_ns=? WHERE id=?",
-                                             (step.size, step.mtime_ns, step.row[0]))
-                        else:
-                            report.unchanged += 1
+                        report.read += 1
+                        report.bytes += step.size
+                        self._db.execute("UPDATE files SET size=?, mtime_ns=? WHERE id=?",
+                                         (step.size, step.mtime_ns, step.row[0]))
                     elif isinstance(step, _Begin):
                         report.files += 1
                         if step.row is not None:
@@ -471,14 +476,20 @@ class _Skip:
 
 
 @dataclass
+class _Unchanged:
+    """Files unchanged by size and time (not read): their paths and rows."""
+
+    files: list[tuple[str, tuple]]
+
+
+@dataclass
 class _Same:
-    """Unchanged by size and time (not read), or touched: read, and the same bytes."""
+    """A file whose time changed but whose bytes did not (read, and not indexed again)."""
 
     path: Path
     size: int
     mtime_ns: int
     row: tuple
-    touched: bool
 
 
 @dataclass
@@ -502,8 +513,9 @@ class _End:
     note: str | None
 
 
-_Step = _Skip | _Same | _Begin | _Batch | _End
+_Step = _Skip | _Unchanged | _Same | _Begin | _Batch | _End
 BATCH = 500  # passages handed over at a time: a huge file never sits whole in memory
+UNCHANGED_BATCH = 512
 
 
 def _read_files(roots: list[Path], known: dict[str, tuple], out: queue.Queue[_Step | None],
@@ -517,29 +529,43 @@ def _read_files(roots: list[Path], known: dict[str, tuple], out: queue.Queue[_St
                 continue
         return False
 
+    unchanged: list[tuple[str, tuple]] = []
+
+    def flush() -> bool:
+        """Unchanged files go over in lists: one hand-over each would cost more than checking them."""
+        if not unchanged:
+            return True
+        done = put(_Unchanged(list(unchanged)))
+        unchanged.clear()
+        return done
+
     try:
         for found in reader.walk(roots):
             if stop.is_set():
                 break
             if isinstance(found, reader.Skipped):
+                flush()
                 put(_Skip(found.path, found.reason, None))
                 continue
-            row = known.get(str(found))
+            path, st = found
+            row = known.get(str(path))
+            if row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns:
+                unchanged.append((str(path), row))
+                if len(unchanged) >= UNCHANGED_BATCH:
+                    flush()
+                continue
+            flush()
             try:
-                st = found.stat()
-                if row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns:
-                    put(_Same(found, st.st_size, st.st_mtime_ns, row, touched=False))
-                    continue
-                reason = reader.sniff(found)
+                reason = reader.sniff(path)
                 if reason:
-                    put(_Skip(found, reason, row))
+                    put(_Skip(path, reason, row))
                     continue
-                opened = reader.Opened(found)
+                opened = reader.Opened(path)
                 if st.st_size <= reader.STREAM_BYTES and row is not None and opened.sha256 == row[3]:
-                    put(_Same(found, st.st_size, st.st_mtime_ns, row, touched=True))
+                    put(_Same(path, st.st_size, st.st_mtime_ns, row))
                     continue
-                code = reader.kind(found) == "code"
-                put(_Begin(found, st.st_size, st.st_mtime_ns, row))
+                code = reader.kind(path) == "code"
+                put(_Begin(path, st.st_size, st.st_mtime_ns, row))
                 batch: list[cutter.Passage] = []
                 for first_line, text in opened.slices:
                     for passage in cutter.cut(text, first_line=first_line, code=code):
@@ -549,11 +575,12 @@ def _read_files(roots: list[Path], known: dict[str, tuple], out: queue.Queue[_St
                             batch = []
                 if batch:
                     put(_Batch(batch, [terms.index_text(p.text) for p in batch]))
-                put(_End(found, opened.sha256, opened.note))
+                put(_End(path, opened.sha256, opened.note))
             except OSError as err:
-                put(_Skip(found, f"cannot read it ({err.strerror or err})", row))
+                put(_Skip(path, f"cannot read it ({err.strerror or err})", row))
             except GpttermError as err:
-                put(_Skip(found, str(err), row))
+                put(_Skip(path, str(err), row))
+        flush()
     finally:
         put(None)
 

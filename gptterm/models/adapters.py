@@ -89,6 +89,16 @@ def _read(path: Path) -> GGUFMetadata:
         raise ModelError(f"cannot read the LoRA adapter {path}: {err}") from None
 
 
+def adapter_for(path: Path) -> str | None:
+    """The base architecture of the LoRA adapter at ``path`` ('?' when its header does not say); None for a
+    model (or a file that cannot be read: the model listings say that themselves)."""
+    try:
+        meta = read_metadata(path)
+    except (OSError, ValueError):
+        return None
+    return (meta.architecture or "?") if meta.is_adapter else None
+
+
 def describe(meta: GGUFMetadata) -> dict[str, Any]:
     """What an adapter's header says: its kind, base architecture, rank, alpha, base model (when recorded)."""
     pairs = _pairs(meta)

@@ -103,7 +103,8 @@ MESSAGE_ACTIONS: tuple[Action, ...] = (
 # Keys of the models pane (ModelsPane.BINDINGS); they act while one of its tables has focus.
 MODELS_ACTIONS: tuple[Action, ...] = (
     Action("models-pull", "p", "pull", "Pull", "Download the selected catalog model, search result or file"),
-    Action("models-load", "l", "load", "Load", "Load the selected local model (the chat continues with it)"),
+    Action("models-load", "l", "load", "Load",
+           "Load the selected local model (the chat continues with it), or add the selected LoRA adapter to it"),
     Action("models-default", "d", "make_default", "Default", "Make the selected local model the default"),
     Action("models-delete", "delete", "delete", "Delete", "Delete the selected local model (asks first)"),
     Action("models-cancel", "c", "cancel_download", "Cancel", "Stop the running download (it resumes later)"),

@@ -36,18 +36,18 @@ from gptterm.settings import Config, Params, save_config
 from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS
 from gptterm.tui.host import Busy, Generating, Lease
 from gptterm.tui.messages import ModelFailed, ModelLoaded, SwitchBackend
-from gptterm.tui.screens import AskScreen, HelpScreen
+from gptterm.tui.screens import HelpScreen
 from gptterm.tui.widgets.chat_pane import ChatPane
 from gptterm.tui.widgets.deferred import AfterFirstFrame
 from gptterm.tui.widgets.footer import KeysFooter
 from gptterm.tui.widgets.sidebar import Sidebar
 from gptterm.tui.widgets.status import StatusBar
 from gptterm.tui.first_start import FirstStart
+from gptterm.tui.settings_host import SettingsHost
 from gptterm.tui.widgets.welcome import Welcome
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
-    from gptterm.tui.widgets.settings import SettingsPane
 
 ModelState = Literal["loading", "ready", "failed"]
 
@@ -64,7 +64,7 @@ LATER_PANES = (
 )
 
 
-class GpttermApp(FirstStart, App[None]):
+class GpttermApp(FirstStart, SettingsHost, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "gptterm"
     # The screen's width class: panes fold their option rows and the chat's list below 120 columns.
@@ -310,79 +310,6 @@ class GpttermApp(FirstStart, App[None]):
     async def run_conversation_action(self, action: str) -> None:
         self.show_tab("chat")
         await self.chat.query_one(Sidebar).run_action(action)
-
-    # -- settings -----------------------------------------------------------------
-
-    def _settings_pane(self) -> SettingsPane:
-        from gptterm.tui.widgets.settings import SettingsPane
-
-        return self.query_one(SettingsPane)
-
-    def on_settings_pane_param_changed(self, message: SettingsPane.ParamChanged) -> None:
-        try:
-            self.params = self.params.replace(**{message.name: message.value})
-        except GpttermError as err:
-            self.notify(str(err), severity="error")
-            return
-        if message.name == "system":
-            self.chat.set_system(message.value)
-        if message.name == "thinking" and message.value != "auto" and self.engine is not None \
-                and getattr(self.engine, "thinks", True) is False:
-            self.notify("This model's chat template has no thinking mode: the setting changes nothing with it",
-                        severity="warning")
-        if message.reload:
-            self.action_reload_model()
-
-    def on_settings_pane_model_path_submitted(self, message: SettingsPane.ModelPathSubmitted) -> None:
-        from gptterm.models.resolve import resolve_model
-
-        if message.path:
-            try:
-                resolve_model(message.path)  # a path or a local model's name
-            except GpttermError as err:
-                self.notify(str(err), severity="error")
-                return
-        self.switch_backend(self.backend.with_local_model(message.path or None))
-
-    def on_settings_pane_preset_chosen(self, message: SettingsPane.PresetChosen) -> None:
-        values = self.config.all_presets().get(message.name, {})
-        self.params = self.params.replace(**values)
-        self._settings_pane().set_values(values)
-        self.notify(f"Preset “{message.name}” applied to the next reply")
-
-    def on_settings_pane_save_requested(self) -> None:
-        self.action_save_settings()
-
-    def action_save_settings(self) -> None:
-        changed = {k: v for k, v in self.params.values.items() if v != self.config.params.values[k]}
-        updates: dict[str, Any] = {k: v for k, v in changed.items() if v is not None}
-        model = self.backend.local_model or None
-        if model != self.config.model:
-            updates["model"] = model
-        try:
-            path = save_config(updates, remove=[k for k, v in changed.items() if v is None]
-                               + (["model"] if model is None and self.config.model else []))
-        except GpttermError as err:
-            self.notify(str(err), severity="error")
-            return
-        self.config = dataclasses.replace(self.config, params=self.params, model=model)
-        self.notify(f"Settings saved to {path}" if updates or changed else "Nothing changed since the last save")
-
-    def on_settings_pane_save_preset_requested(self) -> None:
-        def done(name: str | None) -> None:
-            if not name:
-                return
-            values = {k: v for k, v in self.params.sampling().items() if k not in ("seed", "max_tokens")}
-            try:
-                save_config({"presets": {name: values}})
-            except GpttermError as err:
-                self.notify(str(err), severity="error")
-                return
-            self.config = dataclasses.replace(self.config, presets={**self.config.presets, name: values})
-            self._settings_pane().set_presets(sorted(self.config.all_presets()))
-            self.notify(f"Preset “{name}” saved")
-
-        self.push_screen(AskScreen("Name of the new preset"), done)
 
     # -- help and palette ---------------------------------------------------------------
 

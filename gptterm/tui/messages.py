@@ -32,3 +32,10 @@ class SwitchBackend(Message):
     """Any pane asks the app to run another backend (a local model, a server, another remote model)."""
 
     backend: Backend
+
+
+@dataclass
+class ApplyAdapter(Message):
+    """The Models pane asks the app to add a LoRA adapter (a local model's name) to the loaded model."""
+
+    name: str

@@ -21,9 +21,10 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from gptterm.backend import Backend
 from gptterm.errors import GpttermError
+from gptterm.models.adapters import adapter_for
 from gptterm.models.names import human_size
 from gptterm.tui.actions import MODELS_ACTIONS
-from gptterm.tui.messages import SwitchBackend
+from gptterm.tui.messages import ApplyAdapter, SwitchBackend
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -85,11 +86,15 @@ class ModelsPane(Vertical):
         #: what each table shows (columns, rows): filled again when the pane is resized
         self._filled: dict[str, tuple[Columns, list[list[object]]]] = {}
         self._shown = False
-        #: the file of the model the app has loaded (None: none, or a server)
+        #: the file of the model the app has loaded (None: none, or a server), and of its LoRA adapters
         self.active_path: str | None = None
+        self.active_adapters: list[str] = []
+        #: the base architecture of each local LoRA adapter (None: a model)
+        self.adapter_kinds: dict[str, str | None] = {}
 
     def compose(self) -> ComposeResult:
-        yield Label("Local models  [dim](▶ loaded · * default)[/dim]", classes="section")
+        yield Label("Local models  [dim](▶ loaded · * default · l loads a model or adds a LoRA adapter to it)[/dim]",
+                    classes="section")
         yield DataTable(id="local-models", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="Search the Hub for GGUF models (Enter) — OWNER/NAME lists a repo's files; "
                                 "empty: the catalog", id="models-search")
@@ -117,6 +122,7 @@ class ModelsPane(Vertical):
 
     def _engine_changed(self, engine: Engine | None) -> None:
         self.active_path = engine.info.path if engine is not None else None
+        self.active_adapters = [str(a.path) for a in getattr(engine, "adapters", ())]
         if self._shown:
             self.refresh_local()
 
@@ -129,17 +135,19 @@ class ModelsPane(Vertical):
         except GpttermError as err:
             self.notify(str(err), severity="error")
             return
-        active = self.active_path
+        active = [p for p in (self.active_path, *self.active_adapters) if p]
         table = self.query_one("#local-models", DataTable)
         keep = table.cursor_row
         self.local = models
+        self.adapter_kinds = {m.name: None if m.missing else adapter_for(m.path) for m in models}
         rows: list[list[object]] = []
         for m in models:
-            mark = ("▶" if active and store.same_file(m.path, active) else " ") + (
+            mark = ("▶" if any(store.same_file(m.path, p) for p in active) else " ") + (
                 "*" if default is not None and m.name == default.name else " ")
             size = "missing" if m.missing else human_size(m.size)
-            rows.append([mark, m.name, m.quant or "?", size, m.source])
-        self._fill(table, (("", 9), ("name", 9), ("quant", 3), ("size", 8), ("source", 1)), rows)
+            base = self.adapter_kinds[m.name]
+            rows.append([mark, m.name, f"LoRA for {base}" if base else "model", m.quant or "?", size, m.source])
+        self._fill(table, (("", 9), ("name", 9), ("kind", 7), ("quant", 3), ("size", 8), ("source", 1)), rows)
         if models:
             table.move_cursor(row=min(keep, len(models) - 1))
 
@@ -151,8 +159,12 @@ class ModelsPane(Vertical):
         return self.local[table.cursor_row]
 
     def action_load(self) -> None:
+        """Load the selected model; an adapter is added to the model that is loaded."""
         model = self.selected_local()
         if model is None:
+            return
+        if self.adapter_kinds.get(model.name):
+            self.post_message(ApplyAdapter(model.name))
             return
         self.post_message(SwitchBackend(Backend(local_model=model.name)))
 
