@@ -164,6 +164,49 @@ def test_walk_takes_each_file_once_at_its_real_path(index, tmp_path):
     assert (again.files, again.unchanged, again.read) == (2, 2, 0)
 
 
+def test_a_child_process_reads_as_the_thread_does(tmp_path, monkeypatch):
+    """Much text is read by ``python -m gptterm.docs.reading``: the same passages as the thread makes,
+    hostile files skipped the same way, and a cancelled update keeps what it wrote and stops the child."""
+    import threading
+
+    from gptterm.docs import reading
+
+    root = tmp_path / "docs"
+    make_corpus(root)
+    (root / "blob.dat").write_bytes(b"\x00\x01" * 500)
+    (root / "zh.txt").write_bytes(SEED.read_text(encoding="utf-8").encode("gb18030"))
+
+    def contents(index: DocIndex) -> list:
+        return index._db.execute("SELECT f.path, p.start_line, p.end_line, p.text FROM passages p "
+                                 "JOIN files f ON f.id = p.file_id ORDER BY f.path, p.start_line").fetchall()
+
+    threaded = DocIndex(tmp_path / "thread.sqlite3")
+    by_thread = threaded.update([root])
+    monkeypatch.setattr(reading, "PROCESS_BYTES", 0)
+    started = []
+    real_popen = reading.subprocess.Popen
+    monkeypatch.setattr(reading.subprocess, "Popen", lambda *a, **k: started.append(a) or real_popen(*a, **k))
+    child = DocIndex(tmp_path / "child.sqlite3")
+    by_child = child.update([root])
+    assert started, "the child process was not used"
+    assert (by_child.files, by_child.read, by_child.passages, by_child.skipped, by_child.notes) == \
+        (by_thread.files, by_thread.read, by_thread.passages, by_thread.skipped, by_thread.notes)
+    assert contents(child) == contents(threaded) and contents(child)
+    assert "缺点" in child.search("缺点", child.scope([root]), 1)[0].text  # the GB18030 file, decoded in the child
+    # cancelled after the first file: what was written stays, the child is gone
+    for i in range(30):
+        (root / f"more{i}.txt").write_text(FILLER * 20)
+    cancel = threading.Event()
+    stopped = child.update([root], cancel=cancel, progress=lambda report, path: report.read and cancel.set())
+    assert stopped.stopped and 0 < stopped.read < 30
+    ids = child.scope([root])
+    complete = {p for p, _, n in child.files(ids) if n > 0}
+    assert all(n > 0 for _, _, n in child.files(ids))  # the file stopped halfway is not kept as if indexed
+    again = child.update([root])  # the rest, and only the rest
+    assert not again.stopped and again.read == 30 - len({p for p in complete if "more" in p})
+    assert contents(child) and all(n > 0 for _, _, n in child.files(child.scope([root])))
+
+
 def test_collections_and_text_not_kept(index, tmp_path):
     make_corpus(tmp_path / "corpus")
     index.update([tmp_path / "corpus"])

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gptterm.errors import ModelError
 
@@ -38,10 +38,21 @@ class LocalEmbedder:
         llama_log.install()
         mark = llama_log.mark()
         n = threads or default_threads()
-        try:
+
+        def load(flash_attn: bool) -> Any:
             with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-                self._llm = llama_cpp.Llama(model_path=str(path), embedding=True, n_ctx=ctx, n_batch=ctx,
-                                            n_ubatch=ctx, n_threads=n, n_threads_batch=n, verbose=True)
+                return llama_cpp.Llama(model_path=str(path), embedding=True, n_ctx=ctx, n_batch=ctx, n_ubatch=ctx,
+                                       n_threads=n, n_threads_batch=n, flash_attn=flash_attn, verbose=True)
+
+        # Flash attention, as llama-embedding's "auto" turns it on here: 1.8x the passages a second on the
+        # CPU (all-MiniLM-L6-v2, 2 threads: 24.4 against 13.8; llama-embedding 22.0 with it, 14.3 without).
+        try:
+            try:
+                self._llm = load(True)
+            except (ValueError, RuntimeError) as err:
+                if "context" not in str(err):
+                    raise
+                self._llm = load(False)  # a model or device without it
         except (ValueError, RuntimeError, OSError) as err:
             reason = llama_log.failure_reason(llama_log.since(mark)) or str(err)
             raise ModelError(f"cannot load embedding model {path}: {reason}") from None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import queue
 import sqlite3
 import threading
 import time
@@ -24,8 +23,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from gptterm import paths
 from gptterm.docs import passages as cutter
-from gptterm.docs import reader, terms
-from gptterm.errors import DocsError, GpttermError
+from gptterm.docs import reader, reading, terms
+from gptterm.errors import DocsError
 
 if TYPE_CHECKING:
     from gptterm.docs.embed import Embedder
@@ -146,89 +145,101 @@ class DocIndex:
                cancel: threading.Event | None = None) -> Update:
         """Index what changed under ``roots`` (files or folders); files gone from a folder drop out.
 
-        A thread reads and cuts the files while this one writes them to the database (SQLite lets go of
-        the interpreter while it works), so both cores index."""
+        Files whose size and time are as indexed are not opened; the others are read beside this thread,
+        which writes them to the database (``reading``), so both cores index."""
         report = Update()
         start = time.perf_counter()
         root_paths = [Path(r).expanduser() for r in roots]
-        stop = threading.Event()
+
+        def show(path: str) -> None:
+            if progress is not None:
+                report.seconds = time.perf_counter() - start
+                progress(report, path)
+
         with self._lock:
             known = {row[0]: row[1:] for row in self._db.execute("SELECT path, id, size, mtime_ns, sha256 FROM files")}
-            work: queue.Queue[_Step | None] = queue.Queue(maxsize=8)
-            reading = threading.Thread(target=_read_files, args=(root_paths, known, work, stop), daemon=True,
-                                       name="gptterm-docs-read")
-            reading.start()
             seen: set[str] = set()
+            to_read: list[reading.ToRead] = []
+            for found in reader.walk(root_paths):
+                if isinstance(found, reader.Skipped):
+                    seen.add(str(found.path))
+                    report.skipped.append(f"{found.path}: {found.reason}")
+                    continue
+                path, st = found
+                seen.add(str(path))
+                row = known.get(str(path))
+                if row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns:
+                    report.files += 1
+                    report.unchanged += 1
+                else:
+                    to_read.append((str(path), st.st_size, st.st_mtime_ns, row))
+            show(str(root_paths[-1]) if root_paths else "")
+            steps = reading.Reading(to_read) if to_read else None
             file_id: int | None = None
             count = pending = 0
             self._db.execute("BEGIN")
             try:
-                while (step := work.get()) is not None:
+                for step in steps or ():
                     if cancel is not None and cancel.is_set():
                         report.stopped = True
                         break
-                    if isinstance(step, _Batch):
+                    if isinstance(step, reading.Batch):
                         assert file_id is not None
                         n = self._insert_passages(file_id, step.passages, step.terms)
                         count, pending, report.passages = count + n, pending + n, report.passages + n
                         continue
-                    if isinstance(step, _Unchanged):
-                        seen.update(path for path, _ in step.files)
-                        report.files += len(step.files)
-                        report.unchanged += len(step.files)
-                        if progress is not None:
-                            report.seconds = time.perf_counter() - start
-                            progress(report, step.files[-1][0])
-                        continue
-                    seen.add(str(step.path))
-                    if isinstance(step, _Skip):
+                    if isinstance(step, reading.Skip):
                         report.skipped.append(f"{step.path}: {step.reason}")
+                        self._keep_whole_files(file_id)  # it failed halfway through (a read error)
+                        file_id = None
                         if step.row is not None:
                             self._forget(step.row[0])
                         continue
-                    if isinstance(step, _Same):
+                    if isinstance(step, reading.Same):
                         report.files += 1
                         report.read += 1
                         report.bytes += step.size
                         self._db.execute("UPDATE files SET size=?, mtime_ns=? WHERE id=?",
                                          (step.size, step.mtime_ns, step.row[0]))
-                    elif isinstance(step, _Begin):
+                    elif isinstance(step, reading.Begin):
                         report.files += 1
                         if step.row is not None:
                             self._forget(step.row[0])
                         file_id = self._db.execute(
                             "INSERT INTO files(path, size, mtime_ns, passages, indexed_at) VALUES(?, ?, ?, 0, ?)",
-                            (str(step.path), step.size, step.mtime_ns, time.time())).lastrowid
+                            (step.path, step.size, step.mtime_ns, time.time())).lastrowid
                         count = 0
                         report.read += 1
                         report.bytes += step.size
-                    elif isinstance(step, _End):
+                    elif isinstance(step, reading.End):
                         self._db.execute("UPDATE files SET sha256=?, passages=? WHERE id=?",
                                          (step.sha256, count, file_id))
+                        file_id = None
                         if step.note:
                             report.notes.append(step.note)
-                    if progress is not None:
-                        report.seconds = time.perf_counter() - start
-                        progress(report, str(step.path))
+                    show(step.path)
                     if pending >= COMMIT_EVERY:
                         self._db.execute("COMMIT")
                         self._db.execute("BEGIN")
                         pending = 0
                 if not report.stopped:
                     report.removed = self._drop_missing(root_paths, seen)
+                self._keep_whole_files(file_id)
                 self._db.execute("COMMIT")
             except BaseException:
+                self._keep_whole_files(file_id)
                 self._db.execute("COMMIT")  # what was indexed stays (Ctrl+C, a full disk)
                 raise
             finally:
-                stop.set()
-                while reading.is_alive():  # the reader sees the stop at its next hand-over
-                    try:
-                        work.get(timeout=0.05)
-                    except queue.Empty:
-                        pass
+                if steps is not None:
+                    steps.close()
         report.seconds = time.perf_counter() - start
         return report
+
+    def _keep_whole_files(self, file_id: int | None) -> None:
+        """A file stopped halfway goes: kept, it would pass for indexed (its size and time are recorded)."""
+        if file_id is not None:
+            self._forget(file_id)
 
     def add_text(self, name: str, text: str) -> int:
         """Index ``text`` under the pseudo-path ``name`` (stdin); returns its passages."""
@@ -240,18 +251,19 @@ class DocIndex:
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
             cur = self._db.execute("INSERT INTO files(path, size, sha256, passages, indexed_at) VALUES(?, ?, ?, 0, ?)",
                                    (name, len(text.encode("utf-8")), digest, time.time()))
-            found = list(cutter.cut(text))
-            n = self._insert_passages(cur.lastrowid, found, [terms.index_text(p.text) for p in found])
+            found = [(p.start_line, p.end_line, p.text) for p in cutter.cut(text)]
+            n = self._insert_passages(cur.lastrowid, found, [terms.index_text(t) for _, _, t in found])
             self._db.execute("UPDATE files SET passages=? WHERE id=?", (n, cur.lastrowid))
             self._db.execute("COMMIT")
         return n
 
-    def _insert_passages(self, file_id: int | None, found: list[cutter.Passage], indexed: list[str]) -> int:
+    def _insert_passages(self, file_id: int | None, found: list[tuple[int, int, str]], indexed: list[str]) -> int:
+        """Passages (first line, last line, text) of ``file_id``, and their text as indexed."""
         if not found:
             return 0
         # ids given here, so that both tables are written in two executemany calls (not two calls a passage)
         first = self._db.execute("SELECT coalesce(max(id), 0) + 1 FROM passages").fetchone()[0]
-        rows = [(first + i, file_id, p.start_line, p.end_line, p.text) for i, p in enumerate(found)]
+        rows = [(first + i, file_id, start, end, text) for i, (start, end, text) in enumerate(found)]
         self._db.executemany("INSERT INTO passages(id, file_id, start_line, end_line, text) VALUES(?, ?, ?, ?, ?)",
                              rows)
         self._db.executemany("INSERT INTO fts(rowid, terms) VALUES(?, ?)", [(r[0], t) for r, t in zip(rows, indexed)])
@@ -463,126 +475,6 @@ class DocIndex:
             if progress is not None:
                 progress(done, len(todo))
         return done
-
-
-# -- the reading thread, and what it hands to the writing one -------------------------------
-
-
-@dataclass
-class _Skip:
-    path: Path
-    reason: str
-    row: tuple | None
-
-
-@dataclass
-class _Unchanged:
-    """Files unchanged by size and time (not read): their paths and rows."""
-
-    files: list[tuple[str, tuple]]
-
-
-@dataclass
-class _Same:
-    """A file whose time changed but whose bytes did not (read, and not indexed again)."""
-
-    path: Path
-    size: int
-    mtime_ns: int
-    row: tuple
-
-
-@dataclass
-class _Begin:
-    path: Path
-    size: int
-    mtime_ns: int
-    row: tuple | None
-
-
-@dataclass
-class _Batch:
-    passages: list[cutter.Passage]
-    terms: list[str]
-
-
-@dataclass
-class _End:
-    path: Path
-    sha256: str
-    note: str | None
-
-
-_Step = _Skip | _Unchanged | _Same | _Begin | _Batch | _End
-BATCH = 500  # passages handed over at a time: a huge file never sits whole in memory
-UNCHANGED_BATCH = 512
-
-
-def _read_files(roots: list[Path], known: dict[str, tuple], out: queue.Queue[_Step | None],
-                stop: threading.Event) -> None:
-    def put(step: _Step | None) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(step, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    unchanged: list[tuple[str, tuple]] = []
-
-    def flush() -> bool:
-        """Unchanged files go over in lists: one hand-over each would cost more than checking them."""
-        if not unchanged:
-            return True
-        done = put(_Unchanged(list(unchanged)))
-        unchanged.clear()
-        return done
-
-    try:
-        for found in reader.walk(roots):
-            if stop.is_set():
-                break
-            if isinstance(found, reader.Skipped):
-                flush()
-                put(_Skip(found.path, found.reason, None))
-                continue
-            path, st = found
-            row = known.get(str(path))
-            if row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns:
-                unchanged.append((str(path), row))
-                if len(unchanged) >= UNCHANGED_BATCH:
-                    flush()
-                continue
-            flush()
-            try:
-                reason = reader.sniff(path)
-                if reason:
-                    put(_Skip(path, reason, row))
-                    continue
-                opened = reader.Opened(path)
-                if st.st_size <= reader.STREAM_BYTES and row is not None and opened.sha256 == row[3]:
-                    put(_Same(path, st.st_size, st.st_mtime_ns, row))
-                    continue
-                code = reader.kind(path) == "code"
-                put(_Begin(path, st.st_size, st.st_mtime_ns, row))
-                batch: list[cutter.Passage] = []
-                for first_line, text in opened.slices:
-                    for passage in cutter.cut(text, first_line=first_line, code=code):
-                        batch.append(passage)
-                        if len(batch) >= BATCH:
-                            put(_Batch(batch, [terms.index_text(p.text) for p in batch]))
-                            batch = []
-                if batch:
-                    put(_Batch(batch, [terms.index_text(p.text) for p in batch]))
-                put(_End(path, opened.sha256, opened.note))
-            except OSError as err:
-                put(_Skip(path, f"cannot read it ({err.strerror or err})", row))
-            except GpttermError as err:
-                put(_Skip(path, str(err), row))
-        flush()
-    finally:
-        put(None)
 
 
 def _parts(text: str) -> list[str]:
