@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from gptterm.cli.io import Status, note
 from gptterm.errors import DocsError, InputError, UsageError
 from gptterm.models.names import human_size
+from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.docs.embed import Embedder
@@ -114,5 +115,5 @@ def run_docs(ns: argparse.Namespace) -> int:
         print(json.dumps([{"path": p, "bytes": s, "passages": n} for p, s, n in files], ensure_ascii=False, indent=2))
     else:
         for p, s, n in files:
-            print(f"{p}\t{human_size(s)}\t{n} passages")
+            print(f"{p}\t{human_size(s)}\t{plural(n, 'passage')}")
     return 0

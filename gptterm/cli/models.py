@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from gptterm.cli.io import fields, note, table
 from gptterm.errors import ModelError, UsageError
 from gptterm.models.names import human_size
+from gptterm.words import plural
 
 if TYPE_CHECKING:  # annotations only: ls, show, rm start without the Hub and download modules (ssl, http)
     from gptterm.models.download import Progress, ProgressFn, PullPlan
@@ -280,7 +281,7 @@ def _ls(ns: argparse.Namespace) -> int:
     partial = store.incomplete_downloads()
     if partial:
         total = sum(p.stat().st_size for p in partial)
-        note(f"{len(partial)} interrupted download(s) ({human_size(total)}) in {store.hub_cache_dir()}: "
+        note(f"{plural(len(partial), 'interrupted download')} ({human_size(total)}) in {store.hub_cache_dir()}: "
              "pull the same model again to resume")
     return 0
 

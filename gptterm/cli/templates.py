@@ -13,6 +13,7 @@ from typing import Any
 from gptterm import templates
 from gptterm.cli.io import note, table
 from gptterm.errors import ConfigError, UsageError
+from gptterm.words import plural
 
 
 def run_templates(ns: argparse.Namespace) -> int:
@@ -107,9 +108,9 @@ def _import(ns: argparse.Namespace) -> int:
     for line in result.failed:
         note(f"not imported: {line}")
     if result.skipped:
-        note(f"kept {len(result.skipped)} existing template(s) of the same name ({', '.join(result.skipped[:5])}"
+        note(f"kept {plural(len(result.skipped), 'existing template')} of the same name ({', '.join(result.skipped[:5])}"
              + ("…" if len(result.skipped) > 5 else "") + "): --force replaces them")
     if not result.written and not result.skipped:
         raise ConfigError(f"no pattern of {ns.folder} could be imported")
-    note(f"imported {len(result.written)} pattern(s) into {templates.user_dir()}")
+    note(f"imported {plural(len(result.written), 'pattern')} into {templates.user_dir()}")
     return 0

@@ -93,7 +93,7 @@ class ModelsPane(Vertical):
         self.adapter_kinds: dict[str, str | None] = {}
 
     def compose(self) -> ComposeResult:
-        yield Label("Local models  [dim](▶ loaded · * default · l loads a model or adds a LoRA adapter to it)[/dim]",
+        yield Label("Local models  [dim](▶ loaded · * default · l loads one, or adds a LoRA to it)[/dim]",
                     classes="section")
         yield DataTable(id="local-models", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="Search the Hub for GGUF models (Enter) — OWNER/NAME lists a repo's files; "
@@ -114,6 +114,7 @@ class ModelsPane(Vertical):
             self._shown = True
             self.refresh_local()
             self.show_catalog()
+            self.focus_default()  # the local models, now that they are listed
 
     def focus_default(self) -> None:
         self.query_one("#local-models" if self.local else "#remote-models", DataTable).focus()

@@ -19,15 +19,19 @@ if TYPE_CHECKING:
 PULL_KEY = "f10"
 
 
-def welcome_text(info: ModelInfo, entry: CatalogEntry | None, key: str = PULL_KEY) -> str:
-    """What the welcome says about ``info`` (the loaded model) and ``entry`` (the recommended one)."""
+def welcome_text(info: ModelInfo, entry: CatalogEntry | None, key: str = PULL_KEY, *, short: bool = False) -> str:
+    """What the welcome says about ``info`` (the loaded model) and ``entry`` (the recommended one);
+    ``short``: for a screen of few rows (80x24), where the welcome must leave the chat room."""
     from gptterm.models.advice import profile_for
     from gptterm.models.names import human_size
 
     profile = profile_for(info)
     said = f"{profile.name}: {profile.summary()}" if profile is not None else info.name
     lines = [f"[b]Welcome to gptterm.[/b] Loaded: {said}."]
-    if entry is not None and (profile is None or profile.entry is None or profile.entry.id != entry.id):
+    if entry is not None and (profile is None or profile.entry is None or profile.entry.id != entry.id) and short:
+        lines.append(f"For translation and documents: [b]{entry.id}[/b] ({entry.params}, {human_size(entry.size)}); "
+                     f"[b]{key.upper()}[/b] downloads it.")  # the footer names F1
+    elif entry is not None and (profile is None or profile.entry is None or profile.entry.id != entry.id):
         lines.append(f"For translation, other languages and documents this machine runs [b]{entry.id}[/b] well "
                      f"({entry.params}, {human_size(entry.size)}): [b]{key.upper()}[/b] downloads it in the "
                      f"background (Models pane, F6; or: gptterm models pull {entry.id}). F1 lists every key.")
@@ -66,7 +70,8 @@ class Welcome(Vertical):
 
     def show(self, info: ModelInfo, entry: CatalogEntry | None) -> None:
         self.entry = entry
-        self.query_one("#welcome-text", Static).update(welcome_text(info, entry))
+        short = self.app.size.height < 32  # the app's "-short" breakpoint
+        self.query_one("#welcome-text", Static).update(welcome_text(info, entry, short=short))
         pull = self.query_one("#welcome-pull", Button)
         pull.display = entry is not None
         if entry is not None:
