@@ -190,7 +190,7 @@ class DocIndex:
                         continue
                     if isinstance(step, reading.Skip):
                         report.skipped.append(f"{step.path}: {step.reason}")
-                        self._keep_whole_files(file_id)  # it failed halfway through (a read error)
+                        self._drop_unfinished(file_id)  # it failed halfway through (a read error)
                         file_id = None
                         if step.row is not None:
                             self._forget(step.row[0])
@@ -224,10 +224,10 @@ class DocIndex:
                         pending = 0
                 if not report.stopped:
                     report.removed = self._drop_missing(root_paths, seen)
-                self._keep_whole_files(file_id)
+                self._drop_unfinished(file_id)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._keep_whole_files(file_id)
+                self._drop_unfinished(file_id)
                 self._db.execute("COMMIT")  # what was indexed stays (Ctrl+C, a full disk)
                 raise
             finally:
@@ -236,7 +236,7 @@ class DocIndex:
         report.seconds = time.perf_counter() - start
         return report
 
-    def _keep_whole_files(self, file_id: int | None) -> None:
+    def _drop_unfinished(self, file_id: int | None) -> None:
         """A file stopped halfway goes: kept, it would pass for indexed (its size and time are recorded)."""
         if file_id is not None:
             self._forget(file_id)
