@@ -126,6 +126,7 @@ class Reading:
                                               stdout=subprocess.PIPE, stderr=self._errors)
             except OSError:
                 self._proc = None  # no interpreter to start (an embedded one): read in a thread
+                self._errors.close()
             else:
                 self._send(files)
                 return

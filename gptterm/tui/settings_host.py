@@ -42,8 +42,6 @@ class SettingsHost(_AppBase):
 
         def switch_backend(self, backend: Backend) -> None: ...
 
-        def _refuse_while_busy(self) -> bool: ...
-
     def _settings_pane(self) -> SettingsPane:
         from gptterm.tui.widgets.settings import SettingsPane
 
