@@ -17,7 +17,7 @@ from gptterm import paths
 from gptterm.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import Message
+    from gptterm.types import Message
 
 
 def assets_dir() -> Path:

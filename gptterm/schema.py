@@ -20,7 +20,7 @@ from gptterm import textio
 from gptterm.errors import SchemaError, UsageError
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import Reply
+    from gptterm.types import Reply
 
 #: --json-object: any JSON object
 ANY_OBJECT: dict[str, Any] = {"type": "object"}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from gptterm import atomic, paths, textio
+from gptterm.adapter_spec import parse_list
 from gptterm.errors import ConfigError, ParamError, UsageError
 from gptterm.servers import LOCAL, ServerProfile, check_server_profile, is_url
 
@@ -138,9 +139,7 @@ def _fmt(x: float) -> str:
 
 
 def _list_check(name: str) -> Any:
-    """The parser of a list parameter's items, by name (imported when a list is given: ``--help`` stays light)."""
-    from gptterm.models.adapters import parse_list
-
+    """The parser of a list parameter's items, by name."""
     return {"lora": parse_list}[name]
 
 

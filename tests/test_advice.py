@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from gptterm.cli import main
-from gptterm.engine.base import ModelInfo
+from gptterm.types import ModelInfo
 from gptterm.models import advice, catalog
 from gptterm.models.machine import Machine
 from tests.conftest import write_config

@@ -58,26 +58,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: list[str]) -> int:
     from gptterm.cli.args import parse
 
-    command, ns = parse(args)
+    command, opts = parse(args)
     module, _, function = RUNNERS[command].partition(":")
+    # the runner's module is named by the table above; each takes its command's options (cli/options.py)
     run = getattr(importlib.import_module(f"gptterm.cli.{module}"), function)
     if command == "completion":  # runs on every Tab, and writes nothing
-        return run(ns)
+        return run(opts)
     from gptterm import privacy
 
     privacy.tighten_on_start()  # an older install's files, made private once
-    if not _app_may_start(command, ns):
+    if not _app_may_start(opts):
         _show_notices()
     try:
-        return run(ns)
+        return run(opts)
     finally:
         _show_notices()  # the app shows them as a notification; if it did not start, here
 
 
-def _app_may_start(command: str | None, ns: object) -> bool:
+def _app_may_start(opts: object) -> bool:
     """Whether this run may open the app (``run_default``'s test), which then shows the notices."""
-    return (command is None and not getattr(ns, "prompt", None) and sys.stdin is not None and sys.stdin.isatty()
-            and sys.stdout.isatty())
+    from gptterm.cli.options import PromptOptions
+
+    return (isinstance(opts, PromptOptions) and not opts.prompt and not opts.template and sys.stdin is not None
+            and sys.stdin.isatty() and sys.stdout.isatty())
 
 
 def _show_notices() -> None:

@@ -13,7 +13,8 @@ from gptterm import __version__, textio
 from gptterm.errors import UsageError
 from gptterm.history.export import FORMATS as EXPORT_FORMATS
 from gptterm.models.tasks import TASKS
-from gptterm.settings import LOAD, PARAMS, Params, find_param
+from gptterm.cli.options import BY_COMMAND, Options
+from gptterm.settings import LOAD, PARAMS
 from gptterm.tasks.context import ON_OVERFLOW
 
 COMMANDS = {
@@ -461,8 +462,8 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[Parser, str]
     return {}
 
 
-def parse(args: list[str]) -> tuple[str | None, argparse.Namespace]:
-    """The command that ``args`` name (None: a prompt for the chat model) and its parsed arguments.
+def parse(args: list[str]) -> tuple[str | None, Options]:
+    """The command that ``args`` name (None: a prompt for the chat model) and its options (cli/options.py).
 
     As in git and llm, the options every command shares (-m, --server, parameters, --json, -v, …) may come
     before the command's name: they are skipped, with their values, to find it, then given to the command
@@ -472,7 +473,7 @@ def parse(args: list[str]) -> tuple[str | None, argparse.Namespace]:
     top = prompt_parser() if args[:1] and args[0].startswith("-") else None
     start, shared = _skip_shared_options(args, top) if top else (0, [])
     if start is None or start >= len(args) or args[start] not in PARSERS:
-        return None, _parse_prompt(top or prompt_parser(), args)
+        return None, BY_COMMAND[None].from_namespace(_parse_prompt(top or prompt_parser(), args))
     command, rest = args[start], args[start + 1:]
     parser = PARSERS[command]()
     sub = subcommands(parser).get(rest[0]) if rest else None
@@ -480,7 +481,7 @@ def parse(args: list[str]) -> tuple[str | None, argparse.Namespace]:
     for name in shared:
         if name not in target._option_string_actions:
             target.error(f"{name} is not an option of '{target.prog}'")
-    return command, parser.parse_args(rest[:at] + args[:start] + rest[at:])
+    return command, BY_COMMAND[command].from_namespace(parser.parse_args(rest[:at] + args[:start] + rest[at:]))
 
 
 def _parse_prompt(parser: Parser, args: list[str]) -> argparse.Namespace:
@@ -523,19 +524,3 @@ def _skip_shared_options(args: list[str], top: Parser) -> tuple[int | None, list
                     i += 1  # its value is the next word, not the rest of this one
                 break
     return i, names
-
-
-def param_overrides(ns: argparse.Namespace) -> dict[str, Any]:
-    """The parameter values given as flags, parsed and validated."""
-    out: dict[str, Any] = {}
-    for p in PARAMS:
-        raw = getattr(ns, p.name, None)
-        if isinstance(raw, list):  # a flag that repeats (--lora): its values in order
-            out[p.name] = tuple(item for r in raw for item in p.parse(textio.clean(r, p.flag)))
-        elif raw is not None:  # an argument's undecodable bytes (--system $'caf\xe9') decoded, never surrogates
-            out[p.name] = find_param(p.name).parse(textio.clean(raw, p.flag))
-    return out
-
-
-def effective_params(ns: argparse.Namespace, base: Params) -> Params:
-    return base.replace(**param_overrides(ns))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -10,13 +9,15 @@ from typing import TYPE_CHECKING
 from gptterm import textio
 from gptterm.cli import setup
 from gptterm.cli.docs import embed_scope, index_roots, load_embedder, resolve_roots
-from gptterm.cli.io import ThinkingWriter, keeping_partial, note, read_stdin, run_reply
-from gptterm.errors import GpttermError, InputError, UsageError
+from gptterm.cli.io import TurnWriter, keeping_partial, note, read_stdin, run_turn
+from gptterm.cli.options import AskOptions
+from gptterm.errors import InputError, UsageError
+from gptterm.session.turn import turn
 from gptterm.tasks.ask import sources_text
+from gptterm.tasks.chat import ChatSession
 
 if TYPE_CHECKING:
     from gptterm.docs.index import Hit
-    from gptterm.tasks.ask import Asked
 
 
 def hit_json(i: int, h: Hit) -> dict[str, object]:
@@ -24,25 +25,25 @@ def hit_json(i: int, h: Hit) -> dict[str, object]:
             "bm25": h.bm25, "similarity": h.similarity, "coverage": round(h.coverage, 3), "text": h.text}
 
 
-def run_ask(ns: argparse.Namespace) -> int:
+def run_ask(opts: AskOptions) -> int:
     from gptterm.docs.index import DocIndex
-    from gptterm.tasks.ask import NOT_FOUND, Asker
+    from gptterm.tasks.ask import Asker
 
-    *items, question = ns.items
+    *items, question = opts.items
     question = textio.clean(question, "the question").strip()
     if not question:
         raise UsageError("the question is empty")
-    if ns.k < 1:
+    if opts.k < 1:
         raise UsageError("-k must be at least 1")
-    piped = read_stdin(setup.input_encoding(ns))
+    session = opts.session()
+    piped = read_stdin(session.config.encoding)
     if piped is not None and not piped.strip():
         piped = None  # an empty pipe (or /dev/null) is no document
     if not items and piped is None:
         raise InputError("give files, folders or @COLLECTION before the question, or pipe a document on stdin")
-    config, params = setup.settings(ns)
     # The model loads while the index is brought up to date and searched: over a folder already indexed,
     # the answer then starts as soon as a plain prompt's would.
-    loading = None if ns.sources else ThreadPoolExecutor(1, "gptterm-load").submit(setup.engine, ns, config, params)
+    loading = None if opts.sources else ThreadPoolExecutor(1, "gptterm-load").submit(session.load)
     index = DocIndex(":memory:") if not items else DocIndex()
     roots = resolve_roots(index, items)
     report = index_roots(index, roots) if roots else None
@@ -55,68 +56,52 @@ def run_ask(ns: argparse.Namespace) -> int:
     if not ids:
         raise InputError("nothing to search: none of the files given holds readable text")
     engine = loading.result() if loading is not None else None  # before the embedder: one model loads at a time
-    embedder = load_embedder(ns.embed_model, params.threads) if ns.embed_model else None
+    params = session.params
+    embedder = load_embedder(opts.embed_model, params.threads) if opts.embed_model else None
     if embedder is not None:
         embed_scope(index, embedder, ids)
-    if ns.sources:
-        hits = index.search(question, ids, ns.k, embedder=embedder)
-        if ns.json:
+    if opts.sources:
+        hits = index.search(question, ids, opts.k, embedder=embedder)
+        if opts.json:
             print(json.dumps({"question": question, "sources": [hit_json(i, h) for i, h in enumerate(hits, 1)]},
                              ensure_ascii=False))
         elif not hits:
             note("no passage matches the question")
-        for i, h in enumerate(hits if not ns.json else [], start=1):
+        for i, h in enumerate(hits if not opts.json else [], start=1):
             print(f"[{i}] {h.where()}  (coverage {h.coverage:.0%})\n{h.text}\n")
         return 0
     assert engine is not None
-    setup.advise(ns, config, engine, "ask", ())
-    asked = Asker(engine, params, index, ids, k=ns.k, embedder=embedder).ask(question)
-    store = setup.store(ns)
-    if asked.reply is None:
-        if ns.json:
-            print(json.dumps({"question": question, "answer": None, "found": False, "text": NOT_FOUND,
-                              "sources": [hit_json(i, h) for i, h in enumerate(asked.hits, 1)]}, ensure_ascii=False))
+    setup.advise(session, "ask", ())
+    grounding = Asker(engine, params, index, ids, k=opts.k, embedder=embedder).find(question)
+    chat = ChatSession(engine, params, store=session.store, kind="ask")
+    logged = chat.store is not None
+    current = turn(chat, question, grounding=grounding)
+    if not current.found:
+        if opts.json:
+            print(json.dumps({"question": question, "answer": None, "found": False, "text": current.text,
+                              "sources": [hit_json(i, h) for i, h in enumerate(grounding.hits, 1)]},
+                             ensure_ascii=False))
         else:
-            print(NOT_FOUND)
-            if ns.verbose and asked.hits:
-                note("nearest passages: " + "; ".join(h.where() for h in asked.hits))
-        _record(store, engine.info.name, question, NOT_FOUND, asked)
+            print(current.text)
+            if opts.verbose and grounding.hits:
+                note("nearest passages: " + "; ".join(h.where() for h in grounding.hits))
         return 0
-    if asked.dropped:
-        note(f"{asked.dropped} of the passages found did not fit the context (a bigger --ctx holds more)")
-    reply = asked.reply
-    writer = ThinkingWriter(setup.reply_writer(ns, reply), reply, show=ns.show_thinking)
-    try:
-        with keeping_partial(reply, writer, logged=store is not None):
-            interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json else writer)
-    except GpttermError:
-        _record(store, engine.info.name, question, reply.text, asked)
-        raise
-    _record(store, engine.info.name, question, reply.text, asked)
-    if ns.json:
+    if grounding.dropped:
+        note(f"{grounding.dropped} of the passages found did not fit the context (a bigger --ctx holds more)")
+    reply = current.reply
+    assert reply is not None
+    writer = TurnWriter(setup.reply_writer(opts, reply), show=opts.show_thinking)
+    with keeping_partial(reply, writer, logged=logged):
+        interrupted = run_turn(current, None if opts.json else writer)
+    if opts.json:
         print(json.dumps({"question": question, "answer": reply.text, "thinking": reply.thinking or None,
                           "found": True, "model": engine.info.name,
                           "finish_reason": reply.finish_reason, **reply.stats.as_dict(),
-                          "sources": [hit_json(i, h) for i, h in enumerate(asked.hits, 1)],
+                          "sources": [hit_json(i, h) for i, h in enumerate(grounding.hits, 1)],
                           **setup.logprobs_json(reply)}, ensure_ascii=False))
     else:
         writer.end_line()
-        print("\nSources:\n" + sources_text(asked.hits))
-    if ns.verbose:
+        print("\nSources:\n" + sources_text(grounding.hits))
+    if opts.verbose:
         note(setup.stats_line(reply))
     return 130 if interrupted else 0
-
-
-def _record(store: object, model: str, question: str, answer: str, asked: Asked) -> None:
-    """The question and the answer with its sources, as an 'ask' conversation in the history."""
-    if store is None:
-        return
-    from gptterm.history.store import HistoryStore
-
-    assert isinstance(store, HistoryStore)
-    cid = store.new_conversation(kind="ask", model=model)
-    store.add_message(cid, "user", question)
-    reply = asked.reply
-    stats = {**reply.stats.as_dict(), "finish_reason": reply.finish_reason} if reply is not None else None
-    store.add_message(cid, "assistant", answer + ("\n\nSources:\n" + sources_text(asked.hits) if asked.hits else ""),
-                      model=model, stats=stats)

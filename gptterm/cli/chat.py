@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import dataclasses
 import json
@@ -12,30 +11,34 @@ from typing import Any, TYPE_CHECKING
 
 from gptterm import textio
 from gptterm.cli import setup, structured
-from gptterm.cli.io import ThinkingWriter, keeping_partial, note, read_stdin, run_reply, stdin_is_piped
-from gptterm.engine.base import Message, Reply
+from gptterm.cli.io import TurnWriter, keeping_partial, note, read_stdin, run_turn, stdin_is_piped
+from gptterm.cli.options import ChatOptions, PromptOptions, ReplyOptions
 from gptterm.errors import GpttermError, InputError, UsageError
-from gptterm.settings import LOAD, PARAMS, find_param
+from gptterm.session.turn import Turn, regenerate, turn
+from gptterm.settings import PARAMS, find_param
+from gptterm.tasks.ask import sources_text
 from gptterm.tasks.chat import ChatSession, compose_prompt
 from gptterm.tasks.context import head_tokens
+from gptterm.types import Message, Reply
 
 if TYPE_CHECKING:
     from gptterm.docs.index import DocIndex
     from gptterm.engine.base import Engine
+    from gptterm.session import Session
     from gptterm.settings import Params
 
 
-def run_default(ns: argparse.Namespace) -> int:
-    prompt = textio.clean(" ".join(ns.prompt), "the prompt", note) if ns.prompt else None
-    context = read_stdin(setup.input_encoding(ns)) if stdin_is_piped() else None
-    if getattr(ns, "template", None):  # the template's input: stdin, else the PROMPT words
-        return run_oneshot(ns, prompt, context)
+def run_default(opts: PromptOptions) -> int:
+    prompt = textio.clean(" ".join(opts.prompt), "the prompt", note) if opts.prompt else None
+    if prompt is None and not opts.template and not stdin_is_piped() and sys.stdin is not None and sys.stdin.isatty():
+        if sys.stdout.isatty():
+            return run_tui(opts)
+        return Repl(opts.shared(ChatOptions)).run()
+    session = opts.session()
+    context = read_stdin(session.config.encoding) if stdin_is_piped() else None
+    if opts.template:  # the template's input: stdin, else the PROMPT words
+        return run_oneshot(opts, session, prompt, context)
     if prompt is None and context is None:
-        if sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty():
-            return run_tui(ns)
-        if sys.stdin is not None and sys.stdin.isatty():
-            ns.cont, ns.cid = False, None
-            return run_repl(ns)
         raise InputError("nothing to ask: give a PROMPT or pipe text on stdin")
     if prompt is not None and not prompt.strip():
         raise InputError("the prompt is empty")
@@ -45,11 +48,10 @@ def run_default(ns: argparse.Namespace) -> int:
         if "{input}" in prompt:
             raise InputError("stdin is empty but the prompt uses {input}")
         context = None
-    return run_oneshot(ns, prompt, context)
+    return run_oneshot(opts, session, prompt, context)
 
 
-def run_tui(ns: argparse.Namespace) -> int:
-    from gptterm.cli.args import param_overrides
+def run_tui(opts: PromptOptions) -> int:
     from gptterm.tui.app import create_app
 
     # Textual sizes the screen from COLUMNS/LINES when they are set (shutil.get_terminal_size),
@@ -59,32 +61,31 @@ def run_tui(ns: argparse.Namespace) -> int:
             os.environ.pop(name, None)
     from gptterm import paths
 
-    create_app(model=ns.model, overrides=param_overrides(ns), server=ns.server, encoding=ns.encoding,
+    create_app(model=opts.model, overrides=dict(opts.params), server=opts.server, encoding=opts.encoding,
                welcome=not paths.config_file().exists()).run()
     return 0
 
 
-def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None) -> int:
+def run_oneshot(opts: PromptOptions, session: Session, prompt: str | None, context: str | None) -> int:
     # a template or schema that cannot be used is one line before the model loads
-    schema = structured.schema(ns)
-    bound = structured.template(ns, extra=prompt if context is not None and context.strip() else None)
+    schema = structured.schema(opts)
+    bound = structured.template(opts, extra=prompt if context is not None and context.strip() else None)
     if bound is not None:
         # the template's input is stdin (the PROMPT words then follow its prompt), else the PROMPT words
         context, prompt = (context if context is not None and context.strip() else prompt), None
         if not (context or "").strip() and bound.needs_input():
             raise InputError(f"template {bound.template.name} needs a text: pipe it on stdin or give it as PROMPT")
         bound = dataclasses.replace(bound, schema=schema or bound.schema,
-                                    system="" if getattr(ns, "system", None) is not None else bound.system)
-    config, params = setup.settings(ns)
-    engine = setup.engine(ns, config, params)
-    setup.advise(ns, config, engine, "chat", setup.text_languages(f"{prompt or ''}\n{context or ''}"))
-    session = ChatSession(engine, params, store=setup.store(ns), kind="oneshot",
-                          on_overflow=ns.on_overflow, on_truncate=lambda r: note(r.describe()))
-    session.schema = schema
-    session.use_template(bound)
+                                    system="" if "system" in opts.params else bound.system)
+    engine = session.require_engine()
+    params = session.params
+    setup.advise(session, "chat", setup.text_languages(f"{prompt or ''}\n{context or ''}"))
+    chat = ChatSession(engine, params, store=session.store, kind="oneshot", on_overflow=opts.on_overflow,
+                       on_truncate=lambda r: note(r.describe()))
     used = params.replace(**bound.params) if bound is not None else params
-    structured.warn_unsupported(engine, bound.schema if bound is not None else schema)
-    holds = structured.held(ns, bound.schema if bound is not None else schema)
+    wanted = bound.schema if bound is not None else schema
+    structured.warn_unsupported(engine, wanted)
+    holds = structured.held(opts, wanted)
 
     def truncate_last(budget: int) -> Message:
         # Cut the piped text, never the instruction; without a pipe, cut the prompt.
@@ -96,26 +97,29 @@ def run_oneshot(ns: argparse.Namespace, prompt: str | None, context: str | None)
         fixed = engine.count_tokens(compose_prompt(prompt, ""))
         return {"role": "user", "content": compose_prompt(prompt, head_tokens(engine, context, max(0, budget - fixed)))}
 
-    reply = session.send(compose_prompt(prompt, context), truncate_last=truncate_last)
-    writer = ThinkingWriter(setup.reply_writer(ns, reply), reply, show=getattr(ns, "show_thinking", False))
+    current = turn(chat, compose_prompt(prompt, context), template=bound, schema=schema,
+                   truncate_last=truncate_last)
+    reply = current.reply
+    assert reply is not None
+    logged = chat.store is not None
+    writer = TurnWriter(setup.reply_writer(opts, reply), show=opts.show_thinking)
     try:
-        with keeping_partial(reply, writer, logged=session.store is not None):
-            interrupted = run_reply(reply, engine.cancel, (lambda _t: None) if ns.json or holds else writer)
-        checked = None if interrupted else structured.check(reply, session.active_schema, used,
-                                                             logged=session.store is not None)
+        with keeping_partial(reply, writer, logged=logged):
+            interrupted = run_turn(current, None if opts.json or holds else writer)
+        checked = None if interrupted else structured.check(reply, chat.active_schema, used, logged=logged)
     except GpttermError as err:
-        if ns.json:  # machines get what there is, and the reason, before the error exit
-            print(json.dumps({**reply_json(reply, engine, used, session.conversation_id), "error": str(err)},
+        if opts.json:  # machines get what there is, and the reason, before the error exit
+            print(json.dumps({**reply_json(reply, engine, used, chat.conversation_id), "error": str(err)},
                              ensure_ascii=False))
         raise
-    if ns.json:
-        print(json.dumps({**reply_json(reply, engine, used, session.conversation_id), **structured.json_fields(checked)},
+    if opts.json:
+        print(json.dumps({**reply_json(reply, engine, used, chat.conversation_id), **structured.json_fields(checked)},
                          ensure_ascii=False))
     elif holds:
         structured.write_held(checked)  # JSON to a pipe or a file: only once it matches
     else:
         writer.end_line()
-    report_end(ns, reply, used, interrupted, logged=session.store is not None)
+    report_end(opts, reply, used, interrupted, logged=logged)
     return 130 if interrupted else 0
 
 
@@ -133,8 +137,8 @@ def reply_json(reply: Reply, engine: Engine, params: Params, conversation_id: in
     }
 
 
-def report_end(ns: argparse.Namespace, reply: Reply, params: Params, interrupted: bool, *, logged: bool) -> None:
-    if getattr(ns, "verbose", False):
+def report_end(opts: ReplyOptions, reply: Reply, params: Params, interrupted: bool, *, logged: bool) -> None:
+    if opts.verbose:
         note(setup.stats_line(reply))
     if interrupted:
         note("stopped; the partial reply is kept in history" if logged else "stopped")
@@ -167,31 +171,31 @@ input:
 
 
 class Repl:
-    def __init__(self, ns: argparse.Namespace):
-        self.ns = ns
-        self.config, self.params = setup.settings(ns)
-        self.store = setup.store(ns)
+    def __init__(self, opts: ChatOptions):
+        self.opts = opts
+        self.session = opts.session()
+        store = self.session.store
         conversation = None
-        if getattr(ns, "cont", False) or getattr(ns, "cid", None):
-            if self.store is None:
+        if opts.cont or opts.cid:
+            if store is None:
                 raise UsageError("--no-log cannot be combined with continuing a conversation")
-            conversation = self.store.get(ns.cid) if ns.cid else self.store.latest()
+            conversation = store.get(opts.cid) if opts.cid else store.latest()
             if conversation is None:
                 raise InputError("there is no conversation to continue yet")
-        self.engine = setup.engine(ns, self.config, self.params)
+        engine = self.session.load()
         from gptterm.engine.state_cache import StateCache
 
-        self.session = ChatSession(self.engine, self.params, store=self.store, kind="chat",
-                                   on_overflow=ns.on_overflow, conversation=conversation,
-                                   on_truncate=lambda r: note(r.describe()),
-                                   state_cache=StateCache() if self.store is not None else None)
+        self.chat = ChatSession(engine, self.session.params, store=store, kind="chat",
+                                on_overflow=opts.on_overflow, conversation=conversation,
+                                on_truncate=lambda r: note(r.describe()),
+                                state_cache=StateCache() if store is not None else None)
         self.interactive = sys.stdin.isatty()
         self.prompt_stream = sys.stdout if sys.stdout.isatty() else sys.stderr
         self.continued = conversation
-        self.documents = _attach_documents(ns.docs) if getattr(ns, "docs", None) else None
-        self.session.schema = structured.schema(ns)  # chat --schema: every reply
-        self.session.use_template(structured.template(ns))  # chat -t: the first message
-        self.encoding = setup.input_encoding(ns)
+        self.documents = _attach_documents(list(opts.docs)) if opts.docs else None
+        self.chat.schema = structured.schema(opts)  # chat --schema: every reply
+        self.chat.use_template(structured.template(opts))  # chat -t: the first message
+        self.encoding = self.session.config.encoding
         # A pipe (or a terminal whose prompt goes to stderr) is read as bytes, each line decoded by textio;
         # input() gets the terminal's line editing, and what it returns is cleaned of undecodable bytes.
         self.lines: textio.LineReader | None = None
@@ -233,8 +237,8 @@ class Repl:
     # loop --------------------------------------------------------------------
 
     def banner(self) -> None:
-        info = self.engine.info
-        where = f" on {info.extra['url']}" if info.extra.get("backend") == "remote" else ""
+        info = self.session.require_engine().info
+        where = f" on {info.url}" if info.remote else ""
         print(f"gptterm chat · {info.name}{where} · context {info.n_ctx} tokens · /help for commands, Ctrl+D to exit",
               file=sys.stderr)
         if self.continued is not None:
@@ -271,28 +275,30 @@ class Repl:
 
     def send(self, text: str) -> None:
         """One message; with --docs, the passages that bear on it go with it, and their sources after."""
-        self.advised: set[str] = getattr(self, "advised", set())
-        setup.advise(self.ns, self.config, self.engine, "chat", setup.text_languages(text), self.advised)
-        if self.documents is None:
-            self.stream(self.session.send(text))
-            return
-        from gptterm.tasks.ask import grounding, sources_text
+        setup.advise(self.session, "chat", setup.text_languages(text))
+        self.chat.params = self.session.params
+        grounding = None
+        if self.documents is not None:
+            from gptterm.tasks.ask import grounding as find_passages
 
-        index, ids = self.documents
-        block, hits = grounding(index, ids, text, self.engine)
-        self.stream(self.session.send(text, grounding=block))
-        if hits:
-            print("Sources:\n" + sources_text(hits), file=self.prompt_stream)
+            index, ids = self.documents
+            grounding = find_passages(index, ids, text, self.session.require_engine())
+        self.stream(turn(self.chat, text, grounding=grounding))
+        if grounding is not None:
+            print("Sources:\n" + sources_text(grounding.hits), file=self.prompt_stream)
 
-    def stream(self, reply: Reply) -> None:
-        writer = ThinkingWriter(setup.reply_writer(self.ns, reply), reply, show=getattr(self.ns, "show_thinking", False))
-        with keeping_partial(reply, writer, logged=self.store is not None):
-            interrupted = run_reply(reply, self.engine.cancel, writer)
+    def stream(self, current: Turn) -> None:
+        reply = current.reply
+        assert reply is not None
+        writer = TurnWriter(setup.reply_writer(self.opts, reply), show=self.opts.show_thinking)
+        logged = self.session.store is not None
+        with keeping_partial(reply, writer, logged=logged):
+            interrupted = run_turn(current, writer)
         writer.end_line()
-        used = self.session.active_params  # a template's parameters hold for its message's reply
-        report_end(self.ns, reply, used, interrupted, logged=self.store is not None)
+        used = self.chat.active_params  # a template's parameters hold for its message's reply
+        report_end(self.opts, reply, used, interrupted, logged=logged)
         if not interrupted:  # a reply that does not match the schema: one line, and the chat goes on
-            structured.check(reply, self.session.active_schema, used, logged=self.store is not None)
+            structured.check(reply, self.chat.active_schema, used, logged=logged)
 
     # commands ------------------------------------------------------------------
 
@@ -305,22 +311,23 @@ class Repl:
         if name in ("help", "?"):
             print(HELP, file=sys.stderr)
         elif name == "clear":
-            self.session.clear()
+            self.chat.clear()
             note("new conversation started")
         elif name in ("regen", "regenerate"):
-            if not self.session.messages:
+            if not self.chat.messages:
                 note("nothing to regenerate yet")
             else:
-                self.stream(self.session.regenerate())
+                self.chat.params = self.session.params
+                self.stream(regenerate(self.chat))
         elif name == "system":
             if not arg and not text.rstrip().endswith(" "):
-                note(f"system prompt: {self.session.system!r}" if self.session.system else
+                note(f"system prompt: {self.chat.system!r}" if self.chat.system else
                      "no system prompt (the model's default applies); /system TEXT sets one")
             else:
-                self.session.set_system(arg)
+                self.chat.set_system(arg)
                 note("system prompt set" if arg else "system prompt cleared")
         elif name in ("think", "no_think", "nothink"):
-            if getattr(self.engine, "thinks", True) is False:
+            if self.session.require_engine().info.thinks is False:
                 note("this model's chat template has no thinking mode: /think and /no_think change nothing here")
             else:
                 self.set_param(f"thinking {'on' if name == 'think' else 'off'}")
@@ -329,46 +336,36 @@ class Repl:
         elif name == "template":
             self.template(arg)
         elif name == "save":
-            self.save_params()
+            note(self.session.save().text)
         else:
             note(f"unknown command /{name}; /help lists them")
         return None
 
     def set_param(self, arg: str) -> None:
+        params = self.session.params
         if not arg:
             for p in PARAMS:
-                print(f"  {p.name:<15} {p.format(self.params.values[p.name]):<10} {p.help}", file=sys.stderr)
+                print(f"  {p.name:<15} {p.format(params.values[p.name]):<10} {p.help}", file=sys.stderr)
             return
         name, _, raw = arg.partition(" ")
         param = find_param(name)
         if not raw.strip() and param.type is not str and param.none_means is None:
-            print(f"  {param.name}: {param.format(self.params.values[param.name])} — {param.describe()}",
+            print(f"  {param.name}: {param.format(params.values[param.name])} — {param.describe()}",
                   file=sys.stderr)
             return
-        value = param.parse(raw)
-        new_params = self.params.replace(**{param.name: value})
-        if param.kind == LOAD:
-            if param.name == "lora" and self.engine.info.extra.get("backend") != "remote":
-                from pathlib import Path
-
-                from gptterm.models import adapters
-
-                adapters.check(value, Path(self.engine.info.path))  # a mismatch: one line, the model stays loaded
-            note(f"reloading the model with {param.name}={param.format(value)} …")
-            self.engine.close()
+        effect = self.session.set(param.name, raw)
+        if effect.refused:
+            raise UsageError(effect.text)
+        if effect.reload:
+            note(f"reloading the model with {effect.text} …")
             try:
-                self.engine = setup.engine(self.ns, self.config, new_params)
-            except GpttermError:
-                self.engine = setup.engine(self.ns, self.config, self.params)
-                self.session.engine = self.engine
-                raise
-            self.session.engine = self.engine
-        if param.name == "system":
-            self.session.set_system(value)
-        self.params = new_params
-        self.session.params = new_params
-        note(f"{param.name} = {param.format(value)}")
-
+                self.chat.engine = self.session.load()
+            finally:
+                self.chat.engine = self.session.engine
+        if effect.system is not None:
+            self.chat.set_system(effect.system)
+        self.chat.params = self.session.params
+        note(effect.text)
 
     def template(self, arg: str) -> None:
         """``/template NAME [VAR=VALUE ...]``: the next message is the template's input."""
@@ -382,12 +379,12 @@ class Repl:
                 note(line)
             for t in found:
                 print(f"  {t.name:<16} {t.description}", file=sys.stderr)
-            waiting = self.session.next_template
+            waiting = self.chat.next_template
             note(f"template {waiting.template.name} waits for the next message" if waiting else
                  "/template NAME [VAR=VALUE ...] applies one to the next message")
             return
         if arg.lower() in ("off", "none"):
-            self.session.use_template(None)
+            self.chat.use_template(None)
             note("no template for the next message")
             return
         try:
@@ -395,22 +392,10 @@ class Repl:
         except ValueError as err:
             raise UsageError(f"/template: {err}") from None
         bound = templates.load(words[0]).bind(structured.variables(words[1:]))
-        self.session.use_template(bound)
+        self.chat.use_template(bound)
         values = ", ".join(f"{k}={v}" for k, v in bound.values.items())
         note(f"template {bound.template.name}" + (f" ({values})" if values else "")
              + ": your next message is its input" + (" (the reply must match its schema)" if bound.schema else ""))
-
-    def save_params(self) -> None:
-        from gptterm.settings import save_config
-
-        changed = {k: v for k, v in self.params.values.items() if v != self.config.params.values[k]}
-        if not changed:
-            note("no parameter differs from the config file")
-            return
-        save_config({k: v for k, v in changed.items() if v is not None},
-                    remove=[k for k, v in changed.items() if v is None])
-        self.config = dataclasses.replace(self.config, params=self.params)
-        note(f"saved {', '.join(sorted(changed))} to {self.config.path}")
 
 
 def _terminal_input(encoding: str | None) -> bool:
@@ -451,5 +436,5 @@ def _attach_documents(items: list[str]) -> tuple[DocIndex, list[int]]:
     return index, ids
 
 
-def run_repl(ns: argparse.Namespace) -> int:
-    return Repl(ns).run()
+def run_repl(opts: ChatOptions) -> int:
+    return Repl(opts).run()

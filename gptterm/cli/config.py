@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import tomllib
 
+from gptterm.cli.options import ConfigOptions
 from gptterm import paths, textio
 from gptterm.cli.io import note
 from gptterm.errors import UsageError
@@ -13,8 +13,8 @@ from gptterm.servers import LOCAL, is_url
 from gptterm.settings import OTHER_KEYS, PARAMS, find_param, load_config, save_config
 
 
-def run_config(ns: argparse.Namespace) -> int:
-    action = ns.action or "show"
+def run_config(opts: ConfigOptions) -> int:
+    action = opts.action or "show"
     path = paths.config_file()
     if action == "path":
         print(path)
@@ -35,40 +35,40 @@ def run_config(ns: argparse.Namespace) -> int:
         for name, profile in sorted(config.servers.items()):
             print(f"{'servers.' + name:<16} {profile.url}")
         return 0
-    name = ns.name
+    name = opts.name
     if name in OTHER_KEYS:
         if action == "set" and name == "model":
             from pathlib import Path
 
-            model = Path(ns.value).expanduser()
-            if model.exists() or ns.value.lower().endswith(".gguf"):
+            model = Path(opts.value).expanduser()
+            if model.exists() or opts.value.lower().endswith(".gguf"):
                 check_gguf_file(model)
                 save_config({name: str(model.resolve())})
             else:
-                resolve_model(ns.value)  # a local model's name ('gptterm models ls'), kept as a name
-                save_config({name: ns.value})
+                resolve_model(opts.value)  # a local model's name ('gptterm models ls'), kept as a name
+                save_config({name: opts.value})
         elif action == "set" and name == "server":
-            if ns.value != LOCAL and not is_url(ns.value) and ns.value not in load_config().servers:
+            if opts.value != LOCAL and not is_url(opts.value) and opts.value not in load_config().servers:
                 raise UsageError(f"server must be an http(s):// URL, '{LOCAL}', or the name of a "
                                  f"[servers.NAME] profile in {path}")
-            save_config({name: ns.value})
+            save_config({name: opts.value})
         elif action == "set" and name == "advice":
             value = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}.get(
-                ns.value.strip().lower())
+                opts.value.strip().lower())
             if value is None:
                 raise UsageError("advice must be true or false")
             save_config({name: value})
         elif action == "set" and name == "encoding":
-            textio.check_encoding(ns.value)  # one line naming where valid names are, exit 2
-            save_config({name: ns.value})
+            textio.check_encoding(opts.value)  # one line naming where valid names are, exit 2
+            save_config({name: opts.value})
         elif action == "set":
-            save_config({name: ns.value})
+            save_config({name: opts.value})
         else:
             save_config({}, remove=[name])
     else:
         param = find_param(name)
         if action == "set":
-            value = param.parse(ns.value)
+            value = param.parse(opts.value)
             if value is None:
                 raise UsageError(f"use 'gptterm config unset {param.name}' for the default ({param.none_means})")
             save_config({param.name: value}, remove=[a.lstrip("-").replace("-", "_") for a in param.aliases])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptterm.cli.options import DocsOptions
 from gptterm.cli.io import Status, note
 from gptterm.errors import DocsError, InputError, UsageError
 from gptterm.models.names import human_size
@@ -65,14 +65,14 @@ def load_embedder(spec: str, threads: int | None) -> Embedder:
     return LocalEmbedder(spec, threads=threads)
 
 
-def run_docs(ns: argparse.Namespace) -> int:
+def run_docs(opts: DocsOptions) -> int:
     from gptterm.docs.index import DocIndex
 
     index = DocIndex()
-    action = ns.action or "ls"
+    action = opts.action or "ls"
     if action == "ls":
         collections = index.collections()
-        if ns.json:
+        if opts.json:
             print(json.dumps([{"name": c.name, "roots": c.roots, "files": c.files, "passages": c.passages,
                                "bytes": c.bytes} for c in collections], ensure_ascii=False, indent=2))
         elif not collections:
@@ -83,35 +83,35 @@ def run_docs(ns: argparse.Namespace) -> int:
                       + ", ".join(c.roots))
         return 0
     if action == "add":
-        if not ns.name.strip() or ns.name.startswith("@") or "/" in ns.name:
-            raise UsageError(f"a collection name is a plain word, not {ns.name!r}")
-        roots = [str(Path(p).expanduser().resolve()) for p in ns.paths]
+        if not opts.name.strip() or opts.name.startswith("@") or "/" in opts.name:
+            raise UsageError(f"a collection name is a plain word, not {opts.name!r}")
+        roots = [str(Path(p).expanduser().resolve()) for p in opts.paths]
         missing = [p for p in roots if not Path(p).exists()]
         if missing:
             raise InputError(f"no such file or folder: {missing[0]}")
         try:
-            old = index.collection_roots(ns.name)
+            old = index.collection_roots(opts.name)
         except DocsError:  # a new collection
             old = []
         roots = old + [r for r in roots if r not in old]
         report = index_roots(index, roots)
-        index.add_collection(ns.name, roots)
-        if ns.embed_model:
-            embed_scope(index, load_embedder(ns.embed_model, None), index.scope(roots))
-        print(f"{ns.name}: {len(index.scope(roots))} files, ask with: gptterm ask @{ns.name} \"QUESTION\"")
+        index.add_collection(opts.name, roots)
+        if opts.embed_model:
+            embed_scope(index, load_embedder(opts.embed_model, None), index.scope(roots))
+        print(f"{opts.name}: {len(index.scope(roots))} files, ask with: gptterm ask @{opts.name} \"QUESTION\"")
         return 130 if report.stopped else 0
     if action == "update":
-        names = [ns.name] if ns.name else [c.name for c in index.collections()]
+        names = [opts.name] if opts.name else [c.name for c in index.collections()]
         for name in names:
             report = index_roots(index, index.collection_roots(name))
             print(f"{name}: {report.read} files read again, {report.unchanged} unchanged, {report.removed} gone")
         return 0
     if action == "rm":
-        gone = index.remove_collection(ns.name)
-        note(f"removed collection {ns.name} ({gone} files no other collection covers dropped from the index)")
+        gone = index.remove_collection(opts.name)
+        note(f"removed collection {opts.name} ({gone} files no other collection covers dropped from the index)")
         return 0
-    files = index.files(index.scope(index.collection_roots(ns.name)))
-    if ns.json:
+    files = index.files(index.scope(index.collection_roots(opts.name)))
+    if opts.json:
         print(json.dumps([{"path": p, "bytes": s, "passages": n} for p, s, n in files], ensure_ascii=False, indent=2))
     else:
         for p, s, n in files:

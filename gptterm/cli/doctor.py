@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from gptterm.cli.options import DoctorOptions
 from gptterm import __version__, paths
-from gptterm.cli.args import effective_params
 from gptterm.errors import GpttermError
 from gptterm.settings import Config, Params, load_config
 
@@ -27,7 +26,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def gather(ns: argparse.Namespace) -> dict[str, Any]:
+def gather(opts: DoctorOptions) -> dict[str, Any]:
     report: dict[str, Any] = {
         "gptterm": __version__,
         "python": f"{platform.python_version()} ({sys.executable})",
@@ -41,11 +40,11 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
     backend = None
     try:
         config = load_config()
-        params = effective_params(ns, config.params)
+        params = config.params.replace(**opts.params)
         report["params"] = params.as_dict()
-        from gptterm.cli import setup
+        from gptterm.backend import choose_backend
 
-        backend = setup.backend(ns, config)
+        backend = choose_backend(config, model=opts.model, server=opts.server)
         if backend.is_remote:
             report["backend"] = remote_backend(backend, params, config, problems)
         else:
@@ -53,7 +52,7 @@ def gather(ns: argparse.Namespace) -> dict[str, Any]:
         model = backend.local_model
     except GpttermError as err:
         problems.append(str(err))
-        model = getattr(ns, "model", None)
+        model = opts.model
     try:
         import llama_cpp
 
@@ -140,8 +139,8 @@ def remote_backend(backend: Backend, params: Params, config: Config, problems: l
         return out
     try:
         info = engine.info
-        out.update(reachable=True, models=getattr(engine, "models", []), model=info.name, context=info.n_ctx,
-                   context_source=info.extra["ctx_source"], token_counts=info.extra["tokens"])
+        out.update(reachable=True, models=list(info.served_models), model=info.name, context=info.n_ctx,
+                   context_source=info.ctx_source, token_counts=info.token_counts)
     finally:
         engine.close()
     return out
@@ -155,9 +154,9 @@ def _size(n: float) -> str:
     return str(n)
 
 
-def run_doctor(ns: argparse.Namespace) -> int:
-    report = gather(ns)
-    if ns.json:
+def run_doctor(opts: DoctorOptions) -> int:
+    report = gather(opts)
+    if opts.json:
         print(json.dumps(report, indent=2))
         return 1 if report["problems"] else 0
     out = [f"gptterm {report['gptterm']}", f"python  {report['python']}", f"system  {report['platform']}", "",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import sys
 from pathlib import Path
 
+from gptterm.cli.options import HistoryOptions
 from gptterm.cli.io import note
 from gptterm.history import export
 from gptterm.history.store import Conversation, HistoryStore
@@ -32,32 +32,32 @@ def _print_list(convs: list[Conversation], as_json: bool) -> None:
         print(_row(c))
 
 
-def run_history(ns: argparse.Namespace) -> int:
+def run_history(opts: HistoryOptions) -> int:
     store = HistoryStore()
-    action = ns.action or "list"
+    action = opts.action or "list"
     if action == "list":
-        _print_list(store.list_conversations(limit=getattr(ns, "limit", 20) or None), getattr(ns, "json", False))
+        _print_list(store.list_conversations(limit=opts.limit or None), opts.json)
     elif action == "search":
-        _print_list(store.list_conversations(limit=ns.limit or None, query=ns.text), ns.json)
+        _print_list(store.list_conversations(limit=opts.limit or None, query=opts.text), opts.json)
     elif action == "show":
-        sys.stdout.write(export.render(store.get(ns.id), "json" if ns.json else "md"))
+        sys.stdout.write(export.render(store.get(opts.id), "json" if opts.json else "md"))
     elif action == "delete":
-        for cid in ns.ids:
+        for cid in opts.ids:
             store.get(cid)  # every id must exist before anything is deleted
         from gptterm.engine.state_cache import StateCache
 
         cache = StateCache()
-        for cid in ns.ids:
+        for cid in opts.ids:
             store.delete_conversation(cid)
             cache.forget(cid)
-        note(f"deleted {plural(len(ns.ids), 'conversation')}")
+        note(f"deleted {plural(len(opts.ids), 'conversation')}")
     elif action == "rename":
-        store.rename(ns.id, ns.title)
+        store.rename(opts.id, opts.title)
     elif action == "export":
-        conv = store.get(ns.id)
-        if ns.output:
-            export.write(conv, ns.format, Path(ns.output))
-            note(f"wrote {ns.output}")
+        conv = store.get(opts.id)
+        if opts.output:
+            export.write(conv, opts.format, Path(opts.output))
+            note(f"wrote {opts.output}")
         else:
-            sys.stdout.write(export.render(conv, ns.format))
+            sys.stdout.write(export.render(conv, opts.format))
     return 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import TYPE_CHECKING
 
 from gptterm import textio
-from gptterm.cli import setup
+from gptterm.cli.options import PerplexityOptions, TokensOptions
 from gptterm.cli.io import Status, note, read_stdin, run_stream
 from gptterm.errors import InputError
 from gptterm.probability import shown as shown_p
@@ -16,7 +15,8 @@ from gptterm.tasks.inputs import read_text_file
 from gptterm.words import plural
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import Engine, Message, TokenInfo
+    from gptterm.engine.base import Engine
+    from gptterm.types import Message, TokenInfo
     from gptterm.tasks.perplexity import Result
 
 # Alternating span styles of the token view (background colours, as the web tokenizer views draw them).
@@ -41,21 +41,22 @@ def shown_piece(info: TokenInfo) -> str:
 # -- tokens ------------------------------------------------------------------------
 
 
-def run_tokens(ns: argparse.Namespace) -> int:
-    text = _text_argument(ns.text, "a text", setup.input_encoding(ns))
+def run_tokens(opts: TokensOptions) -> int:
+    session = opts.session(log=False)
+    text = _text_argument(list(opts.text), "a text", session.config.encoding)
     if not text:
         raise InputError("the text is empty: nothing to tokenize")
-    config, params = setup.settings(ns)
-    engine = setup.engine(ns, config, params)
-    if ns.chat:
+    params = session.params
+    engine = session.load()
+    if opts.chat:
         messages: list[Message] = ([{"role": "system", "content": params.system}] if params.system else [])
         messages.append({"role": "user", "content": text})
         tokens = engine.chat_tokens(messages)
     else:
         tokens = engine.completion_tokens(text)
     infos = engine.token_info(tokens)
-    if ns.json:
-        print(json.dumps({"model": engine.info.name, "chat": ns.chat, "count": len(infos),
+    if opts.json:
+        print(json.dumps({"model": engine.info.name, "chat": opts.chat, "count": len(infos),
                           "tokens": [{"id": t.id, "piece": t.text, "bytes": list(t.piece), "special": t.special}
                                      for t in infos]}, ensure_ascii=False))
         return 0
@@ -93,25 +94,26 @@ def _draw_tokens(infos: list[TokenInfo]) -> None:
 # -- perplexity ----------------------------------------------------------------------
 
 
-def run_perplexity(ns: argparse.Namespace) -> int:
+def run_perplexity(opts: PerplexityOptions) -> int:
     from gptterm.tasks.perplexity import Perplexity
 
-    if ns.worst < 0:
+    if opts.worst < 0:
         from gptterm.errors import UsageError
 
         raise UsageError("--worst must be 0 or more")
     text: str | None
-    encoding = setup.input_encoding(ns)
-    if ns.file and ns.file != "-":
-        text = read_text_file(ns.file, encoding=encoding, notify=note).text
+    session = opts.session(log=False)
+    encoding = session.config.encoding
+    if opts.file and opts.file != "-":
+        text = read_text_file(opts.file, encoding=encoding, notify=note).text
     else:
         text = read_stdin(encoding)
         if text is None:
             raise InputError("give a FILE or pipe text on stdin")
-    config, params = setup.settings(ns)
     # this engine only evaluates prompts: flash attention is faster for that, on the CPU too
-    engine = setup.engine(ns, config, params, flash_attn=True)
-    job = Perplexity(engine, window=params.ctx, worst=ns.worst)
+    session.flash_attn = True
+    engine = session.load()
+    job = Perplexity(engine, window=session.params.ctx, worst=opts.worst)
     with Status() as line:
 
         def show(p: object) -> None:
@@ -124,7 +126,7 @@ def run_perplexity(ns: argparse.Namespace) -> int:
 
         interrupted = run_stream(job.run(text), job.cancel, show)
     result = job.result
-    if ns.json:
+    if opts.json:
         print(json.dumps({"model": engine.info.name, **result.as_dict()}, ensure_ascii=False))
     else:
         print_result(result, engine)

@@ -11,11 +11,15 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from gptterm import textio
-from gptterm.engine.base import Reply
 from gptterm.errors import GpttermError, InputError
+from gptterm.session.turn import Event, TextDelta, ThinkingDelta
+from gptterm.types import Reply
+
+if TYPE_CHECKING:
+    from gptterm.session.turn import Turn
 
 def note(message: str) -> None:
     """A one-line diagnostic on stderr (above the status line, while one is shown)."""
@@ -229,13 +233,13 @@ def run_reply(reply: Reply, cancel: Callable[[], None], write: Callable[[str], A
 
 
 @contextmanager
-def keeping_partial(reply: Reply, writer: "StdoutWriter | ThinkingWriter", *, logged: bool) -> Iterator[None]:
+def keeping_partial(reply: Reply | None, writer: "StdoutWriter | TurnWriter", *, logged: bool) -> Iterator[None]:
     """When a reply fails midway (e.g. a server drops the stream), end its line and say what was kept."""
     try:
         yield
     except GpttermError:
         writer.end_line()
-        if reply.text:
+        if reply is not None and reply.text:
             note("the partial reply is kept in history, marked incomplete" if logged else "the reply is incomplete")
         raise
 
@@ -371,26 +375,32 @@ class ProbabilityWriter(StdoutWriter):
         return text if colour is None else f"\033[38;5;{colour}m{text}\033[0m"
 
 
-class ThinkingWriter:
-    """Writes a reply whose model may think first (a <think> block, ``Reply.on_thinking``).
+class TurnWriter:
+    """Writes a turn's events (gptterm.session.turn): the answer to ``writer``, a reasoning model's thinking
+    before it (a <think> block).
 
     With ``show`` the thinking is printed before the answer: dimmed on a terminal, between ``<think>``
     and ``</think>`` lines in a pipe. Without it, a terminal shows a transient "thinking…" status on
     stderr until the answer starts, and a pipe gets the answer only.
     """
 
-    def __init__(self, writer: StdoutWriter, reply: Reply, *, show: bool) -> None:
+    def __init__(self, writer: StdoutWriter, *, show: bool) -> None:
         self.writer, self.show = writer, show
         self.tty = _isatty(sys.stdout) and "NO_COLOR" not in os.environ
         self.open = False
         self.words = 0
         self.status: Status | None = None
         self.started = False
-        reply.on_thinking(self.thinking)
 
     @property
     def broken(self) -> bool:
         return self.writer.broken
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.text(event.text)
+        elif isinstance(event, ThinkingDelta):
+            self.thinking(event.text)
 
     def thinking(self, text: str) -> None:
         if self.started:
@@ -407,7 +417,7 @@ class ThinkingWriter:
             self.status = Status().__enter__()
         self.status.show(f"thinking… {self.words} words")
 
-    def __call__(self, text: str) -> None:
+    def text(self, text: str) -> None:
         if not self.started:
             self.started = True
             if self.status is not None:
@@ -429,3 +439,9 @@ class ThinkingWriter:
             self.writer.end_line()
             if not self.tty:
                 self.writer("</think>\n")
+
+
+def run_turn(turn: Turn, writer: TurnWriter | None) -> bool:
+    """Stream ``turn``'s events through ``writer`` (None: nothing is written, --json); Ctrl+C stops the model.
+    Returns True if interrupted."""
+    return run_stream(turn.events(), turn.cancel, writer if writer is not None else (lambda _event: None))

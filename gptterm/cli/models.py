@@ -7,11 +7,11 @@ line says what is being downloaded and one what was.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from gptterm.cli.options import ModelsOptions
 from gptterm.cli.io import fields, note, table
 from gptterm.errors import ModelError, UsageError
 from gptterm.models.names import human_size
@@ -22,10 +22,10 @@ if TYPE_CHECKING:  # annotations only: ls, show, rm start without the Hub and do
     from gptterm.models.hub import RepoListing
 
 
-def run_models(ns: argparse.Namespace) -> int:
-    action = ns.action or "ls"
+def run_models(opts: ModelsOptions) -> int:
+    action = opts.action or "ls"
     return {"catalog": _catalog, "search": _search, "pull": _pull, "ls": _ls, "rm": _rm, "default": _default,
-            "import": _import, "show": _show}[action](ns)
+            "import": _import, "show": _show}[action](opts)
 
 
 def _json(data: Any) -> None:
@@ -35,20 +35,20 @@ def _json(data: Any) -> None:
 # -- catalog and search ------------------------------------------------------------
 
 
-def _catalog(ns: argparse.Namespace) -> int:
+def _catalog(opts: ModelsOptions) -> int:
     from gptterm.models import advice, catalog, store
     from gptterm.models.machine import this_machine
 
     machine = this_machine()
     local = store.list_models()
-    task, langs = _catalog_filter(ns)
+    task, langs = _catalog_filter(opts)
     entries = tuple(advice.ranked(task, langs)) if task else catalog.CATALOG
     rows = catalog.rows(machine, entries=entries)
     best = advice.recommend(task, langs, machine=machine) if task else None
     for row in rows:
         row["downloaded"] = any(m.name == row["id"] for m in local)
         row["recommended"] = best is not None and row["id"] == best.id
-    if ns.json:
+    if opts.json:
         _json({"machine": _machine_dict(machine), "task": task, "languages": list(langs), "models": rows,
                "recommended": best.id if best else None})
         return 0
@@ -70,11 +70,11 @@ def _catalog(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _catalog_filter(ns: argparse.Namespace) -> tuple[str | None, tuple[str, ...]]:
+def _catalog_filter(opts: ModelsOptions) -> tuple[str | None, tuple[str, ...]]:
     from gptterm.assets import language_code
 
-    task = getattr(ns, "task", None)
-    langs = tuple(language_code(code) for code in (getattr(ns, "lang", None) or "").split(",") if code.strip())
+    task = opts.task
+    langs = tuple(language_code(code) for code in (opts.lang or "").split(",") if code.strip())
     if langs and not task:
         task = "chat"
     return task, langs
@@ -95,16 +95,16 @@ def _machine_line(machine: Any) -> str:
     return f"{ram}; {gpu}"
 
 
-def _search(ns: argparse.Namespace) -> int:
+def _search(opts: ModelsOptions) -> int:
     from gptterm.models import hub
 
-    query = ns.query.strip()
+    query = opts.query.strip()
     if not query:
         raise UsageError("give something to search for, e.g. 'gptterm models search qwen2.5'")
-    found = hub.find(query, limit=max(1, ns.limit), notify=note)
+    found = hub.find(query, limit=max(1, opts.limit), notify=note)
     if isinstance(found, hub.RepoListing):
-        return _repo_files(ns, found)
-    if ns.json:
+        return _repo_files(opts, found)
+    if opts.json:
         _json([h.as_dict() for h in found])
         return 0
     if not found:
@@ -118,8 +118,8 @@ def _search(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _repo_files(ns: argparse.Namespace, listing: RepoListing) -> int:
-    if ns.json:
+def _repo_files(opts: ModelsOptions, listing: RepoListing) -> int:
+    if opts.json:
         _json({"repo": listing.repo, "commit": listing.commit, "gated": listing.gated,
                "models": [m.as_dict() for m in listing.models]})
         return 0
@@ -140,13 +140,13 @@ def _repo_files(ns: argparse.Namespace, listing: RepoListing) -> int:
 # -- pull ------------------------------------------------------------------------------
 
 
-def _pull(ns: argparse.Namespace) -> int:
+def _pull(opts: ModelsOptions) -> int:
     from gptterm.models import download
 
-    plan = download.plan_pull(ns.spec, notify=note)
+    plan = download.plan_pull(opts.spec, notify=note)
     model = plan.model
-    if ns.dry_run:
-        _show_plan(plan, ns.json)
+    if opts.dry_run:
+        _show_plan(plan, opts.json)
         return 0
     if plan.already_here:
         result = download.pull(model)
@@ -160,7 +160,7 @@ def _pull(ns: argparse.Namespace) -> int:
         use = "" if base else f"; chat with it: gptterm -m {result.model.name}"
         note(f"downloaded {result.model.name}: {human_size(result.downloaded)} in {result.seconds:.1f} s "
              f"({human_size(speed)}/s), sha256 verified{use}")
-    if ns.json:
+    if opts.json:
         _json({**result.model.as_dict(), "downloaded": result.downloaded, "resumed": result.resumed,
                "seconds": round(result.seconds, 3), "already_downloaded": result.already,
                "kind": "lora" if base else "model"})
@@ -249,13 +249,13 @@ class _progress_display:
 # -- the local store -------------------------------------------------------------------
 
 
-def _ls(ns: argparse.Namespace) -> int:
+def _ls(opts: ModelsOptions) -> int:
     from gptterm.models import store
 
     models = store.list_models()
     default = store.default_model(models)
     kinds = {m.name: _adapter_of(m) for m in models}
-    if ns.json:
+    if opts.json:
         _json([{**m.as_dict(), "default": default is not None and m.name == default.name, "missing": m.missing,
                 "kind": "lora" if kinds[m.name] else "model",
                 **({"base_architecture": kinds[m.name]} if kinds[m.name] else {})} for m in models])
@@ -286,10 +286,10 @@ def _ls(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _rm(ns: argparse.Namespace) -> int:
+def _rm(opts: ModelsOptions) -> int:
     from gptterm.models import store
 
-    removed = store.remove(ns.name)
+    removed = store.remove(opts.name)
     if removed.kept_file:
         print(f"removed {removed.model.name} from the list; its file was kept: {removed.model.path}")
     else:
@@ -297,21 +297,21 @@ def _rm(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _default(ns: argparse.Namespace) -> int:
+def _default(opts: ModelsOptions) -> int:
     from gptterm import paths
     from gptterm.models import store
 
-    model = store.set_default(ns.name)
+    model = store.set_default(opts.name)
     note(f"default model: {model.name} ({model.path}), saved in {paths.config_file()}")
     return 0
 
 
-def _import(ns: argparse.Namespace) -> int:
+def _import(opts: ModelsOptions) -> int:
     from pathlib import Path
 
     from gptterm.models import store
 
-    model = store.import_file(Path(ns.path), ns.name)
+    model = store.import_file(Path(opts.path), opts.name or None)
     _print_details(model, _metadata(model))
     note(f"imported as {model.name}; chat with it: gptterm -m {model.name}")
     return 0
@@ -351,13 +351,13 @@ def _metadata(model: Any) -> dict:
             "gguf_version": first.version}
 
 
-def _show(ns: argparse.Namespace) -> int:
+def _show(opts: ModelsOptions) -> int:
     from gptterm.models import store
 
-    model = store.find(ns.name)
+    model = store.find(opts.name)
     if not model.missing and _adapter_of(model):
         details = _adapter_details(model)
-        if ns.json:
+        if opts.json:
             _json({**model.as_dict(), **details})
             return 0
         _print_adapter(model, details)
@@ -366,7 +366,7 @@ def _show(ns: argparse.Namespace) -> int:
     default = store.default_model()
     users = store.users_of(model)
     extra = {"default": default is not None and default.name == model.name, "in_use_by": users}
-    if ns.json:
+    if opts.json:
         _json({**model.as_dict(), **meta, **extra, "missing": model.missing})
         return 0
     _print_details(model, meta, extra)

@@ -9,7 +9,6 @@ one clear line when something is missing.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import ipaddress
 import os
@@ -18,7 +17,7 @@ import socket
 import subprocess
 import sys
 
-from gptterm.cli import setup
+from gptterm.cli.options import ServeOptions
 from gptterm.cli.io import note
 from gptterm.errors import RemoteError, UsageError
 
@@ -64,46 +63,49 @@ def _check_port(host: str, port: int) -> None:
             raise RemoteError(f"cannot listen on {host}:{port} ({err.strerror}): pick another --port") from None
 
 
-def server_command(ns: argparse.Namespace) -> tuple[list[str], dict[str, str], str]:
+def server_command(opts: ServeOptions) -> tuple[list[str], dict[str, str], str]:
     """The command line and environment of the server process, and the model's name."""
     from gptterm.engine.local import default_threads
     from gptterm.models.gguf_meta import read_metadata
     from gptterm.models.resolve import resolve_model
 
-    config, params = setup.settings(ns)
-    path = resolve_model(ns.model or config.model)
+    from gptterm.settings import load_config
+
+    config = load_config()
+    params = config.params.replace(**opts.params)
+    path = resolve_model(opts.model or config.model)
     try:
         train = read_metadata(path).context_length
     except ValueError:
         train = None
     ctx = min(params.ctx, train) if train else params.ctx
-    name = ns.name or path.stem
+    name = opts.name or path.stem
     threads = params.threads or default_threads()  # for prompts too, as the local engine does
     env = {k: v for k, v in os.environ.items() if k.upper() != "API_KEY"}
-    if ns.api_key_env:
-        key = os.environ.get(ns.api_key_env)
+    if opts.api_key_env:
+        key = os.environ.get(opts.api_key_env)
         if not key:
-            raise UsageError(f"--api-key-env {ns.api_key_env}: that environment variable is not set")
+            raise UsageError(f"--api-key-env {opts.api_key_env}: that environment variable is not set")
         env["API_KEY"] = key  # the server's settings read it from its environment
     command = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(path), "--model_alias", name,
-        "--host", ns.host, "--port", str(ns.port),
+        "--host", opts.host, "--port", str(opts.port),
         "--n_ctx", str(ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
         "--n_gpu_layers", str(params.gpu_layers), "--verbose", "false",
     ]
     return command, env, name
 
 
-def run_serve(ns: argparse.Namespace) -> int:
+def run_serve(opts: ServeOptions) -> int:
     check_server_extra()
-    command, env, name = server_command(ns)
-    _check_port(ns.host, ns.port)
-    shown_host = socket.gethostname() if ns.host in ("0.0.0.0", "::") else ns.host
-    url = f"http://{shown_host}:{ns.port}/v1"
-    if not _is_loopback(ns.host):
-        note(f"listening on {ns.host}: anyone who can reach this machine can use the model"
-             + ("" if ns.api_key_env else " (--api-key-env VAR requires a key)"))
+    command, env, name = server_command(opts)
+    _check_port(opts.host, opts.port)
+    shown_host = socket.gethostname() if opts.host in ("0.0.0.0", "::") else opts.host
+    url = f"http://{shown_host}:{opts.port}/v1"
+    if not _is_loopback(opts.host):
+        note(f"listening on {opts.host}: anyone who can reach this machine can use the model"
+             + ("" if opts.api_key_env else " (--api-key-env VAR requires a key)"))
     note(f"serving {name} at {url} — on another machine: gptterm --server {url}  (Ctrl+C stops)")
     proc = subprocess.Popen(command, env=env)
     # A service manager stops gptterm with SIGTERM: the server must go too.

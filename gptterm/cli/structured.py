@@ -6,7 +6,6 @@ checked when stdout is a pipe or a file (a reader never gets half an object, or 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any
@@ -17,12 +16,14 @@ from gptterm.cli.io import note
 from gptterm.errors import SchemaError, UsageError
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import Engine, Reply
+    from gptterm.cli.options import ReplyOptions
+    from gptterm.engine.base import Engine
+    from gptterm.types import Reply
     from gptterm.settings import Params
     from gptterm.templates import Bound
 
 
-def variables(pairs: list[str]) -> dict[str, str]:
+def variables(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     """-V NAME=VALUE flags as a mapping (the last of a name wins)."""
     out: dict[str, str] = {}
     for pair in pairs:
@@ -33,42 +34,37 @@ def variables(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def template(ns: argparse.Namespace, extra: str | None = None) -> Bound | None:
+def template(opts: ReplyOptions, extra: str | None = None) -> Bound | None:
     """The template -t names, bound to the -V values; parameters given as flags win over the template's.
     ``extra``: an instruction added after the template's prompt (the PROMPT words when stdin is the input)."""
-    spec = getattr(ns, "template", None)
-    values = variables(getattr(ns, "var", None) or [])
-    if not spec:
+    values = variables(opts.var)
+    if not opts.template:
         if values:
             raise UsageError("-V sets a template's variables: give the template with -t NAME")
         return None
-    from gptterm.cli.args import param_overrides
-
-    bound = templates.load(spec).bind(values)
-    flags = param_overrides(ns)
-    return dataclasses.replace(bound, params={k: v for k, v in bound.params.items() if k not in flags},
+    bound = templates.load(opts.template).bind(values)
+    return dataclasses.replace(bound, params={k: v for k, v in bound.params.items() if k not in opts.params},
                                extra=extra or "")
 
 
-def schema(ns: argparse.Namespace) -> dict[str, Any] | None:
+def schema(opts: ReplyOptions) -> dict[str, Any] | None:
     """--schema's JSON Schema, or --json-object's any-object one; None without them."""
-    if getattr(ns, "json_object", False):
+    if opts.json_object:
         return schemas.ANY_OBJECT
-    spec = getattr(ns, "schema", None)
-    return schemas.load(textio.clean(spec, "--schema")) if spec else None
+    return schemas.load(textio.clean(opts.schema, "--schema")) if opts.schema else None
 
 
 def warn_unsupported(engine: Engine, schema: dict[str, Any] | None) -> None:
     """Say which keywords the local grammar cannot enforce (a server's own converter may differ: it is not asked)."""
-    if schema is not None and engine.info.extra.get("backend") != "remote":
+    if schema is not None and not engine.info.remote:
         line = schemas.unsupported_note(schema)
         if line:
             note(line)
 
 
-def held(ns: argparse.Namespace, schema: dict[str, Any] | None) -> bool:
+def held(opts: ReplyOptions, schema: dict[str, Any] | None) -> bool:
     """Whether the reply is held back until it is checked: JSON output to a pipe or a file."""
-    return schema is not None and not getattr(ns, "json", False) and not sys.stdout.isatty()
+    return schema is not None and not opts.json and not sys.stdout.isatty()
 
 
 def check(reply: Reply, schema: dict[str, Any] | None, params: Params, *, logged: bool) -> tuple[Any, str] | None:

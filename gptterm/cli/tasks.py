@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any, Callable, TYPE_CHECKING
 
 from gptterm import textio
 from gptterm.cli import setup
-from gptterm.cli.args import param_overrides
+from gptterm.cli.options import SummarizeOptions, TaskOptions, TranslateOptions
 from gptterm.cli.io import EncodedWriter, Status, StdoutWriter, note, read_stdin_decoded, run_stream
 from gptterm.errors import InputError, UsageError
 from gptterm.tasks.inputs import read_text_files
@@ -29,31 +28,31 @@ def read_inputs(files: list[str], encoding: str | None) -> textio.Decoded:
     return decoded
 
 
-def output_writer(ns: argparse.Namespace, source: textio.Decoded) -> StdoutWriter:
+def output_writer(opts: TaskOptions, source: textio.Decoded) -> StdoutWriter:
     """UTF-8 on stdout, or --output-encoding's: 'same' is the input's (its byte-order mark too)."""
-    wanted = getattr(ns, "output_encoding", None)
+    wanted = opts.output_encoding
     if not wanted:
         return StdoutWriter()
-    if ns.json:
+    if opts.json:
         raise UsageError("--output-encoding applies to the text written, not to --json (JSON is always UTF-8)")
     if wanted == "same":
         return EncodedWriter(textio.Encoder(source.encoding, bom=source.bom))
     return EncodedWriter(textio.Encoder(wanted))
 
 
-def task_params(ns: argparse.Namespace, params: Params) -> Params:
-    given = param_overrides(ns)
-    return params.replace(**{k: v for k, v in TASK_DEFAULTS.items() if k not in given})
+def task_params(opts: TaskOptions, params: Params) -> Params:
+    """Tasks decode greedily unless the flags say otherwise."""
+    return params.replace(**{k: v for k, v in TASK_DEFAULTS.items() if k not in opts.params})
 
 
-def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Callable[[], dict[str, Any]],
+def run_job(opts: TaskOptions, job: Job, text: str, verb: str, extra: Callable[[], dict[str, Any]],
             writer: StdoutWriter) -> int:
     progress = PartProgress(verb)
     with Status() as status:
 
         def handle(event: TaskEvent) -> None:
             if event.kind == "text":
-                if not ns.json:
+                if not opts.json:
                     status.output(writer, event.text)
                 return
             line = progress.update(event)
@@ -63,14 +62,14 @@ def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Calla
                     status.log(line)
 
         interrupted = run_stream(job.run(text), job.cancel, handle)
-    if ns.json:
+    if opts.json:
         print(json.dumps({"text": job.text, "model": job.engine.info.name, **extra(), "chunks": job.chunks,
                           "stats": job.stats()}, ensure_ascii=False))
     else:
         writer.end_line()
         writer.finish()
     stats = job.stats()
-    if getattr(ns, "verbose", False):
+    if opts.verbose:
         from gptterm.words import plural
 
         note(f"{plural(stats['model_calls'], 'model call')} for {plural(stats['parts'], 'part')}, "
@@ -91,52 +90,52 @@ def run_job(ns: argparse.Namespace, job: Job, text: str, verb: str, extra: Calla
     return 0
 
 
-def run_summarize(ns: argparse.Namespace) -> int:
+def run_summarize(opts: SummarizeOptions) -> int:
     from gptterm.tasks.summarize import Summarizer, SummaryOptions
 
-    focus = textio.clean(ns.focus, "--focus", note) if ns.focus else ns.focus
-    options = SummaryOptions.parse(ns.length, ns.form, ns.lang, focus)
-    source = read_inputs(ns.files, setup.input_encoding(ns))
+    focus = textio.clean(opts.focus, "--focus", note) if opts.focus else opts.focus
+    options = SummaryOptions.parse(opts.length, opts.form, opts.lang, focus)
+    session = opts.session(log=False)
+    source = read_inputs(list(opts.files), session.config.encoding)
     if not source.text.strip():
         raise InputError("nothing to summarize: the input is empty")
-    writer = output_writer(ns, source)
-    config, params = setup.settings(ns)
-    engine = setup.engine(ns, config, params)
+    writer = output_writer(opts, source)
+    engine = session.load()
     from gptterm.assets import language_code
 
     from gptterm.tasks.translate import source_language
 
     asked = (language_code(options.language),) if options.language else ()
-    setup.advise(ns, config, engine, "summarize", (*asked, *source_language(source.text)))
-    job = Summarizer(engine, task_params(ns, params), options)
-    return run_job(ns, job, source.text, "summarizing", lambda: {"options": {
+    setup.advise(session, "summarize", (*asked, *source_language(source.text)))
+    job = Summarizer(engine, task_params(opts, session.params), options)
+    return run_job(opts, job, source.text, "summarizing", lambda: {"options": {
         "length": options.length, "form": options.form, "language": options.language, "focus": options.focus}},
         writer)
 
 
-def run_translate(ns: argparse.Namespace) -> int:
+def run_translate(opts: TranslateOptions) -> int:
     from gptterm.assets import language_name
     from gptterm.tasks.translate import Translator, check_target, load_glossary
 
-    check_target(ns.to)
-    if ns.source:
-        language_name(ns.source)
-    glossary = load_glossary(ns.glossary, notify=note) if ns.glossary else None
-    source = read_inputs(ns.files, setup.input_encoding(ns))
+    check_target(opts.to)
+    if opts.source:
+        language_name(opts.source)
+    glossary = load_glossary(opts.glossary, notify=note) if opts.glossary else None
+    session = opts.session(log=False)
+    source = read_inputs(list(opts.files), session.config.encoding)
     if not source.text.strip():
         raise InputError("nothing to translate: the input is empty")
-    writer = output_writer(ns, source)
-    config, params = setup.settings(ns)
-    engine = setup.engine(ns, config, params)
+    writer = output_writer(opts, source)
+    engine = session.load()
     from gptterm.assets import language_code
     from gptterm.tasks.translate import detect_language
 
-    source_code = language_code(ns.source) if ns.source else detect_language(source.text)
-    setup.advise(ns, config, engine, "translate", (language_code(ns.to), source_code))
-    job = Translator(engine, task_params(ns, params), target=ns.to, source=ns.source or source_code,
+    source_code = language_code(opts.source) if opts.source else detect_language(source.text)
+    setup.advise(session, "translate", (language_code(opts.to), source_code))
+    job = Translator(engine, task_params(opts, session.params), target=opts.to, source=opts.source or source_code,
                      glossary=glossary)
-    code = run_job(ns, job, source.text, "translating", lambda: {"source": job.source, "target": job.target},
+    code = run_job(opts, job, source.text, "translating", lambda: {"source": job.source, "target": job.target},
                    writer)
-    if ns.source is None and job.source:
+    if opts.source is None and job.source:
         note(f"detected source language: {job.source}")
     return code

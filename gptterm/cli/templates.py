@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -10,14 +9,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from gptterm.cli.options import TemplatesOptions
 from gptterm import templates
 from gptterm.cli.io import note, table
 from gptterm.errors import ConfigError, UsageError
 from gptterm.words import plural
 
 
-def run_templates(ns: argparse.Namespace) -> int:
-    return {"ls": _ls, "show": _show, "new": _new, "edit": _edit, "import": _import}[ns.action or "ls"](ns)
+def run_templates(opts: TemplatesOptions) -> int:
+    return {"ls": _ls, "show": _show, "new": _new, "edit": _edit, "import": _import}[opts.action or "ls"](opts)
 
 
 def _variables(t: templates.Template) -> str:
@@ -31,11 +31,11 @@ def as_dict(t: templates.Template) -> dict[str, Any]:
             "params": dict(t.params), "schema": t.schema}
 
 
-def _ls(ns: argparse.Namespace) -> int:
+def _ls(opts: TemplatesOptions) -> int:
     found, problems = templates.all_templates()
     for line in problems:
         note(line)
-    if ns.json:
+    if opts.json:
         print(json.dumps([as_dict(t) for t in found], indent=2, ensure_ascii=False))
         return 0
     rows = [(t.name, t.origin, _variables(t) or "-", t.description) for t in found]
@@ -45,9 +45,9 @@ def _ls(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _show(ns: argparse.Namespace) -> int:
-    t = templates.load(ns.name)
-    if ns.json:
+def _show(opts: TemplatesOptions) -> int:
+    t = templates.load(opts.name)
+    if opts.json:
         print(json.dumps(as_dict(t), indent=2, ensure_ascii=False))
         return 0
     out = [f"name         {t.name} ({t.origin}: {t.source})", f"description  {t.description}"]
@@ -63,10 +63,10 @@ def _show(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _new(ns: argparse.Namespace) -> int:
-    path = templates.new(ns.name)
+def _new(opts: TemplatesOptions) -> int:
+    path = templates.new(opts.name)
     print(path)
-    note(f"wrote template {ns.name}: edit it ('gptterm templates edit {ns.name}'), then use it: gptterm -t {ns.name}")
+    note(f"wrote template {opts.name}: edit it ('gptterm templates edit {opts.name}'), then use it: gptterm -t {opts.name}")
     return 0
 
 
@@ -84,25 +84,25 @@ def editor_command() -> list[str]:
     raise UsageError("no editor: set $EDITOR (e.g. export EDITOR=nano)")
 
 
-def _edit(ns: argparse.Namespace) -> int:
-    found = templates.find_path(ns.name) if not Path(ns.name).exists() else (Path(ns.name), "path")
+def _edit(opts: TemplatesOptions) -> int:
+    found = templates.find_path(opts.name) if not Path(opts.name).exists() else (Path(opts.name), "path")
     if found is None:
-        raise UsageError(f"no template {ns.name!r}: 'gptterm templates new {ns.name}' writes one")
+        raise UsageError(f"no template {opts.name!r}: 'gptterm templates new {opts.name}' writes one")
     path, origin = found
     if origin == "builtin":
-        path = templates.new(ns.name)
-        note(f"copied the built-in {ns.name} to {path}: your copy is used from now on")
+        path = templates.new(opts.name)
+        note(f"copied the built-in {opts.name} to {path}: your copy is used from now on")
     try:
         subprocess.run([*editor_command(), str(path)], check=False)
     except OSError as err:
         raise UsageError(f"cannot start the editor: {err}") from None
-    templates.read(path, ns.name)  # a problem is one line (and exit 3): fix it before using the template
-    note(f"template {ns.name} is valid ({path})")
+    templates.read(path, opts.name)  # a problem is one line (and exit 3): fix it before using the template
+    note(f"template {opts.name} is valid ({path})")
     return 0
 
 
-def _import(ns: argparse.Namespace) -> int:
-    result = templates.import_patterns(Path(ns.folder), replace=ns.force)
+def _import(opts: TemplatesOptions) -> int:
+    result = templates.import_patterns(Path(opts.folder), replace=opts.force)
     for path in result.written:
         print(path.stem)
     for line in result.failed:
@@ -111,6 +111,6 @@ def _import(ns: argparse.Namespace) -> int:
         note(f"kept {plural(len(result.skipped), 'existing template')} of the same name ({', '.join(result.skipped[:5])}"
              + ("…" if len(result.skipped) > 5 else "") + "): --force replaces them")
     if not result.written and not result.skipped:
-        raise ConfigError(f"no pattern of {ns.folder} could be imported")
+        raise ConfigError(f"no pattern of {opts.folder} could be imported")
     note(f"imported {plural(len(result.written), 'pattern')} into {templates.user_dir()}")
     return 0

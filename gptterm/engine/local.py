@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
 
 from gptterm.engine import llama_log
-from gptterm.engine.base import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
+from gptterm.engine.thinking import ThinkSplitter, template_thinks
+from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
 from gptterm.errors import ContextOverflowError, EngineError, InputError, ModelError
 from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
 from gptterm.models.resolve import check_gguf_file
@@ -152,7 +153,9 @@ class LocalEngine:
             has_chat_template=meta.chat_template is not None,
             gpu_layers=n_gpu_layers,
             threads=n_threads,
-            extra={"lora": [a.spec.text() for a in self.adapters]} if self.adapters else {},
+            thinks=self.thinks,
+            lora=tuple(a.spec.text() for a in self.adapters),
+            adapter_paths=tuple(str(a.path) for a in self.adapters),
         )
 
     def _apply_adapters(self, llama_cpp: Any, mark: Any) -> None:
@@ -225,8 +228,6 @@ class LocalEngine:
     @property
     def thinks(self) -> bool:
         """Whether the model's chat template knows a thinking mode (a <think> block or a switch for one)."""
-        from gptterm.engine.thinking import template_thinks
-
         return template_thinks(self._formatter.template)
 
     def render_chat(self, messages: Sequence[Message], thinking: str = "auto") -> str:
@@ -254,7 +255,7 @@ class LocalEngine:
         rendered = self.render_chat(messages, params.thinking)
         reply = self._reply(self._rendered_tokens(rendered), params, schema)
         # a <think> block is kept apart from the answer; some templates open it in the prompt
-        reply.split_thinking(inside=rendered.rstrip().endswith("<think>"))
+        reply.split_thinking(ThinkSplitter(inside=rendered.rstrip().endswith("<think>")))
         return reply
 
     def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply:

@@ -19,10 +19,11 @@ import time
 from typing import Any, Iterator, Sequence, TYPE_CHECKING
 
 from gptterm.engine import remote_tokens
-from gptterm.engine.base import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
 from gptterm.engine.openai_http import ServerAPI, StreamDropped
+from gptterm.engine.thinking import ThinkSplitter
 from gptterm.errors import ContextOverflowError, ModelError, RemoteContextError, RemoteError
 from gptterm.servers import ServerProfile
+from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
 
 if TYPE_CHECKING:
     from gptterm.settings import Params
@@ -165,8 +166,12 @@ class RemoteEngine:
             n_ctx_train=train or reported,
             n_ctx=n_ctx,
             has_chat_template=True,
-            extra={"backend": "remote", "server": self.profile.name, "url": self.api.shown,
-                   "ctx_source": source, "tokens": self.tokens.name},
+            server=self.profile.name,
+            url=self.api.shown,
+            ctx_source=source,
+            token_counts=self.tokens.name,
+            can_score=False,
+            served_models=tuple(self.models),
         )
 
     # -- tokens ---------------------------------------------------------------
@@ -220,7 +225,7 @@ class RemoteEngine:
         if params.thinking in ("on", "off"):  # llama-server and vLLM hand this to the model's template
             body["chat_template_kwargs"] = {"enable_thinking": params.thinking == "on"}
         reply = self._reply("/chat/completions", body, self.count_chat_tokens(messages), params)
-        reply.split_thinking()
+        reply.split_thinking(ThinkSplitter())
         return reply
 
     def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply:

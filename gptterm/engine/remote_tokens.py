@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, Sequence
 
-from gptterm.engine.base import Message
+from gptterm.types import Message
 from gptterm.engine.openai_http import ServerAPI
 from gptterm.errors import RemoteError
 

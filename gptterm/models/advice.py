@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from gptterm.models.catalog import BUNDLED, CATALOG, CatalogEntry, Profile, entry_for_file, family_profile, profile_of
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import ModelInfo
+    from gptterm.types import ModelInfo
     from gptterm.models.machine import Machine
 
 #: what each task is called in a sentence ("too small to ...")
@@ -61,7 +61,7 @@ def profile_for(info: ModelInfo) -> Profile | None:
     """What the loaded model is good for; None for a model gptterm knows nothing about."""
     from gptterm.models import bundled
 
-    if info.extra.get("backend") != "remote" and info.path:
+    if not info.remote and info.path:
         path = bundled.bundled_model_path()
         if path is not None and _same(path, info.path):
             return BUNDLED
@@ -70,7 +70,7 @@ def profile_for(info: ModelInfo) -> Profile | None:
             entry = entry_for_file(*found)
             if entry is not None:
                 return profile_of(entry)
-    for name in (info.name, info.extra.get("general_name") or "", Path(info.path or "").name):
+    for name in (info.name, Path(info.path or "").name):
         if name:
             profile = family_profile(name, info.n_params)
             if profile is not None:

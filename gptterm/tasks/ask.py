@@ -13,7 +13,7 @@ overridable like the others.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from gptterm.assets import load_prompt
 from gptterm.tasks.context import reply_reserve
@@ -21,7 +21,8 @@ from gptterm.tasks.context import reply_reserve
 if TYPE_CHECKING:
     from gptterm.docs.embed import Embedder
     from gptterm.docs.index import DocIndex, Hit
-    from gptterm.engine.base import Engine, Message, Reply
+    from gptterm.engine.base import Engine
+    from gptterm.types import Message
     from gptterm.settings import Params
 
 #: the least share of the question's weight (IDF) the best passage must hold to be worth answering from
@@ -47,16 +48,25 @@ def numbered(hits: list[Hit]) -> str:
 
 
 @dataclass
-class Asked:
-    """What was asked and found: the sources put in the prompt, whether they can answer, the reply."""
+class Grounding:
+    """Passages from the user's documents for one turn, and how they reach the model.
 
-    question: str
+    With ``compose`` (ask) they make the whole prompt: the model answers from them only, citing them;
+    without it (chat --docs) ``prefix`` goes before the user's message and the chat goes on as usual.
+    The conversation keeps the plain message either way; the history keeps the sources after the answer."""
+
     hits: list[Hit]
-    found: bool
-    messages: list[Message] = field(default_factory=list)
-    reply: Reply | None = None
-    #: retrieved passages left out because the context could not hold them
+    #: whether the passages can answer at all (ask says "not found" without the model otherwise)
+    found: bool = True
+    prefix: str | None = None
+    #: (system prompt, the conversation so far, the message) -> the messages sent, fitted to the context
+    compose: Callable[[str, list[Message], str], list[Message]] | None = field(default=None, repr=False)
+    #: retrieved passages left out because the context could not hold them (set by ``compose``)
     dropped: int = 0
+
+    def footer(self) -> str:
+        """What the history keeps after the answer: its sources."""
+        return f"\n\nSources:\n{sources_text(self.hits)}" if self.hits else ""
 
 
 class Asker:
@@ -69,15 +79,18 @@ class Asker:
     def retrieve(self, question: str) -> list[Hit]:
         return self.index.search(question, self.file_ids, self.k, embedder=self.embedder)
 
-    def ask(self, question: str, history: list[Message] | None = None) -> Asked:
-        """Retrieve, check, fit and start the answer (iterate ``asked.reply``); no reply when not found."""
+    def find(self, question: str) -> Grounding:
+        """The passages for ``question``, and whether they can answer it; the prompt is made when the turn
+        starts (``Grounding.compose``), from the conversation so far."""
         hits = self.retrieve(question)
-        asked = Asked(question, hits, relevant(hits))
-        if not asked.found:
-            return asked
-        asked.messages, asked.hits, asked.dropped = self._fit(question, hits, history or [])
-        asked.reply = self.engine.chat(asked.messages, self.params)
-        return asked
+        found = Grounding(hits, relevant(hits))
+
+        def compose(_system: str, history: list[Message], text: str) -> list[Message]:
+            messages, found.hits, found.dropped = self._fit(text, hits, history)
+            return messages
+
+        found.compose = compose
+        return found
 
     def _fit(self, question: str, hits: list[Hit], history: list[Message]) -> tuple[list[Message], list[Hit], int]:
         """The most passages (best first) and turns that leave room for the reply."""
@@ -130,17 +143,17 @@ GROUNDING = ("Passages from the user's documents that may help (cite them as [1]
 
 
 def grounding(index: DocIndex, file_ids: list[int], question: str, engine: Engine, *, k: int = 3,
-              embedder: Embedder | None = None) -> tuple[str | None, list[Hit]]:
+              embedder: Embedder | None = None) -> Grounding | None:
     """For a chat turn with documents attached: the passages that bear on ``question`` as a block to put
-    before it, and the hits (nothing when none is relevant). The block takes at most a third of the
-    context: the weakest passages go first, then the best one is cut."""
+    before it (None when none is relevant). The block takes at most a third of the context: the weakest
+    passages go first, then the best one is cut."""
     import dataclasses
 
     from gptterm.tasks.context import head_tokens
 
     hits = index.search(question, file_ids, k, embedder=embedder)
     if not relevant(hits):
-        return None, []
+        return None
     budget = engine.n_ctx // 3
     while len(hits) > 1 and engine.count_tokens(GROUNDING.format(passages=numbered(hits))) > budget:
         hits = hits[:-1]
@@ -149,4 +162,4 @@ def grounding(index: DocIndex, file_ids: list[int], question: str, engine: Engin
         room = budget - engine.count_tokens(GROUNDING.format(passages=numbered([dataclasses.replace(hits[0], text="")])))
         hits = [dataclasses.replace(hits[0], text=head_tokens(engine, hits[0].text, max(16, room)))]
         block = GROUNDING.format(passages=numbered(hits))
-    return block, hits
+    return Grounding(hits, prefix=block)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from gptterm import textio
-from gptterm.engine.base import Message, Reply
+from gptterm.types import Message, Reply
 from gptterm.settings import Params
 from gptterm.tasks.context import FitReport, fit_messages
 
 if TYPE_CHECKING:
+    from gptterm.tasks.ask import Grounding
     from gptterm.templates import Bound
     from gptterm.engine.base import Engine  # sqlite3 and the store are imported by whoever opens one (not with --no-log)
     from gptterm.engine.state_cache import StateCache
@@ -69,6 +70,8 @@ class ChatSession:
         #: a template waiting for the next message, its input (use_template)
         self.next_template: Bound | None = None
         self._options: tuple[Params, dict[str, Any] | None] | None = None
+        #: what the history keeps after the reply in flight (an answer's sources)
+        self._footer = ""
         self._restore_pending = conversation is not None and bool(conversation.messages)
         self.restored_tokens = 0
         if conversation is not None:
@@ -100,10 +103,6 @@ class ChatSession:
             self.on_truncate(report)
         return fitted, report
 
-    def context_tokens(self) -> int:
-        """Tokens the conversation so far occupies (for a context-use display)."""
-        return self._engine().count_chat_tokens(self.model_messages()) if self.messages else 0
-
     # -- actions --------------------------------------------------------------
 
     def use_template(self, bound: Bound | None) -> None:
@@ -112,11 +111,11 @@ class ChatSession:
         self.next_template = bound
 
     def send(self, text: str, *, truncate_last: Callable[[int], Message] | None = None,
-             grounding: str | None = None) -> Reply:
+             grounding: Grounding | None = None) -> Reply:
         """Add a user message and start the reply (iterate the returned Reply).
 
-        ``grounding``: passages from the user's documents the model sees before this message (only
-        for this turn: the conversation keeps the message itself)."""
+        ``grounding``: passages from the user's documents for this turn only (the conversation keeps the
+        message itself): put before the message (chat --docs), or composing the whole prompt (ask)."""
         bound, self.next_template = self.next_template, None
         self._options = None
         if bound is not None:
@@ -125,12 +124,27 @@ class ChatSession:
             text = bound.message(text)
             self._options = (self.params.replace(**bound.params), bound.schema or self.schema)
         user: Message = {"role": "user", "content": textio.clean(text, "the message")}
-        sent: Message = {"role": "user", "content": f"{grounding}\n\n{user['content']}"} if grounding else user
-        fitted, report = self._fit(self.model_messages([sent]), truncate_last)
-        stored_user = fitted[-1] if report.dropped_tokens else user
+        self._footer = grounding.footer() if grounding is not None else ""
+        if grounding is not None and grounding.compose is not None:
+            fitted = grounding.compose(self.system, self.messages[self.window_start:], user["content"])
+            stored_user = user
+        else:
+            prefix = grounding.prefix if grounding is not None else None
+            sent: Message = {"role": "user", "content": f"{prefix}\n\n{user['content']}"} if prefix else user
+            fitted, report = self._fit(self.model_messages([sent]), truncate_last)
+            stored_user = fitted[-1] if report.dropped_tokens else user
         self.messages.append(stored_user)
         self._ids.append(self._store(stored_user))
         return self._start(fitted)
+
+    def answer_without_model(self, text: str, answer: str) -> None:
+        """Keep an exchange whose answer needs no model (ask's "not found")."""
+        user: Message = {"role": "user", "content": textio.clean(text, "the message")}
+        self.messages.append(user)
+        self._ids.append(self._store(user))
+        reply: Message = {"role": "assistant", "content": answer}
+        self.messages.append(reply)
+        self._ids.append(self._store(reply))
 
     def regenerate(self) -> Reply:
         """Drop the last reply and generate it again from the same user message."""
@@ -193,7 +207,8 @@ class ChatSession:
             return  # stopped or failed before the first token: nothing to keep
         msg: Message = {"role": "assistant", "content": text}
         self.messages.append(msg)
-        self._ids.append(self._store(msg, reply))
+        self._ids.append(self._store({"role": "assistant", "content": text + self._footer} if self._footer else msg,
+                                     reply))
         if self.state_cache is not None and self.conversation_id is not None and self.kind == "chat":
             self.state_cache.save(self._engine(), self.conversation_id)
 
@@ -206,10 +221,10 @@ class ChatSession:
         stats = None
         params = None
         if reply is not None:
-            stats = {**reply.stats.as_dict(), "finish_reason": reply.finish_reason}
+            stats = reply.summary()
             params = {**(self._options or (self.params,))[0].sampling(), "seed": reply.seed}
         return self.store.add_message(self.conversation_id, msg["role"], msg["content"],
-                                      model=self._engine().info.name if reply else None,
+                                      model=self._engine().info.name if msg["role"] == "assistant" else None,
                                       params=params, stats=stats, thinking=reply.thinking if reply else None)
 
     def _forget_from(self, index: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TYPE_CHECKING
 
-from gptterm.engine.base import Message
+from gptterm.types import Message
 from gptterm.errors import ContextOverflowError
 
 if TYPE_CHECKING:

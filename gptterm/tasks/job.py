@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator, TYPE_CHECKING
 
-from gptterm.engine.base import Reply
+from gptterm.types import Reply
 from gptterm.tasks.progress import PartCount
 
 if TYPE_CHECKING:

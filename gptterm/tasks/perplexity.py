@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Iterator
 from gptterm.errors import InputError
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import Engine, ScoredWindow
+    from gptterm.engine.base import Engine
+    from gptterm.types import ScoredWindow
 
 # Characters tokenized at a time; slices end at a paragraph (or line) break so
 # that no token spans two slices.

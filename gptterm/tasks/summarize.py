@@ -19,7 +19,8 @@ from gptterm.tasks.chunking import chunk_text
 from gptterm.tasks.job import Job, SentenceHold, TaskEvent, strip_preamble, stream_reply, trim_to_sentence
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import Engine, Message
+    from gptterm.engine.base import Engine
+    from gptterm.types import Message
     from gptterm.settings import Params
 
 LENGTH_WORDS = {"short": 60, "medium": 150, "long": 300}

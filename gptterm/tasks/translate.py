@@ -23,7 +23,8 @@ from gptterm.tasks.inputs import read_text_file
 from gptterm.tasks.job import Job, TaskEvent, strip_preamble, stream_reply
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import Engine, Message
+    from gptterm.engine.base import Engine
+    from gptterm.types import Message
     from gptterm.settings import Params
 
 _MARKER = re.compile(r"^(\s*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d{1,9}[.)]\s+|>\s?)*)")

@@ -55,7 +55,7 @@ def backend_commands(app: GpttermApp) -> Iterable[SystemCommand]:
     engine = app.engine
     if backend.server is None or engine is None:
         return
-    for model in getattr(engine, "models", None) or ():
+    for model in engine.info.served_models:
         if model != engine.info.name:
             yield SystemCommand(f"Remote model: {model}", f"Use {model} on {backend.label()}",
                                 partial(app.switch_backend, backend.remote(backend.server, model)))

@@ -31,7 +31,8 @@ from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.docs.index import DocIndex, Hit, Update
-    from gptterm.engine.base import Engine, Message as ChatMessage, Reply
+    from gptterm.engine.base import Engine
+    from gptterm.types import Message as ChatMessage, Reply
     from gptterm.history.store import HistoryStore
     from gptterm.settings import Params
     from gptterm.tasks.ask import Asked

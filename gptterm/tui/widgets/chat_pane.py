@@ -21,7 +21,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from gptterm.engine.base import Reply
+from gptterm.types import Reply
 from gptterm.errors import GpttermError
 from gptterm.tasks.chat import ChatSession
 from gptterm.tui.actions import CHAT_ACTIONS

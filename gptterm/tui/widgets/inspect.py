@@ -29,14 +29,15 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from gptterm import probability
-from gptterm.engine.base import Alternative, TokenInfo
+from gptterm.types import Alternative, TokenInfo
 from gptterm.errors import GpttermError, ParamError
 from gptterm.tui.actions import INSPECT_ACTIONS
 from gptterm.tui.host import host
 from gptterm.words import plural
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import Engine, Reply
+    from gptterm.engine.base import Engine
+    from gptterm.types import Reply
     from gptterm.tasks.perplexity import Result
 
 TOP = 8  # alternatives asked for each token

@@ -123,7 +123,7 @@ class ModelsPane(Vertical):
 
     def _engine_changed(self, engine: Engine | None) -> None:
         self.active_path = engine.info.path if engine is not None else None
-        self.active_adapters = [str(a.path) for a in getattr(engine, "adapters", ())]
+        self.active_adapters = list(engine.info.adapter_paths) if engine is not None else []
         if self._shown:
             self.refresh_local()
 

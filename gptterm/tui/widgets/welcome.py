@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import Button, Static
 
 if TYPE_CHECKING:
-    from gptterm.engine.base import ModelInfo
+    from gptterm.types import ModelInfo
     from gptterm.models.catalog import CatalogEntry
 
 #: the key (an app binding, ``pull-recommended``) that downloads the recommended model
