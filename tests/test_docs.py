@@ -217,3 +217,56 @@ def test_collections_and_text_not_kept(index, tmp_path):
     memory = DocIndex(":memory:")
     memory.add_text("stdin", "The ferry leaves at seven.\n\nOther things.")
     assert memory.search("when does the ferry leave", memory.scope(["stdin"]), 1)[0].path == "stdin"
+
+
+# The schema and set-up of the index as gptterm wrote it before its opener was shared (user_version 1).
+OLD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, mtime_ns INTEGER,
+    sha256 TEXT, encoding TEXT, passages INTEGER, indexed_at REAL);
+CREATE TABLE IF NOT EXISTS passages(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id)
+    ON DELETE CASCADE, start_line INTEGER, end_line INTEGER, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS passages_file ON passages(file_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(terms, content='', tokenize='porter unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS collections(name TEXT PRIMARY KEY, roots TEXT NOT NULL, created_at REAL);
+CREATE TABLE IF NOT EXISTS vectors(passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
+    model TEXT NOT NULL, part INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY(passage_id, model, part));
+"""
+
+
+def test_an_index_written_by_the_old_code_opens_unchanged(tmp_path):
+    import sqlite3
+
+    from gptterm.errors import DocsError
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(OLD_SCHEMA)
+    db.execute("INSERT INTO fts(fts, rank) VALUES('automerge', 16)")
+    db.execute("PRAGMA user_version=1")
+    text = "The ferry to the island leaves at seven."
+    db.execute("INSERT INTO files(id, path, size, mtime_ns, sha256, passages, indexed_at) "
+               "VALUES(1, '/old/notes.txt', 41, 1, 'x', 1, 1)")
+    db.execute("INSERT INTO passages(id, file_id, start_line, end_line, text) VALUES(1, 1, 3, 3, ?)", (text,))
+    db.execute("INSERT INTO fts(rowid, terms) VALUES(1, ?)", (terms.index_text(text),))
+    db.execute("INSERT INTO collections(name, roots, created_at) VALUES('old', '[\"/old\"]', 1)")
+
+    def schema() -> list:
+        return db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+    before = schema()
+    db.close()
+    index = DocIndex(path)
+    (hit,) = index.search("when does the ferry leave", index.scope(index.roots_for(["@old"])), 3)
+    assert (hit.path, hit.start_line, hit.text) == ("/old/notes.txt", 3, text)
+    index.close()
+    db = sqlite3.connect(path)
+    assert schema() == before and db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    with pytest.raises(DocsError, match=f"the document index {path} was written by a newer gptterm"):
+        DocIndex(path)
+    (tmp_path / "bad.sqlite3").write_bytes(b"\x01" * 4096)
+    with pytest.raises(DocsError, match="cannot open the document index .*bad.sqlite3: file is not a database"):
+        DocIndex(tmp_path / "bad.sqlite3")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from gptterm import textio
 from gptterm.cli import setup
-from gptterm.cli.docs import embed_scope, index_roots, load_embedder, resolve_roots
+from gptterm.cli.docs import embed_scope, index_roots, load_embedder
 from gptterm.cli.io import ThinkingWriter, keeping_partial, note, read_stdin, run_reply
 from gptterm.errors import GpttermError, InputError, UsageError
 from gptterm.tasks.ask import sources_text
@@ -44,7 +44,7 @@ def run_ask(ns: argparse.Namespace) -> int:
     # the answer then starts as soon as a plain prompt's would.
     loading = None if ns.sources else ThreadPoolExecutor(1, "gptterm-load").submit(setup.engine, ns, config, params)
     index = DocIndex(":memory:") if not items else DocIndex()
-    roots = resolve_roots(index, items)
+    roots = index.roots_for(items)
     report = index_roots(index, roots) if roots else None
     if report is not None and report.stopped:
         return 130

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from gptterm import paths
+from gptterm import paths, sqlite
 from gptterm.docs import passages as cutter
 from gptterm.docs import reader, reading, terms
 from gptterm.errors import DocsError
@@ -29,7 +29,9 @@ from gptterm.errors import DocsError
 if TYPE_CHECKING:
     from gptterm.docs.embed import Embedder
 
-SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: files, their passages and the FTS5 index of their terms, collections, embeddings
+    """
 CREATE TABLE IF NOT EXISTS files(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, mtime_ns INTEGER,
     sha256 TEXT, encoding TEXT, passages INTEGER, indexed_at REAL);
 CREATE TABLE IF NOT EXISTS passages(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id)
@@ -39,8 +41,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(terms, content='', tokenize='p
 CREATE TABLE IF NOT EXISTS collections(name TEXT PRIMARY KEY, roots TEXT NOT NULL, created_at REAL);
 CREATE TABLE IF NOT EXISTS vectors(passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
     model TEXT NOT NULL, part INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY(passage_id, model, part));
-"""
-SCHEMA_VERSION = 1
+-- fewer, larger segment merges while indexing (kept in the table's config)
+INSERT INTO fts(fts, rank) VALUES('automerge', 16);
+""",
+)
+# An index can be built again from the files: speed over durability
+# (measured on 17 MB: 12.9 MB/s with the defaults, 19-21 with these).
+PRAGMAS: dict[str, str | int] = {"synchronous": "OFF", "cache_size": -65536}
 # Embedding models are trained on sentences and short paragraphs: a passage is embedded in parts of
 # about this many characters (the best part's similarity counts). Measured with all-MiniLM-L6-v2: a
 # planted fact at the end of a 370-token passage scored 0.001 against its question whole, 0.7 alone.
@@ -113,28 +120,7 @@ class DocIndex:
         not kept, such as stdin)."""
         self.path = path if path == ":memory:" else Path(path or paths.data_dir() / "docs.sqlite3")
         self._lock = threading.RLock()
-        try:
-            if isinstance(self.path, Path):
-                paths.private_file(self.path)  # the folder 0700, the database (and SQLite's -wal, -shm) 0600
-            self._db = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            # An index can be built again from the files: speed over durability
-            # (measured on 17 MB: 12.9 MB/s with the defaults, 19-21 with these).
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("PRAGMA cache_size=-65536")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise DocsError(f"the document index {self.path} was written by a newer gptterm; upgrade gptterm")
-            if version == 0:
-                self._db.executescript(SCHEMA)
-                # fewer, larger segment merges while indexing
-                self._db.execute("INSERT INTO fts(fts, rank) VALUES('automerge', 16)")
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as err:
-            raise DocsError(f"cannot open the document index {self.path}: {err}") from None
-        except OSError as err:
-            raise DocsError(f"cannot create the document index in {Path(self.path).parent}: {err.strerror}") from None
+        self._db = sqlite.connect(self.path, MIGRATIONS, what="the document index", error=DocsError, pragmas=PRAGMAS)
 
     def close(self) -> None:
         self._db.close()
@@ -304,6 +290,17 @@ class DocIndex:
             raise DocsError(f"no collection named {name!r} (collections: {known}); "
                             f"'gptterm docs add {name} PATH...' makes one")
         return list(json.loads(row[0]))
+
+    def roots_for(self, items: Iterable[str]) -> list[str]:
+        """The roots that ``items`` name: each ``@NAME`` is collection NAME's roots (a DocsError naming the
+        collections there are when there is none of that name), any other item a path, made absolute."""
+        roots: list[str] = []
+        for item in items:
+            if item.startswith("@"):
+                roots += self.collection_roots(item[1:])
+            else:
+                roots.append(str(Path(item).expanduser().resolve()))
+        return roots
 
     def collections(self) -> list[Collection]:
         out = []
