@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gptterm.docs import passages, reader, terms
+from gptterm.docs import passages, terms, textfiles
 from gptterm.docs.index import DocIndex
 from tests.conftest import ROOT
 
@@ -69,7 +69,7 @@ def test_cjk_runs_become_character_pairs():
 
 def test_html_keeps_only_text_on_its_own_lines():
     page = "<html><head><title>x</title><style>p{}</style></head>\n<body>\n<p>Hello\nworld</p>\n<script>no</script>\n</body>"
-    text = reader.html_text(page)
+    text = textfiles.html_text(page)
     assert text.split("\n")[2:4] == ["Hello", "world"] and "no" not in text and "p{}" not in text
 
 
@@ -156,7 +156,7 @@ def test_walk_takes_each_file_once_at_its_real_path(index, tmp_path):
     (root / "alias.md").symlink_to(root / "a.md")  # the same file twice: indexed once
     (root / "loop").symlink_to(root, target_is_directory=True)  # a link to a folder is not followed
     (root / "dangling.txt").symlink_to(tmp_path / "gone.txt")
-    found = [f[0] for f in reader.walk([root, root / "a.md"])]
+    found = [f[0] for f in textfiles.walk([root, root / "a.md"])]
     assert found == [root / "a.md", root / "b" / "c.txt"]
     report = index.update([root])
     assert (report.files, report.read, report.skipped) == (2, 2, [])
@@ -165,11 +165,11 @@ def test_walk_takes_each_file_once_at_its_real_path(index, tmp_path):
 
 
 def test_a_child_process_reads_as_the_thread_does(tmp_path, monkeypatch):
-    """Much text is read by ``python -m gptterm.docs.reading``: the same passages as the thread makes,
+    """Much text is read by ``python -m gptterm.docs.read_worker``: the same passages as the thread makes,
     hostile files skipped the same way, and a cancelled update keeps what it wrote and stops the child."""
     import threading
 
-    from gptterm.docs import reading
+    from gptterm.docs import read_worker
 
     root = tmp_path / "docs"
     make_corpus(root)
@@ -182,10 +182,10 @@ def test_a_child_process_reads_as_the_thread_does(tmp_path, monkeypatch):
 
     threaded = DocIndex(tmp_path / "thread.sqlite3")
     by_thread = threaded.update([root])
-    monkeypatch.setattr(reading, "PROCESS_BYTES", 0)
+    monkeypatch.setattr(read_worker, "PROCESS_BYTES", 0)
     started = []
-    real_popen = reading.subprocess.Popen
-    monkeypatch.setattr(reading.subprocess, "Popen", lambda *a, **k: started.append(a) or real_popen(*a, **k))
+    real_popen = read_worker.subprocess.Popen
+    monkeypatch.setattr(read_worker.subprocess, "Popen", lambda *a, **k: started.append(a) or real_popen(*a, **k))
     child = DocIndex(tmp_path / "child.sqlite3")
     by_child = child.update([root])
     assert started, "the child process was not used"

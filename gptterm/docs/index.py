@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from gptterm import paths, sqlite
 from gptterm.docs import passages as cutter
-from gptterm.docs import reader, reading, terms
+from gptterm.docs import read_worker, terms, textfiles
 from gptterm.errors import DocsError
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class DocIndex:
         """Index what changed under ``roots`` (files or folders); files gone from a folder drop out.
 
         Files whose size and time are as indexed are not opened; the others are read beside this thread,
-        which writes them to the database (``reading``), so both cores index."""
+        which writes them to the database (``read_worker``), so both cores index."""
         report = Update()
         start = time.perf_counter()
         root_paths = [Path(r).expanduser() for r in roots]
@@ -145,9 +145,9 @@ class DocIndex:
         with self._lock:
             known = {row[0]: row[1:] for row in self._db.execute("SELECT path, id, size, mtime_ns, sha256 FROM files")}
             seen: set[str] = set()
-            to_read: list[reading.ToRead] = []
-            for found in reader.walk(root_paths):
-                if isinstance(found, reader.Skipped):
+            to_read: list[read_worker.ToRead] = []
+            for found in textfiles.walk(root_paths):
+                if isinstance(found, textfiles.Skipped):
                     seen.add(str(found.path))
                     report.skipped.append(f"{found.path}: {found.reason}")
                     continue
@@ -160,7 +160,7 @@ class DocIndex:
                 else:
                     to_read.append((str(path), st.st_size, st.st_mtime_ns, row))
             show(str(root_paths[-1]) if root_paths else "")
-            steps = reading.Reading(to_read) if to_read else None
+            steps = read_worker.Reading(to_read) if to_read else None
             file_id: int | None = None
             count = pending = 0
             self._db.execute("BEGIN")
@@ -169,25 +169,25 @@ class DocIndex:
                     if cancel is not None and cancel.is_set():
                         report.stopped = True
                         break
-                    if isinstance(step, reading.Batch):
+                    if isinstance(step, read_worker.Batch):
                         assert file_id is not None
                         n = self._insert_passages(file_id, step.passages, step.terms)
                         count, pending, report.passages = count + n, pending + n, report.passages + n
                         continue
-                    if isinstance(step, reading.Skip):
+                    if isinstance(step, read_worker.Skip):
                         report.skipped.append(f"{step.path}: {step.reason}")
                         self._drop_unfinished(file_id)  # it failed halfway through (a read error)
                         file_id = None
                         if step.row is not None:
                             self._forget(step.row[0])
                         continue
-                    if isinstance(step, reading.Same):
+                    if isinstance(step, read_worker.Same):
                         report.files += 1
                         report.read += 1
                         report.bytes += step.size
                         self._db.execute("UPDATE files SET size=?, mtime_ns=? WHERE id=?",
                                          (step.size, step.mtime_ns, step.row[0]))
-                    elif isinstance(step, reading.Begin):
+                    elif isinstance(step, read_worker.Begin):
                         report.files += 1
                         if step.row is not None:
                             self._forget(step.row[0])
@@ -197,7 +197,7 @@ class DocIndex:
                         count = 0
                         report.read += 1
                         report.bytes += step.size
-                    elif isinstance(step, reading.End):
+                    elif isinstance(step, read_worker.End):
                         self._db.execute("UPDATE files SET sha256=?, passages=? WHERE id=?",
                                          (step.sha256, count, file_id))
                         file_id = None
