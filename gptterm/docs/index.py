@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from gptterm import paths, sqlite
 from gptterm.docs import passages as cutter
@@ -499,7 +499,3 @@ def _fuse(*rankings: list[tuple[int, float]]) -> list[tuple[int, float]]:
             scores[pid] = scores.get(pid, 0.0) + 1.0 / (RRF_K + rank + 1)
     return sorted(scores.items(), key=lambda item: -item[1])
 
-
-def iter_hits(hits: list[Hit]) -> Iterator[tuple[int, Hit]]:
-    """Hits numbered from 1, as sources are cited."""
-    return enumerate(hits, start=1)
