@@ -12,14 +12,15 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from gptterm import schema as schemas
-from gptterm import templates, textio
+from gptterm import textio
 from gptterm.cli.io import note
 from gptterm.errors import SchemaError, UsageError
+from gptterm.templates import library
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine, Reply
     from gptterm.settings import Params
-    from gptterm.templates import Bound
+    from gptterm.templates.template import Bound
 
 
 def variables(pairs: list[str]) -> dict[str, str]:
@@ -44,7 +45,7 @@ def template(ns: argparse.Namespace, extra: str | None = None) -> Bound | None:
         return None
     from gptterm.cli.args import param_overrides
 
-    bound = templates.load(spec).bind(values)
+    bound = library.load(spec).bind(values)
     flags = param_overrides(ns)
     return dataclasses.replace(bound, params={k: v for k, v in bound.params.items() if k not in flags},
                                extra=extra or "")

@@ -1,4 +1,4 @@
-"""``gptterm templates``: list, show, create, edit and import templates (gptterm/templates.py)."""
+"""``gptterm templates``: list, show, create, edit and import templates (gptterm/templates/)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from gptterm import templates
 from gptterm.cli.io import note, table
 from gptterm.errors import ConfigError, UsageError
+from gptterm.templates import create, library
+from gptterm.templates.template import Template
 from gptterm.words import plural
 
 
@@ -20,11 +21,11 @@ def run_templates(ns: argparse.Namespace) -> int:
     return {"ls": _ls, "show": _show, "new": _new, "edit": _edit, "import": _import}[ns.action or "ls"](ns)
 
 
-def _variables(t: templates.Template) -> str:
+def _variables(t: Template) -> str:
     return ", ".join(v.name + ("" if v.required else f"={v.default}") for v in t.variables)
 
 
-def as_dict(t: templates.Template) -> dict[str, Any]:
+def as_dict(t: Template) -> dict[str, Any]:
     return {"name": t.name, "origin": t.origin, "path": str(t.source) if t.source else None,
             "description": t.description, "system": t.system, "user": t.user,
             "variables": [{"name": v.name, "default": v.default, "description": v.description} for v in t.variables],
@@ -32,7 +33,7 @@ def as_dict(t: templates.Template) -> dict[str, Any]:
 
 
 def _ls(ns: argparse.Namespace) -> int:
-    found, problems = templates.all_templates()
+    found, problems = library.all_templates()
     for line in problems:
         note(line)
     if ns.json:
@@ -40,13 +41,13 @@ def _ls(ns: argparse.Namespace) -> int:
         return 0
     rows = [(t.name, t.origin, _variables(t) or "-", t.description) for t in found]
     table(rows, ("NAME", "FROM", "VARIABLES", "DESCRIPTION"))
-    note(f"use one: gptterm -t NAME [-V VAR=VALUE] < input.txt; yours go in {templates.user_dir()} "
+    note(f"use one: gptterm -t NAME [-V VAR=VALUE] < input.txt; yours go in {library.user_dir()} "
          "('gptterm templates new NAME')")
     return 0
 
 
 def _show(ns: argparse.Namespace) -> int:
-    t = templates.load(ns.name)
+    t = library.load(ns.name)
     if ns.json:
         print(json.dumps(as_dict(t), indent=2, ensure_ascii=False))
         return 0
@@ -64,7 +65,7 @@ def _show(ns: argparse.Namespace) -> int:
 
 
 def _new(ns: argparse.Namespace) -> int:
-    path = templates.new(ns.name)
+    path = create.new(ns.name)
     print(path)
     note(f"wrote template {ns.name}: edit it ('gptterm templates edit {ns.name}'), then use it: gptterm -t {ns.name}")
     return 0
@@ -85,24 +86,24 @@ def editor_command() -> list[str]:
 
 
 def _edit(ns: argparse.Namespace) -> int:
-    found = templates.find_path(ns.name) if not Path(ns.name).exists() else (Path(ns.name), "path")
+    found = library.find_path(ns.name) if not Path(ns.name).exists() else (Path(ns.name), "path")
     if found is None:
         raise UsageError(f"no template {ns.name!r}: 'gptterm templates new {ns.name}' writes one")
     path, origin = found
     if origin == "builtin":
-        path = templates.new(ns.name)
+        path = create.new(ns.name)
         note(f"copied the built-in {ns.name} to {path}: your copy is used from now on")
     try:
         subprocess.run([*editor_command(), str(path)], check=False)
     except OSError as err:
         raise UsageError(f"cannot start the editor: {err}") from None
-    templates.read(path, ns.name)  # a problem is one line (and exit 3): fix it before using the template
+    library.read(path, ns.name)  # a problem is one line (and exit 3): fix it before using the template
     note(f"template {ns.name} is valid ({path})")
     return 0
 
 
 def _import(ns: argparse.Namespace) -> int:
-    result = templates.import_patterns(Path(ns.folder), replace=ns.force)
+    result = create.import_patterns(Path(ns.folder), replace=ns.force)
     for path in result.written:
         print(path.stem)
     for line in result.failed:
@@ -112,5 +113,5 @@ def _import(ns: argparse.Namespace) -> int:
              + ("…" if len(result.skipped) > 5 else "") + "): --force replaces them")
     if not result.written and not result.skipped:
         raise ConfigError(f"no pattern of {ns.folder} could be imported")
-    note(f"imported {plural(len(result.written), 'pattern')} into {templates.user_dir()}")
+    note(f"imported {plural(len(result.written), 'pattern')} into {library.user_dir()}")
     return 0
