@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gptterm.docs import passages, reader, terms
+from gptterm.docs import passages, terms, textfiles
 from gptterm.docs.index import DocIndex
 from tests.conftest import ROOT
 
@@ -69,7 +69,7 @@ def test_cjk_runs_become_character_pairs():
 
 def test_html_keeps_only_text_on_its_own_lines():
     page = "<html><head><title>x</title><style>p{}</style></head>\n<body>\n<p>Hello\nworld</p>\n<script>no</script>\n</body>"
-    text = reader.html_text(page)
+    text = textfiles.html_text(page)
     assert text.split("\n")[2:4] == ["Hello", "world"] and "no" not in text and "p{}" not in text
 
 
@@ -156,7 +156,7 @@ def test_walk_takes_each_file_once_at_its_real_path(index, tmp_path):
     (root / "alias.md").symlink_to(root / "a.md")  # the same file twice: indexed once
     (root / "loop").symlink_to(root, target_is_directory=True)  # a link to a folder is not followed
     (root / "dangling.txt").symlink_to(tmp_path / "gone.txt")
-    found = [f[0] for f in reader.walk([root, root / "a.md"])]
+    found = [f[0] for f in textfiles.walk([root, root / "a.md"])]
     assert found == [root / "a.md", root / "b" / "c.txt"]
     report = index.update([root])
     assert (report.files, report.read, report.skipped) == (2, 2, [])
@@ -165,11 +165,11 @@ def test_walk_takes_each_file_once_at_its_real_path(index, tmp_path):
 
 
 def test_a_child_process_reads_as_the_thread_does(tmp_path, monkeypatch):
-    """Much text is read by ``python -m gptterm.docs.reading``: the same passages as the thread makes,
+    """Much text is read by ``python -m gptterm.docs.read_worker``: the same passages as the thread makes,
     hostile files skipped the same way, and a cancelled update keeps what it wrote and stops the child."""
     import threading
 
-    from gptterm.docs import reading
+    from gptterm.docs import read_worker
 
     root = tmp_path / "docs"
     make_corpus(root)
@@ -182,10 +182,10 @@ def test_a_child_process_reads_as_the_thread_does(tmp_path, monkeypatch):
 
     threaded = DocIndex(tmp_path / "thread.sqlite3")
     by_thread = threaded.update([root])
-    monkeypatch.setattr(reading, "PROCESS_BYTES", 0)
+    monkeypatch.setattr(read_worker, "PROCESS_BYTES", 0)
     started = []
-    real_popen = reading.subprocess.Popen
-    monkeypatch.setattr(reading.subprocess, "Popen", lambda *a, **k: started.append(a) or real_popen(*a, **k))
+    real_popen = read_worker.subprocess.Popen
+    monkeypatch.setattr(read_worker.subprocess, "Popen", lambda *a, **k: started.append(a) or real_popen(*a, **k))
     child = DocIndex(tmp_path / "child.sqlite3")
     by_child = child.update([root])
     assert started, "the child process was not used"
@@ -217,3 +217,56 @@ def test_collections_and_text_not_kept(index, tmp_path):
     memory = DocIndex(":memory:")
     memory.add_text("stdin", "The ferry leaves at seven.\n\nOther things.")
     assert memory.search("when does the ferry leave", memory.scope(["stdin"]), 1)[0].path == "stdin"
+
+
+# The schema and set-up of the index as gptterm wrote it before its opener was shared (user_version 1).
+OLD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, mtime_ns INTEGER,
+    sha256 TEXT, encoding TEXT, passages INTEGER, indexed_at REAL);
+CREATE TABLE IF NOT EXISTS passages(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id)
+    ON DELETE CASCADE, start_line INTEGER, end_line INTEGER, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS passages_file ON passages(file_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(terms, content='', tokenize='porter unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS collections(name TEXT PRIMARY KEY, roots TEXT NOT NULL, created_at REAL);
+CREATE TABLE IF NOT EXISTS vectors(passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
+    model TEXT NOT NULL, part INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY(passage_id, model, part));
+"""
+
+
+def test_an_index_written_by_the_old_code_opens_unchanged(tmp_path):
+    import sqlite3
+
+    from gptterm.errors import DocsError
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(OLD_SCHEMA)
+    db.execute("INSERT INTO fts(fts, rank) VALUES('automerge', 16)")
+    db.execute("PRAGMA user_version=1")
+    text = "The ferry to the island leaves at seven."
+    db.execute("INSERT INTO files(id, path, size, mtime_ns, sha256, passages, indexed_at) "
+               "VALUES(1, '/old/notes.txt', 41, 1, 'x', 1, 1)")
+    db.execute("INSERT INTO passages(id, file_id, start_line, end_line, text) VALUES(1, 1, 3, 3, ?)", (text,))
+    db.execute("INSERT INTO fts(rowid, terms) VALUES(1, ?)", (terms.index_text(text),))
+    db.execute("INSERT INTO collections(name, roots, created_at) VALUES('old', '[\"/old\"]', 1)")
+
+    def schema() -> list:
+        return db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+    before = schema()
+    db.close()
+    index = DocIndex(path)
+    (hit,) = index.search("when does the ferry leave", index.scope(index.roots_for(["@old"])), 3)
+    assert (hit.path, hit.start_line, hit.text) == ("/old/notes.txt", 3, text)
+    index.close()
+    db = sqlite3.connect(path)
+    assert schema() == before and db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    with pytest.raises(DocsError, match=f"the document index {path} was written by a newer gptterm"):
+        DocIndex(path)
+    (tmp_path / "bad.sqlite3").write_bytes(b"\x01" * 4096)
+    with pytest.raises(DocsError, match="cannot open the document index .*bad.sqlite3: file is not a database"):
+        DocIndex(tmp_path / "bad.sqlite3")

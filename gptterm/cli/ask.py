@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from gptterm import textio
 from gptterm.cli import setup
-from gptterm.cli.docs import embed_scope, index_roots, load_embedder, resolve_roots
+from gptterm.cli.docs import embed_scope, index_roots, load_embedder
 from gptterm.cli.io import TurnWriter, keeping_partial, note, read_stdin, run_turn
 from gptterm.cli.options import AskOptions
 from gptterm.errors import InputError, UsageError
@@ -45,7 +45,7 @@ def run_ask(opts: AskOptions) -> int:
     # the answer then starts as soon as a plain prompt's would.
     loading = None if opts.sources else ThreadPoolExecutor(1, "gptterm-load").submit(session.load)
     index = DocIndex(":memory:") if not items else DocIndex()
-    roots = resolve_roots(index, items)
+    roots = index.roots_for(items)
     report = index_roots(index, roots) if roots else None
     if report is not None and report.stopped:
         return 130

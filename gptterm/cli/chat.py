@@ -371,10 +371,10 @@ class Repl:
         """``/template NAME [VAR=VALUE ...]``: the next message is the template's input."""
         import shlex
 
-        from gptterm import templates
+        from gptterm.templates import library
 
         if not arg:
-            found, problems = templates.all_templates()
+            found, problems = library.all_templates()
             for line in problems:
                 note(line)
             for t in found:
@@ -391,7 +391,7 @@ class Repl:
             words = shlex.split(arg)
         except ValueError as err:
             raise UsageError(f"/template: {err}") from None
-        bound = templates.load(words[0]).bind(structured.variables(words[1:]))
+        bound = library.load(words[0]).bind(structured.variables(words[1:]))
         self.chat.use_template(bound)
         values = ", ".join(f"{k}={v}" for k, v in bound.values.items())
         note(f"template {bound.template.name}" + (f" ({values})" if values else "")
@@ -423,11 +423,11 @@ def _enable_readline() -> None:
 
 def _attach_documents(items: list[str]) -> tuple[DocIndex, list[int]]:
     """The index brought up to date for --docs, and the files it covers."""
-    from gptterm.cli.docs import index_roots, resolve_roots
+    from gptterm.cli.docs import index_roots
     from gptterm.docs.index import DocIndex
 
     index = DocIndex()
-    roots = resolve_roots(index, items)
+    roots = index.roots_for(items)
     index_roots(index, roots)
     ids = index.scope(roots)
     if not ids:

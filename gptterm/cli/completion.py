@@ -82,7 +82,7 @@ def _values(name: str) -> list[str]:
 
         return [m.name for m in list_models()]
     if name == "templates":
-        from gptterm.templates import names
+        from gptterm.templates.library import names
 
         return names()
     from gptterm.assets import languages

@@ -20,17 +20,6 @@ if TYPE_CHECKING:
 SHOWN_SKIPS = 20  # skipped files listed one line each, up to this many
 
 
-def resolve_roots(index: DocIndex, items: list[str]) -> list[str]:
-    """Paths as given, with ``@NAME`` replaced by the collection's roots."""
-    roots: list[str] = []
-    for item in items:
-        if item.startswith("@"):
-            roots += index.collection_roots(item[1:])
-        else:
-            roots.append(str(Path(item).expanduser().resolve()))
-    return roots
-
-
 def index_roots(index: DocIndex, roots: list[str], cancel: threading.Event | None = None) -> Update:
     """Bring the index up to date for ``roots``: progress on stderr, one line per file skipped."""
     with Status() as line:

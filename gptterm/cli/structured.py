@@ -11,16 +11,17 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from gptterm import schema as schemas
-from gptterm import templates, textio
+from gptterm import textio
 from gptterm.cli.io import note
 from gptterm.errors import SchemaError, UsageError
+from gptterm.templates import library
 
 if TYPE_CHECKING:
     from gptterm.cli.options import ReplyOptions
     from gptterm.engine.base import Engine
     from gptterm.types import Reply
     from gptterm.settings import Params
-    from gptterm.templates import Bound
+    from gptterm.templates.template import Bound
 
 
 def variables(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -42,7 +43,7 @@ def template(opts: ReplyOptions, extra: str | None = None) -> Bound | None:
         if values:
             raise UsageError("-V sets a template's variables: give the template with -t NAME")
         return None
-    bound = templates.load(opts.template).bind(values)
+    bound = library.load(opts.template).bind(values)
     return dataclasses.replace(bound, params={k: v for k, v in bound.params.items() if k not in opts.params},
                                extra=extra or "")
 

@@ -1,4 +1,4 @@
-"""``gptterm templates``: list, show, create, edit and import templates (gptterm/templates.py)."""
+"""``gptterm templates``: list, show, create, edit and import templates (gptterm/templates/)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from gptterm.cli.options import TemplatesOptions
-from gptterm import templates
 from gptterm.cli.io import note, table
+from gptterm.cli.options import TemplatesOptions
 from gptterm.errors import ConfigError, UsageError
+from gptterm.templates import create, library
+from gptterm.templates.template import Template
 from gptterm.words import plural
 
 
@@ -20,11 +21,11 @@ def run_templates(opts: TemplatesOptions) -> int:
     return {"ls": _ls, "show": _show, "new": _new, "edit": _edit, "import": _import}[opts.action or "ls"](opts)
 
 
-def _variables(t: templates.Template) -> str:
+def _variables(t: Template) -> str:
     return ", ".join(v.name + ("" if v.required else f"={v.default}") for v in t.variables)
 
 
-def as_dict(t: templates.Template) -> dict[str, Any]:
+def as_dict(t: Template) -> dict[str, Any]:
     return {"name": t.name, "origin": t.origin, "path": str(t.source) if t.source else None,
             "description": t.description, "system": t.system, "user": t.user,
             "variables": [{"name": v.name, "default": v.default, "description": v.description} for v in t.variables],
@@ -32,7 +33,7 @@ def as_dict(t: templates.Template) -> dict[str, Any]:
 
 
 def _ls(opts: TemplatesOptions) -> int:
-    found, problems = templates.all_templates()
+    found, problems = library.all_templates()
     for line in problems:
         note(line)
     if opts.json:
@@ -40,13 +41,13 @@ def _ls(opts: TemplatesOptions) -> int:
         return 0
     rows = [(t.name, t.origin, _variables(t) or "-", t.description) for t in found]
     table(rows, ("NAME", "FROM", "VARIABLES", "DESCRIPTION"))
-    note(f"use one: gptterm -t NAME [-V VAR=VALUE] < input.txt; yours go in {templates.user_dir()} "
+    note(f"use one: gptterm -t NAME [-V VAR=VALUE] < input.txt; yours go in {library.user_dir()} "
          "('gptterm templates new NAME')")
     return 0
 
 
 def _show(opts: TemplatesOptions) -> int:
-    t = templates.load(opts.name)
+    t = library.load(opts.name)
     if opts.json:
         print(json.dumps(as_dict(t), indent=2, ensure_ascii=False))
         return 0
@@ -64,7 +65,7 @@ def _show(opts: TemplatesOptions) -> int:
 
 
 def _new(opts: TemplatesOptions) -> int:
-    path = templates.new(opts.name)
+    path = create.new(opts.name)
     print(path)
     note(f"wrote template {opts.name}: edit it ('gptterm templates edit {opts.name}'), then use it: gptterm -t {opts.name}")
     return 0
@@ -85,24 +86,24 @@ def editor_command() -> list[str]:
 
 
 def _edit(opts: TemplatesOptions) -> int:
-    found = templates.find_path(opts.name) if not Path(opts.name).exists() else (Path(opts.name), "path")
+    found = library.find_path(opts.name) if not Path(opts.name).exists() else (Path(opts.name), "path")
     if found is None:
         raise UsageError(f"no template {opts.name!r}: 'gptterm templates new {opts.name}' writes one")
     path, origin = found
     if origin == "builtin":
-        path = templates.new(opts.name)
+        path = create.new(opts.name)
         note(f"copied the built-in {opts.name} to {path}: your copy is used from now on")
     try:
         subprocess.run([*editor_command(), str(path)], check=False)
     except OSError as err:
         raise UsageError(f"cannot start the editor: {err}") from None
-    templates.read(path, opts.name)  # a problem is one line (and exit 3): fix it before using the template
+    library.read(path, opts.name)  # a problem is one line (and exit 3): fix it before using the template
     note(f"template {opts.name} is valid ({path})")
     return 0
 
 
 def _import(opts: TemplatesOptions) -> int:
-    result = templates.import_patterns(Path(opts.folder), replace=opts.force)
+    result = create.import_patterns(Path(opts.folder), replace=opts.force)
     for path in result.written:
         print(path.stem)
     for line in result.failed:
@@ -112,5 +113,5 @@ def _import(opts: TemplatesOptions) -> int:
              + ("…" if len(result.skipped) > 5 else "") + "): --force replaces them")
     if not result.written and not result.skipped:
         raise ConfigError(f"no pattern of {opts.folder} could be imported")
-    note(f"imported {plural(len(result.written), 'pattern')} into {templates.user_dir()}")
+    note(f"imported {plural(len(result.written), 'pattern')} into {library.user_dir()}")
     return 0

@@ -19,17 +19,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from gptterm import paths
+from gptterm import paths, sqlite
 from gptterm.docs import passages as cutter
-from gptterm.docs import reader, reading, terms
+from gptterm.docs import read_worker, terms, textfiles
 from gptterm.errors import DocsError
 
 if TYPE_CHECKING:
     from gptterm.docs.embed import Embedder
 
-SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: files, their passages and the FTS5 index of their terms, collections, embeddings
+    """
 CREATE TABLE IF NOT EXISTS files(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, mtime_ns INTEGER,
     sha256 TEXT, encoding TEXT, passages INTEGER, indexed_at REAL);
 CREATE TABLE IF NOT EXISTS passages(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id)
@@ -39,8 +41,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(terms, content='', tokenize='p
 CREATE TABLE IF NOT EXISTS collections(name TEXT PRIMARY KEY, roots TEXT NOT NULL, created_at REAL);
 CREATE TABLE IF NOT EXISTS vectors(passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
     model TEXT NOT NULL, part INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY(passage_id, model, part));
-"""
-SCHEMA_VERSION = 1
+-- fewer, larger segment merges while indexing (kept in the table's config)
+INSERT INTO fts(fts, rank) VALUES('automerge', 16);
+""",
+)
+# An index can be built again from the files: speed over durability
+# (measured on 17 MB: 12.9 MB/s with the defaults, 19-21 with these).
+PRAGMAS: dict[str, str | int] = {"synchronous": "OFF", "cache_size": -65536}
 # Embedding models are trained on sentences and short paragraphs: a passage is embedded in parts of
 # about this many characters (the best part's similarity counts). Measured with all-MiniLM-L6-v2: a
 # planted fact at the end of a 370-token passage scored 0.001 against its question whole, 0.7 alone.
@@ -113,28 +120,7 @@ class DocIndex:
         not kept, such as stdin)."""
         self.path = path if path == ":memory:" else Path(path or paths.data_dir() / "docs.sqlite3")
         self._lock = threading.RLock()
-        try:
-            if isinstance(self.path, Path):
-                paths.private_file(self.path)  # the folder 0700, the database (and SQLite's -wal, -shm) 0600
-            self._db = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            # An index can be built again from the files: speed over durability
-            # (measured on 17 MB: 12.9 MB/s with the defaults, 19-21 with these).
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("PRAGMA cache_size=-65536")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise DocsError(f"the document index {self.path} was written by a newer gptterm; upgrade gptterm")
-            if version == 0:
-                self._db.executescript(SCHEMA)
-                # fewer, larger segment merges while indexing
-                self._db.execute("INSERT INTO fts(fts, rank) VALUES('automerge', 16)")
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as err:
-            raise DocsError(f"cannot open the document index {self.path}: {err}") from None
-        except OSError as err:
-            raise DocsError(f"cannot create the document index in {Path(self.path).parent}: {err.strerror}") from None
+        self._db = sqlite.connect(self.path, MIGRATIONS, what="the document index", error=DocsError, pragmas=PRAGMAS)
 
     def close(self) -> None:
         self._db.close()
@@ -146,7 +132,7 @@ class DocIndex:
         """Index what changed under ``roots`` (files or folders); files gone from a folder drop out.
 
         Files whose size and time are as indexed are not opened; the others are read beside this thread,
-        which writes them to the database (``reading``), so both cores index."""
+        which writes them to the database (``read_worker``), so both cores index."""
         report = Update()
         start = time.perf_counter()
         root_paths = [Path(r).expanduser() for r in roots]
@@ -159,9 +145,9 @@ class DocIndex:
         with self._lock:
             known = {row[0]: row[1:] for row in self._db.execute("SELECT path, id, size, mtime_ns, sha256 FROM files")}
             seen: set[str] = set()
-            to_read: list[reading.ToRead] = []
-            for found in reader.walk(root_paths):
-                if isinstance(found, reader.Skipped):
+            to_read: list[read_worker.ToRead] = []
+            for found in textfiles.walk(root_paths):
+                if isinstance(found, textfiles.Skipped):
                     seen.add(str(found.path))
                     report.skipped.append(f"{found.path}: {found.reason}")
                     continue
@@ -174,7 +160,7 @@ class DocIndex:
                 else:
                     to_read.append((str(path), st.st_size, st.st_mtime_ns, row))
             show(str(root_paths[-1]) if root_paths else "")
-            steps = reading.Reading(to_read) if to_read else None
+            steps = read_worker.Reading(to_read) if to_read else None
             file_id: int | None = None
             count = pending = 0
             self._db.execute("BEGIN")
@@ -183,25 +169,25 @@ class DocIndex:
                     if cancel is not None and cancel.is_set():
                         report.stopped = True
                         break
-                    if isinstance(step, reading.Batch):
+                    if isinstance(step, read_worker.Batch):
                         assert file_id is not None
                         n = self._insert_passages(file_id, step.passages, step.terms)
                         count, pending, report.passages = count + n, pending + n, report.passages + n
                         continue
-                    if isinstance(step, reading.Skip):
+                    if isinstance(step, read_worker.Skip):
                         report.skipped.append(f"{step.path}: {step.reason}")
                         self._drop_unfinished(file_id)  # it failed halfway through (a read error)
                         file_id = None
                         if step.row is not None:
                             self._forget(step.row[0])
                         continue
-                    if isinstance(step, reading.Same):
+                    if isinstance(step, read_worker.Same):
                         report.files += 1
                         report.read += 1
                         report.bytes += step.size
                         self._db.execute("UPDATE files SET size=?, mtime_ns=? WHERE id=?",
                                          (step.size, step.mtime_ns, step.row[0]))
-                    elif isinstance(step, reading.Begin):
+                    elif isinstance(step, read_worker.Begin):
                         report.files += 1
                         if step.row is not None:
                             self._forget(step.row[0])
@@ -211,7 +197,7 @@ class DocIndex:
                         count = 0
                         report.read += 1
                         report.bytes += step.size
-                    elif isinstance(step, reading.End):
+                    elif isinstance(step, read_worker.End):
                         self._db.execute("UPDATE files SET sha256=?, passages=? WHERE id=?",
                                          (step.sha256, count, file_id))
                         file_id = None
@@ -304,6 +290,17 @@ class DocIndex:
             raise DocsError(f"no collection named {name!r} (collections: {known}); "
                             f"'gptterm docs add {name} PATH...' makes one")
         return list(json.loads(row[0]))
+
+    def roots_for(self, items: Iterable[str]) -> list[str]:
+        """The roots that ``items`` name: each ``@NAME`` is collection NAME's roots (a DocsError naming the
+        collections there are when there is none of that name), any other item a path, made absolute."""
+        roots: list[str] = []
+        for item in items:
+            if item.startswith("@"):
+                roots += self.collection_roots(item[1:])
+            else:
+                roots.append(str(Path(item).expanduser().resolve()))
+        return roots
 
     def collections(self) -> list[Collection]:
         out = []
@@ -502,7 +499,3 @@ def _fuse(*rankings: list[tuple[int, float]]) -> list[tuple[int, float]]:
             scores[pid] = scores.get(pid, 0.0) + 1.0 / (RRF_K + rank + 1)
     return sorted(scores.items(), key=lambda item: -item[1])
 
-
-def iter_hits(hits: list[Hit]) -> Iterator[tuple[int, Hit]]:
-    """Hits numbered from 1, as sources are cited."""
-    return enumerate(hits, start=1)

@@ -1,8 +1,8 @@
 """Conversations and messages in SQLite, shared by every face.
 
-WAL mode so a TUI and a CLI can use the file at once; each write is one
-transaction; the schema is versioned with ``PRAGMA user_version`` and
-upgraded by the ordered scripts in ``MIGRATIONS``.
+Opened by ``gptterm.sqlite`` (private, WAL so a TUI and a CLI can use the
+file at once, the schema brought up to date by the ordered scripts in
+``MIGRATIONS``); each write is one transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from gptterm import paths
+from gptterm import paths, sqlite
 from gptterm.errors import HistoryError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -112,34 +112,11 @@ class HistoryStore:
         # One connection shared by a face's threads; the lock keeps a
         # transaction from interleaving with another thread's statements.
         self._lock = threading.RLock()
-        try:
-            # 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode
-            paths.private_file(self.path)
-            self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as err:
-            raise HistoryError(f"cannot open history database {self.path}: {err}") from None
-        except OSError as err:
-            raise HistoryError(f"cannot create history directory {self.path.parent}: {err.strerror}") from None
+        self._db = sqlite.connect(self.path, MIGRATIONS, what="history database", error=HistoryError,
+                                  pragmas={"synchronous": "NORMAL"})
+        self._db.row_factory = sqlite3.Row
 
     # -- plumbing -------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise HistoryError(
-                f"history database {self.path} was written by a newer gptterm (schema {version}); upgrade gptterm"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self._tx():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={number}")
 
     def _tx(self) -> "_Transaction":
         return _Transaction(self._db, self._lock)

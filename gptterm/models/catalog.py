@@ -24,7 +24,6 @@ from gptterm.models.machine import Machine
 from gptterm.models.names import parse_quant
 from gptterm.settings import BY_NAME
 
-GB = 1000**3
 MB = 1000**2
 # llama.cpp's compute buffers and the runtime beyond weights and cache
 OVERHEAD = 150 * MB

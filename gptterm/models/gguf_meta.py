@@ -89,12 +89,6 @@ class _Cursor:
         self.pos += n
         return raw.decode("utf-8", "replace")
 
-    def skip_string(self) -> None:
-        n = self.take("Q")
-        self.pos += n
-        if self.pos > len(self.buf):
-            raise ValueError("the file is truncated inside its metadata header")
-
     def skip_strings(self, count: int) -> None:
         """Skip ``count`` length-prefixed strings (a vocabulary: ~100,000 on a small model)."""
         # One tight loop with locals: the per-string method calls cost 3x as much.

@@ -17,7 +17,7 @@ from gptterm.tasks.context import FitReport, fit_messages
 
 if TYPE_CHECKING:
     from gptterm.tasks.ask import Grounding
-    from gptterm.templates import Bound
+    from gptterm.templates.template import Bound
     from gptterm.engine.base import Engine  # sqlite3 and the store are imported by whoever opens one (not with --no-log)
     from gptterm.engine.state_cache import StateCache
     from gptterm.history.store import Conversation, HistoryStore

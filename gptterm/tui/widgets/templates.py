@@ -1,6 +1,6 @@
 """The template picker: choose a template for the next chat message, and fill in its variables.
 
-It returns the bound template (``gptterm.templates.Bound``) or None; the chat
+It returns the bound template (``gptterm.templates.template.Bound``) or None; the chat
 pane hands it to its session (``ChatSession.use_template``). Templates are read
 by the same loader every face uses; a user template that cannot be read is one
 line in the picker, naming the file.
@@ -16,9 +16,9 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from gptterm import templates
 from gptterm.errors import GpttermError
-from gptterm.templates import Bound, Template
+from gptterm.templates.library import all_templates
+from gptterm.templates.template import Bound, Template
 
 
 class TemplatePicker(ModalScreen[Bound | None]):
@@ -32,7 +32,7 @@ class TemplatePicker(ModalScreen[Bound | None]):
 
     def __init__(self) -> None:
         super().__init__(classes="dialog-screen")
-        self.found, self.problems = templates.all_templates()
+        self.found, self.problems = all_templates()
         self.chosen: Template | None = None
 
     def compose(self) -> ComposeResult:

@@ -4,7 +4,7 @@ The reading side (bytes, decoding, passages, CJK pairs: all Python) runs
 beside the writing side (SQLite). In a thread the two share the interpreter
 lock, and SQLite must take it back after every row it writes: on 100 MB the
 index grew at 13-14 MB/s so. A child process (``python -m
-gptterm.docs.reading``) reads on its own interpreter and sends its steps
+gptterm.docs.read_worker``) reads on its own interpreter and sends its steps
 through a pipe (pickled): 16-19 MB/s. Starting it costs about 0.1 s, so it
 is used only when there are at least ``PROCESS_BYTES`` to read.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from gptterm.docs import passages as cutter
-from gptterm.docs import reader, terms
+from gptterm.docs import terms, textfiles
 from gptterm.errors import DocsError, GpttermError
 
 BATCH = 500  # passages handed over at a time: a huge file never sits whole in memory
@@ -85,15 +85,15 @@ def steps(files: list[ToRead]) -> Iterator[Step]:
     for file, size, mtime_ns, row in files:
         path = Path(file)
         try:
-            reason = reader.sniff(path)
+            reason = textfiles.sniff(path)
             if reason:
                 yield Skip(file, reason, row)
                 continue
-            opened = reader.Opened(path)
-            if size <= reader.STREAM_BYTES and row is not None and opened.sha256 == row[3]:
+            opened = textfiles.Opened(path)
+            if size <= textfiles.STREAM_BYTES and row is not None and opened.sha256 == row[3]:
                 yield Same(file, size, mtime_ns, row)
                 continue
-            code = reader.kind(path) == "code"
+            code = textfiles.kind(path) == "code"
             yield Begin(file, size, mtime_ns, row)
             batch: list[tuple[int, int, str]] = []
             for first_line, text in opened.slices:
@@ -122,7 +122,7 @@ class Reading:
         if total >= PROCESS_BYTES:
             self._errors = tempfile.TemporaryFile()
             try:
-                self._proc = subprocess.Popen([sys.executable, "-m", "gptterm.docs.reading"], stdin=subprocess.PIPE,
+                self._proc = subprocess.Popen([sys.executable, "-m", "gptterm.docs.read_worker"], stdin=subprocess.PIPE,
                                               stdout=subprocess.PIPE, stderr=self._errors)
             except OSError:
                 self._proc = None  # no interpreter to start (an embedded one): read in a thread
@@ -217,9 +217,9 @@ def _serve(source: IO[bytes], sink: IO[bytes]) -> None:
 if __name__ == "__main__":
     # Ctrl+C reaches the whole process group: the parent decides, and stops this one if it must.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from gptterm.docs import reading  # the steps must be pickled as this module's classes, not __main__'s
+    from gptterm.docs import read_worker  # the steps must be pickled as this module's classes, not __main__'s
 
     try:
-        reading._serve(sys.stdin.buffer, sys.stdout.buffer)
+        read_worker._serve(sys.stdin.buffer, sys.stdout.buffer)
     except BrokenPipeError:  # the parent stopped reading (cancelled)
         pass
