@@ -83,11 +83,13 @@ def test_shared_options_before_the_command_name(tiny_model, tmp_path, capsys):
     notes = tmp_path / "notes.md"
     notes.write_text("Hello world.\n")
     command, ns = parse(["-m", str(tiny_model), "translate", "--to", "fr", str(notes)])
-    assert (command, ns.model, ns.to, ns.files) == ("translate", str(tiny_model), "fr", [str(notes)])
+    assert (command, ns.model, ns.to, ns.files) == ("translate", str(tiny_model), "fr", (str(notes),))
     code, _, err = run(capsys, "-m", str(tiny_model), "translate", "--to", "fr", str(notes), "--max-tokens", "8")
     assert code == 0, err
     command, ns = parse(["--temperature=0.2", "-vm", "bundled", "-ngl", "0", "chat"])
-    assert (command, ns.temperature, ns.verbose, ns.model, ns.gpu_layers) == ("chat", "0.2", True, "bundled", "0")
+    # the parameter flags arrive parsed, in one mapping (cli/options.py)
+    assert (command, ns.params, ns.verbose, ns.model) == ("chat", {"temperature": 0.2, "gpu_layers": 0}, True,
+                                                          "bundled")
     command, ns = parse(["--json", "models", "ls"])
     assert command == "models" and ns.json  # given to the subcommand, which takes --json
     code, out, _ = run(capsys, "--temperature", "0.1", "chat", "--help")
@@ -113,7 +115,7 @@ def test_usage_errors_are_one_line(argv, needle, capsys):
 def test_a_prompt_that_starts_like_a_command_stays_a_prompt(argv):
     command, ns = parse(argv)
     words = argv[argv.index("--") + 1:] if "--" in argv else argv  # after "--" even -m is a word
-    assert command is None and ns.prompt == words and ns.model is None
+    assert command is None and list(ns.prompt) == words and ns.model is None
 
 
 # -- completion --------------------------------------------------------------------

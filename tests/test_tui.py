@@ -7,7 +7,9 @@ import gc
 import time
 
 from gptterm.history.store import HistoryStore
-from gptterm.tui.host import Busy
+from gptterm.session import Busy
+from gptterm.session.turn import TextDelta
+from gptterm.tasks.job import TaskEvent
 from gptterm.tui.messages import ModelFailed, ModelLoaded
 from gptterm.tui.screens import ConfirmScreen, HelpScreen
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput
@@ -40,7 +42,7 @@ def test_send_streams_reply_and_stores_it():
             assert [i.role for i in t.items()] == ["user", "assistant"]
             assert t.items()[-1].content == reply and "Paris" in reply
             # the reply streamed: pieces arrived before the end, and they add up to the reply
-            chunks = t.of(ChatPane.ReplyChunk)
+            chunks = t.events(TextDelta)
             assert chunks and "".join(c.text for c in chunks) == reply
             msgs = stored_messages()
             assert [m.content for m in msgs] == ["What is the capital of France?", reply]
@@ -56,9 +58,9 @@ def test_status_line_follows_the_engine_being_busy():
         async with running(make_app(max_tokens=400, temperature=0.8)) as t:
             await t.ready()
             await t.send("Write a long story about a lighthouse keeper.")
-            await t.wait_for(lambda: t.of(ChatPane.ReplyChunk), what="streaming")
+            await t.wait_for(lambda: t.events(TextDelta), what="streaming")
             assert "generating… (Esc stops)" in t.status()
-            assert isinstance(t.app.busy, Busy) and t.app.busy.owner is t.chat
+            assert isinstance(t.app.busy, Busy) and t.app.busy.owner is t.chat.generation
             await t.pilot.press("escape")
             await t.reply_done(0)
             assert "ready" in t.status() and t.app.busy is None
@@ -70,7 +72,7 @@ def test_escape_stops_reply_and_keeps_partial_text():
         async with running(make_app(max_tokens=1500, temperature=0.8)) as t:
             await t.ready()
             await t.send("Write a very long story about a lighthouse keeper, in twenty paragraphs.")
-            await t.wait_for(lambda: len("".join(c.text for c in t.of(ChatPane.ReplyChunk))) > 40,
+            await t.wait_for(lambda: len("".join(c.text for c in t.events(TextDelta))) > 40,
                              what="some streamed text")
             await t.pilot.press("escape")
             await t.reply_done(0)
@@ -284,7 +286,7 @@ def test_model_that_fails_to_load_leaves_app_usable(tmp_path):
             await t.pilot.press("f2")
             await t.send("hello?")
             await t.pilot.pause()
-            assert not t.of(ChatPane.ReplyChunk) and len(t.items()) == 0
+            assert not t.events(TextDelta) and len(t.items()) == 0
             assert t.notifications()[-1].startswith("cannot load model")
     asyncio.run(run())
 
@@ -472,14 +474,14 @@ def test_summarize_pane_stop_keeps_finished_parts():
             await open_task_pane(t, "f3", "#summarize-pane")
             t.app.query_one("#sum-source").load_text(ESSAY * 40)  # parts enough to outlast the Esc on a fast machine
             await t.pilot.press("ctrl+g")
-            await t.wait_for(lambda: any(e.kind == "chunk" for m in t.of(TaskPane.JobEvents) for e in m.events),
+            await t.wait_for(lambda: any(e.kind == "chunk" for e in t.events(TaskEvent)),
                              timeout=120, what="first part")
             assert "summarizing… (Esc stops)" in t.status()
             # the engine is lent to the summary: the chat must wait
             await t.pilot.press("f2")
             await t.send("hi")
             await t.pilot.pause()
-            assert not t.of(ChatPane.ReplyChunk)
+            assert not t.events(TextDelta)
             assert any("Summarizing… in progress" in n for n in t.notifications())
             await t.pilot.press("escape")
             await t.wait_for(lambda: t.of(TaskPane.JobFinished), timeout=60, what="stop")
@@ -533,7 +535,7 @@ def test_task_panes_refuse_bad_input():
             await t.pilot.press("ctrl+g")
             await t.pilot.pause()
             assert any("--length in words must be in 5..5000" in n for n in t.notifications())
-            assert not t.of(TaskPane.JobEvents) and t.app.busy is None  # nothing ran, the engine is free
+            assert not t.events(TaskEvent) and t.app.busy is None  # nothing ran, the engine is free
     asyncio.run(run())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gptterm.history.store import HistoryStore
-from gptterm.tui.widgets.ask import AskPane
+from gptterm.tui.widgets.ask import AskPane, Indexed
 from tests.test_docs import make_corpus
 from tests.tui_helpers import make_app, running
 
@@ -42,11 +42,11 @@ def test_ask_answer_sources_follow_up_and_not_found(tmp_path, tiny_model):
             assert any("Say where to look" in n for n in t.notifications())
             pane.query_one("#ask-where").value = str(tmp_path / "corpus")
             answered = await ask(t, pane, "What is the access code for the north door?")
-            assert answered.error is None and answered.asked.reply is not None
-            assert t.of(AskPane.Indexing)[-1].report.read == 4
-            assert answered.asked.hits[0].path.endswith("office.txt")
+            assert answered.error is None and answered.turn.reply is not None
+            assert t.events(Indexed)[-1].report.read == 4
+            assert answered.grounding.hits[0].path.endswith("office.txt")
             sources = pane.query_one("#ask-sources")
-            assert sources.option_count == len(answered.asked.hits)
+            assert sources.option_count == len(answered.grounding.hits)
             sources.focus()
             sources.highlighted = 0
             await t.pilot.press("enter")
@@ -56,12 +56,12 @@ def test_ask_answer_sources_follow_up_and_not_found(tmp_path, tiny_model):
             # a follow-up continues the conversation; the index is not read again
             assert [m["content"] for m in pane.history][0] == "What is the access code for the north door?"
             await ask(t, pane, "And when do the tomato seedlings go into the greenhouse?")
-            assert t.of(AskPane.Indexing)[-1].report.read == 0 and len(pane.history) == 4
+            assert t.events(Indexed)[-1].report.read == 0 and len(pane.history) == 4
             conv = HistoryStore().latest(kinds=("ask",))
             assert [m.role for m in conv.messages] == ["user", "assistant", "user", "assistant"]
             assert "Sources:" in conv.messages[1].content
             lost = await ask(t, pane, "What is the capital of Peru?")
-            assert lost.asked.reply is None
+            assert lost.turn.reply is None
             assert "do not seem to contain the answer" in pane.transcript
     asyncio.run(run())
 

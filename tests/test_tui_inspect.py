@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gptterm.tui.widgets.inspect import InspectPane, TokenView
+from gptterm.tui.widgets.inspect import InspectPane, Scored, Streamed, TokenView
 from tests.tui_helpers import make_app, running
 
 
@@ -20,8 +20,8 @@ async def open_inspect(t, text: str) -> InspectPane:
     return pane
 
 
-def generated(t) -> InspectPane.Streamed:
-    return next(m for m in reversed(t.of(InspectPane.Streamed)) if m.done)
+def generated(t) -> Streamed:
+    return next(m for m in reversed(t.events(Streamed)) if m.done)
 
 
 def test_tokens_generation_branch_and_score(tiny_model):
@@ -39,7 +39,7 @@ def test_tokens_generation_branch_and_score(tiny_model):
 
             pane.query_one("#inspect-max").value = "6"
             pane.query_one("#inspect-generate").press()
-            await t.wait_for(lambda: any(m.done for m in t.of(InspectPane.Streamed)), what="the generation")
+            await t.wait_for(lambda: any(m.done for m in t.events(Streamed)), what="the generation")
             await t.pilot.pause()
             first = generated(t).reply
             assert len(first.logprobs) == first.stats.completion_tokens == 6
@@ -60,7 +60,7 @@ def test_tokens_generation_branch_and_score(tiny_model):
             alternatives.focus()
             alternatives.highlighted = 1
             await t.pilot.press("enter")
-            await t.wait_for(lambda: sum(m.done for m in t.of(InspectPane.Streamed)) == 2, what="the branch")
+            await t.wait_for(lambda: sum(m.done for m in t.events(Streamed)) == 2, what="the branch")
             await t.pilot.pause()
             branch = pane.query_one(TokenView).view
             chosen = view.tokens[index].top[1]
@@ -71,9 +71,9 @@ def test_tokens_generation_branch_and_score(tiny_model):
 
             # score: each token of the text shaded, the perplexity shown
             await t.pilot.press("ctrl+o")
-            await t.wait_for(lambda: any(m.result for m in t.of(InspectPane.Scored)), what="the score")
+            await t.wait_for(lambda: any(m.result for m in t.events(Scored)), what="the score")
             await t.pilot.pause()
-            scored = t.of(InspectPane.Scored)[-1]
+            scored = t.events(Scored)[-1]
             assert scored.result.scored == len(tokens) - 1 and scored.result.perplexity > 1
             assert scored.tokens[0].logprob is None and all(x.logprob is not None for x in scored.tokens[1:])
             assert "perplexity" in str(pane.query_one("#inspect-status").render())
@@ -91,9 +91,9 @@ def test_escape_stops_a_generation_and_the_empty_text_is_refused(tiny_model):
             pane.query_one("#inspect-source").load_text("once upon a time")
             pane.query_one("#inspect-max").value = "200000"
             pane.query_one("#inspect-generate").press()
-            await t.wait_for(lambda: t.of(InspectPane.Streamed), what="streaming")
+            await t.wait_for(lambda: t.events(Streamed), what="streaming")
             await t.pilot.press("escape")
-            await t.wait_for(lambda: any(m.done for m in t.of(InspectPane.Streamed)), what="the stop")
+            await t.wait_for(lambda: any(m.done for m in t.events(Streamed)), what="the stop")
             assert generated(t).reply.finish_reason in ("cancelled", "length")
             assert t.app.busy is None
             pane.query_one("#inspect-max").value = "lots"
@@ -110,7 +110,7 @@ def test_inspect_on_a_server_shows_tokens_and_shaded_generation(llama_server, is
             assert [x.text for x in t.of(InspectPane.Tokenized)[-1].tokens] == ["The", " sky", " is"]
             pane.query_one("#inspect-max").value = "4"
             pane.query_one("#inspect-generate").press()
-            await t.wait_for(lambda: any(m.done for m in t.of(InspectPane.Streamed)), timeout=120,
+            await t.wait_for(lambda: any(m.done for m in t.events(Streamed)), timeout=120,
                              what="the generation")
             reply = generated(t).reply
             assert reply.logprobs and all(x.logprob <= 0 for x in reply.logprobs)

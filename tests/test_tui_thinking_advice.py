@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Label, Select
 
 from gptterm import paths
 from gptterm.history.store import HistoryStore
+from gptterm.session.turn import ThinkingDelta
 from gptterm.tui.app import create_app
 from gptterm.tui.widgets.chat import ThinkingView
 from gptterm.tui.widgets.chat_pane import ChatPane
@@ -30,7 +31,7 @@ def test_thinking_is_streamed_folded_above_the_reply_and_kept_apart(tmp_path, mo
             await t.ready()
             text = await t.reply("Hi!")
             assert text == "Hello there."
-            assert t.of(ChatPane.ReplyThinking)  # streamed apart from the reply's text
+            assert t.events(ThinkingDelta)  # streamed apart from the reply's text
             view = t.app.query_one(ThinkingView)
             assert view.collapsed and "Thought for 8 words" in view.title
             assert "greet" not in t.items()[-1].content

@@ -16,12 +16,14 @@ from textual.pilot import Pilot
 
 from gptterm.history.store import HistoryStore
 from gptterm.tui.app import GpttermApp, create_app
+from gptterm.tui.generation import Generation
 from gptterm.tui.messages import ModelFailed, ModelLoaded
 from gptterm.tui.widgets.chat import MessageItem, PromptInput
 from gptterm.tui.widgets.chat_pane import ChatPane
 
 SIZE = (120, 40)
 M = TypeVar("M", bound=Message)
+E = TypeVar("E")
 
 
 class Recorder:
@@ -39,6 +41,11 @@ class Recorder:
     def of(self, kind: type[M]) -> list[M]:
         return [m for m in self.messages if isinstance(m, kind)]
 
+    def events(self, kind: type[E]) -> list[E]:
+        """The events of this kind that the panes' generations delivered (a turn's TextDelta, a job's
+        TaskEvent, …), in order."""
+        return [e for m in self.of(Generation.Batch) for e in m.events if isinstance(e, kind)]
+
 
 class Run:
     """A running app under Pilot, with the messages it has posted so far."""
@@ -54,6 +61,9 @@ class Run:
 
     def of(self, kind: type[M]) -> list[M]:
         return self.recorder.of(kind)
+
+    def events(self, kind: type[E]) -> list[E]:
+        return self.recorder.events(kind)
 
     async def wait_for(self, condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
         await wait_for(self.pilot, condition, timeout, what)

@@ -1,17 +1,18 @@
-"""The Textual app: tabs of panes over the same core as the CLI.
+"""The Textual app: tabs of panes over the same session core as the REPL.
 
-The app owns the tabs, the backend and the engine's lifecycle (loading in a
-thread worker that only posts messages), the parameters, the one "busy"
-flag that lends the engine to one pane at a time (``acquire_engine``), the
-command palette and what is saved to the config file. Each pane owns its
-own state: the chat pane its conversation and reply, the task panes their
-jobs, the models pane its listings. The first frame is drawn before the
-model has loaded.
+The session (gptterm.session) owns the settings, the backend, the engine's
+lifecycle and the lease that lends the engine to one pane at a time; the
+app is the adapter between it and the screen: it loads the engine in a
+thread worker that only posts messages, turns each change of setting into
+the session's ``Effect`` and the effect into notifications, and mirrors the
+session's state in reactives (engine, busy, backend) that the status line
+and the panes watch. Each pane owns its own state: the chat pane its
+conversation and reply, the task panes their jobs, the models pane its
+listings. The first frame is drawn before the model has loaded.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import inspect
 import sys
@@ -28,26 +29,23 @@ from textual.widget import Widget
 from textual.widgets import Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from gptterm.backend import Backend, choose_backend
+from gptterm.backend import Backend
 from gptterm.engine.state_cache import StateCache
 from gptterm.errors import GpttermError
-from gptterm.history.store import HistoryStore
-from gptterm.settings import Config, Params, save_config
+from gptterm.session import Busy, Effect, Lease, Refused, Session, User
 from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS
-from gptterm.tui.host import Busy, Generating, Lease
-from gptterm.tui.messages import ModelFailed, ModelLoaded, SwitchBackend
-from gptterm.tui.screens import HelpScreen
+from gptterm.tui.messages import ApplyAdapter, ModelFailed, ModelLoaded, SwitchBackend
+from gptterm.tui.screens import AskScreen, HelpScreen
 from gptterm.tui.widgets.chat_pane import ChatPane
 from gptterm.tui.widgets.deferred import AfterFirstFrame
 from gptterm.tui.widgets.footer import KeysFooter
 from gptterm.tui.widgets.sidebar import Sidebar
 from gptterm.tui.widgets.status import StatusBar
-from gptterm.tui.first_start import FirstStart
-from gptterm.tui.settings_host import SettingsHost
 from gptterm.tui.widgets.welcome import Welcome
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
+    from gptterm.tui.widgets.settings import SettingsPane
 
 ModelState = Literal["loading", "ready", "failed"]
 
@@ -64,7 +62,7 @@ LATER_PANES = (
 )
 
 
-class GpttermApp(FirstStart, SettingsHost, App[None]):
+class GpttermApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "gptterm"
     # The screen's width class: panes fold their option rows and the chat's list below 120 columns.
@@ -72,6 +70,7 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [a.binding() for a in APP_ACTIONS]
 
+    # Mirrors of the session's state, for the status line and the panes to watch (set on the UI thread only).
     #: what runs: the local model or a server (a new value on each switch)
     backend: reactive[Backend] = reactive(Backend, init=False)
     engine: reactive[Engine | None] = reactive(None, init=False)
@@ -79,21 +78,23 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
     #: who holds the engine (a streaming reply, a running summary), or None
     busy: reactive[Busy | None] = reactive(None, init=False)
 
-    def __init__(self, *, config: Config, params: Params, backend: Backend, store: HistoryStore,
-                 conversation_id: int | None = None, welcome: bool = False) -> None:
+    def __init__(self, session: Session, *, conversation_id: int | None = None, welcome: bool = False) -> None:
         super().__init__()
-        self.config = config
-        self.params = params
-        self.store = store
+        if session.store is None:
+            raise ValueError("the app keeps its conversations: its session needs a history store")
+        self.session = session
+        self.store = session.store
         self.state_cache = StateCache()
-        self.set_reactive(GpttermApp.backend, backend)
-        self.model_error: str | None = None
+        self.set_reactive(GpttermApp.backend, session.backend)
         self._initial_conversation = conversation_id
         self._theme_ready = False
-        #: the advice lines already shown (each once a session)
-        self._advised: set[str] = set()
         #: the first start: a welcome is shown once the model has loaded
         self._welcome = welcome
+
+    @property
+    def params(self) -> Any:
+        """The live parameters (the session's)."""
+        return self.session.params
 
     # -- layout -----------------------------------------------------------------
 
@@ -102,8 +103,8 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
 
         pane_class = getattr(importlib.import_module(module), cls)
         if tab == "settings":
-            return pane_class(self.params.as_dict(), self.backend.local_model or "",
-                              sorted(self.config.all_presets()), id="settings-pane")
+            return pane_class(self.session.params.as_dict(), self.session.backend.local_model or "",
+                              sorted(self.session.config.all_presets()), id="settings-pane")
         if tab == "ask":
             return pane_class(store=self.store, id="ask-pane")
         return pane_class(id=f"{tab}-pane")
@@ -114,7 +115,7 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
             yield Welcome(id="welcome")
         with TabbedContent(initial="chat", id="tabs"):
             with TabPane("Chat", id="chat"):
-                yield ChatPane(store=self.store, state_cache=self.state_cache, params=self.params,
+                yield ChatPane(store=self.store, state_cache=self.state_cache, params=self.session.params,
                                conversation_id=self._initial_conversation, id="chat-pane")
             for tab, title, module, cls in LATER_PANES:
                 with TabPane(title, id=tab):
@@ -132,10 +133,11 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
         # (5 ms by default) and llama.cpp's other threads idle meanwhile; 0.5 ms
         # measured +3% tokens/s streaming on 2 cores.
         sys.setswitchinterval(0.0005)
-        if self.config.keymap:
-            self.set_keymap(dict(self.config.keymap))
-        if self.config.theme and self.config.theme in self.available_themes:
-            self.theme = self.config.theme
+        config = self.session.config
+        if config.keymap:
+            self.set_keymap(dict(config.keymap))
+        if config.theme and config.theme in self.available_themes:
+            self.theme = config.theme
         self._theme_ready = True
         self.query_one(StatusBar).watch_state(self, self.chat)
         # in a thread, started once the first frame is out: importing llama_cpp
@@ -148,55 +150,37 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
             self.notify(line, title="Private files", timeout=12)
 
     def watch_theme(self, theme: str) -> None:
-        if self._theme_ready and theme != self.config.theme:
-            try:
-                save_config({"theme": theme})
-                self.config = dataclasses.replace(self.config, theme=theme)
-            except GpttermError as err:
-                self.notify(str(err), severity="error")
+        if self._theme_ready:
+            self.apply(self.session.save_theme(theme), quiet=True)
 
     def backend_label(self) -> str | None:
         """Which server the loaded engine talks to; None for the local model."""
-        extra = self.engine.info.extra if self.engine is not None else {}
-        if extra.get("backend") == "remote":
-            return f"server {extra['server']}"
-        return self.backend.label() if self.engine is None else None
+        if self.engine is not None:
+            return f"server {self.engine.info.server}" if self.engine.info.remote else None
+        return self.backend.label()
 
     # -- the engine: one pane at a time ------------------------------------------------
 
-    def acquire_engine(self, owner: Generating, verb: str) -> Lease | None:
+    def acquire_engine(self, owner: User, verb: str) -> Lease | None:
         """The engine and parameters for ``owner`` to generate with now; None (the user told why) if not."""
-        if self.engine is None:
-            self.notify(self.model_error or "The model is still loading", severity="warning")
+        try:
+            lease = self.session.acquire(owner, verb)
+        except Refused as why:
+            self.notify(str(why), severity="warning")
             return None
-        if self.busy is not None:
-            self.notify(f"{self.busy.verb.capitalize()}… in progress (Esc stops it)", severity="warning")
-            return None
-        self.busy = Busy(owner, verb)
-        return Lease(self.engine, self.params)
+        self.busy = self.session.busy
+        return lease
 
-    def release_engine(self, owner: Generating) -> None:
-        if self.busy is not None and self.busy.owner is owner:
-            self.busy = None
+    def release_engine(self, owner: User) -> None:
+        self.session.release(owner)
+        self.busy = self.session.busy
 
     def advise(self, task: str, languages: tuple[str, ...] = ()) -> None:
         """Say once (a notification) when the loaded model does not cover ``task`` or ``languages``, and which
         catalog model does; 'advice = false' in the config file silences it (gptterm.models.advice)."""
-        if not self.config.advice or self.engine is None:
-            return
-        from gptterm.models.advice import check, profile_for
-
-        advice = check(profile_for(self.engine.info), task, tuple(c for c in languages if c))
-        if advice is None or advice.text in self._advised:
-            return
-        self._advised.add(advice.text)
-        self.notify(advice.text, title="Another model would do better", severity="warning", timeout=20)
-
-    def _refuse_while_busy(self) -> bool:
-        if self.busy is not None:
-            self.notify(f"Stop {self.busy.verb} first (Esc)", severity="warning")
-            return True
-        return False
+        found = self.session.advice(task, languages)
+        if found is not None:
+            self.notify(found.text, title="Another model would do better", severity="warning", timeout=20)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
@@ -212,8 +196,7 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
             return None
 
     def action_stop(self) -> None:
-        if self.busy is not None:
-            self.busy.owner.stop()
+        self.session.stop()
 
     # -- the engine's lifecycle -----------------------------------------------------------
 
@@ -221,8 +204,8 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
     def load_model(self) -> None:
         start = time.perf_counter()
         try:
-            engine = self.backend.load(self.params, self.config)
-        except GpttermError as err:
+            engine = self.session.load()
+        except (GpttermError, Refused) as err:
             self.post_message(ModelFailed(str(err)))
             return
         self.post_message(ModelLoaded(engine, time.perf_counter() - start))
@@ -232,39 +215,45 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
     # collection walked them all, 70-90 ms holding the GIL, which stopped a
     # streaming reply (and key echo) that long every few seconds.
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        old = self.engine
-        self.model_error = None
-        self.model_state = "ready"
-        self.engine = message.engine
-        if old is not None:
-            old.close()
+        self._session_changed()
+        info = message.engine.info
         label = self.backend_label()
-        self.sub_title = f"{self.engine.info.name} · {label}" if label else self.engine.info.name
+        self.sub_title = f"{info.name} · {label}" if label else info.name
         if self._welcome:
             self._welcome = False
-            self.show_welcome(self.engine)
+            self._show_welcome(message.engine)
         self.call_after_refresh(gc.freeze)
 
     def on_model_failed(self, message: ModelFailed) -> None:
-        self.model_state = "failed" if self.engine is None else "ready"
-        self.model_error = message.error
+        self._session_changed()  # the settings that loaded before may be back, loaded again
         self.notify(message.error, title="Model not loaded", severity="error", timeout=10)
         self.call_after_refresh(gc.freeze)
 
-    def action_reload_model(self) -> None:
-        if self._refuse_while_busy():
+    def _session_changed(self) -> None:
+        session = self.session
+        self.backend = session.backend
+        self.engine = session.engine
+        self.model_state = "failed" if session.state == "failed" else "ready" if session.engine else "loading"
+        self._show_settings(session.params.load())
+
+    def reload(self) -> None:
+        """Load the engine again with the session's settings, in the background."""
+        if self.busy is not None:
+            self.notify(f"Stop {self.busy.verb} first (Esc)", severity="warning")
             return
-        if self.engine is None:
-            self.model_state = "loading"
-        self.notify(f"Connecting to {self.backend.label()}…" if self.backend.is_remote else "Loading the model…")
+        # the panes let go of the engine now: it is closed before the next one loads
+        self.engine = None
+        self.model_state = "loading"
+        self.notify(f"Connecting to {self.backend.label()}…" if self.session.backend.is_remote
+                    else "Loading the model…")
         self.load_model()
+
+    def action_reload_model(self) -> None:
+        self.reload()
 
     def switch_backend(self, backend: Backend) -> None:
         """Run ``backend`` from now on (Settings, Models pane, palette): loaded in the background."""
-        if self._refuse_while_busy():
-            return
-        self.backend = backend
-        self.action_reload_model()
+        self.apply(self.session.switch(backend), quiet=True)
 
     def on_switch_backend(self, message: SwitchBackend) -> None:
         self.switch_backend(message.backend)
@@ -274,6 +263,131 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
             # A bug, not a user error: say so without taking the app down.
             self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}", title="Internal error",
                         severity="error", timeout=15)
+
+    # -- settings: the session decides, the app shows -----------------------------------------
+
+    def apply(self, effect: Effect, *, quiet: bool = False) -> None:
+        """Show what a change of setting did; ``quiet``: only refusals and warnings (a field being typed)."""
+        if effect.refused:
+            self.notify(effect.text, severity="error", timeout=10)
+            return
+        if effect.warning:
+            self.notify(effect.text, severity="warning")
+        elif not quiet and not effect.reload:
+            self.notify(effect.text)
+        if effect.changed:
+            self._show_settings(effect.changed)
+        if effect.system is not None:
+            self.chat.set_system(effect.system)
+        if effect.reload:
+            self.reload()
+
+    def _show_settings(self, values: dict[str, Any]) -> None:
+        try:
+            pane = self.query_one("#settings-pane")
+        except NoMatches:  # not made yet: it shows the session's parameters when it is
+            return
+        from gptterm.tui.widgets.settings import SettingsPane  # the pane's module, loaded after the first frame
+
+        if isinstance(pane, SettingsPane) and pane.is_mounted:
+            pane.set_values({k: v for k, v in values.items() if pane.values.get(k) != v})
+
+    def _settings_presets(self) -> None:
+        from gptterm.tui.widgets.settings import SettingsPane  # the pane's module, loaded after the first frame
+
+        for pane in self.query(SettingsPane):
+            pane.set_presets(sorted(self.session.config.all_presets()))
+
+    def on_settings_pane_param_changed(self, message: SettingsPane.ParamChanged) -> None:
+        self.apply(self.session.set(message.name, message.value), quiet=True)
+
+    def on_settings_pane_model_path_submitted(self, message: SettingsPane.ModelPathSubmitted) -> None:
+        self.apply(self.session.use_model(message.path), quiet=True)
+
+    def on_settings_pane_preset_chosen(self, message: SettingsPane.PresetChosen) -> None:
+        self.apply(self.session.apply_preset(message.name))
+
+    def on_settings_pane_save_requested(self) -> None:
+        self.action_save_settings()
+
+    def action_save_settings(self) -> None:
+        self.apply(self.session.save())
+
+    def on_settings_pane_save_preset_requested(self) -> None:
+        def done(name: str | None) -> None:
+            if name:
+                effect = self.session.save_preset(name)
+                self.apply(effect)
+                if not effect.refused:
+                    self._settings_presets()
+
+        self.push_screen(AskScreen("Name of the new preset"), done)
+
+    def on_apply_adapter(self, message: ApplyAdapter) -> None:
+        """Add a LoRA adapter to the loaded model: checked against it first (a mismatch is one notification,
+        the model stays as it is), then the model reloads with it."""
+        effect = self.session.add_adapter(message.name)
+        if effect.reload and not effect.refused:
+            self.notify(effect.text)
+        self.apply(effect, quiet=True)
+
+    # -- the first start ------------------------------------------------------------------
+
+    def _show_welcome(self, engine: Engine) -> None:
+        """Which model is loaded, what it is good for, and the model to download for this machine; the config
+        file is written then, so the welcome comes once."""
+        from gptterm.models.advice import recommend
+
+        try:
+            entry = recommend("translate")
+        except (GpttermError, OSError):
+            entry = None
+        self.query_one(Welcome).show(engine.info, entry)
+        self.refresh_bindings()
+        self.session.mark_started()
+
+    def action_pull_recommended(self) -> None:
+        """Download the model the welcome recommends (any time: the best for translation on this machine)."""
+        welcome = self.query(Welcome)
+        shown = welcome.first() if welcome else None
+        if shown is not None and shown.shown and shown.entry is not None:
+            shown.close()
+            self.pull_recommended(shown.entry.id)
+            return
+        from gptterm.models.advice import recommend
+
+        found = recommend("translate")
+        if found is None:
+            self.notify("No catalog model fits this machine's free memory and disk", severity="warning")
+            return
+        self.pull_recommended(found.id)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # the welcome takes the top of every pane: it goes once the user moves on to another pane (F10 stays)
+        if event.pane.id != "chat":
+            for welcome in self.query(Welcome):
+                welcome.close()
+
+    def on_welcome_pull_requested(self, message: Welcome.PullRequested) -> None:
+        self.pull_recommended(message.entry_id)
+
+    def on_welcome_closed(self) -> None:
+        self.refresh_bindings()
+        self.chat.focus_default()
+
+    def pull_recommended(self, entry_id: str) -> None:
+        """Download ``entry_id`` in the Models pane's background worker (its progress shows there)."""
+        from gptterm.tui.widgets.models import ModelsPane  # the pane's module, loaded after the first frame
+
+        try:
+            pane = self.query_one(ModelsPane)
+        except NoMatches:
+            self.notify("The Models pane is not ready yet: press F10 again in a moment", severity="warning")
+            return
+        if pane.start_pull(entry_id):
+            self.notify(f"Downloading {entry_id} in the background: the Models pane (F6) shows its progress; "
+                        "load it there (l) when it is done", timeout=10)
+        self.refresh_bindings()
 
     # -- tabs ---------------------------------------------------------------------
 
@@ -314,7 +428,7 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
     # -- help and palette ---------------------------------------------------------------
 
     def current_keys(self) -> dict[str, str]:
-        keymap = dict(self.config.keymap)
+        keymap = dict(self.session.config.keymap)
         return {a.id: keymap.get(a.id, a.keys) for a in ALL_ACTIONS}
 
     def action_help(self) -> None:
@@ -331,6 +445,7 @@ class GpttermApp(FirstStart, SettingsHost, App[None]):
 
         return palette.backend_commands(self)
 
+
 def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = None,
                conversation_id: int | None = None, server: str | None = None,
                encoding: str | None = None, welcome: bool = False) -> GpttermApp:
@@ -342,11 +457,7 @@ def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = N
     read in it (over the config file's). ``welcome``: the first start (the CLI
     passes it when there is no config file yet).
     """
-    from gptterm.settings import load_config
+    from gptterm.session import open_session
 
-    config = load_config()
-    if encoding:
-        config = dataclasses.replace(config, encoding=encoding)
-    params = config.params.replace(**(overrides or {}))
-    return GpttermApp(config=config, params=params, backend=choose_backend(config, model=model, server=server),
-                      store=HistoryStore(), conversation_id=conversation_id, welcome=welcome)
+    session = open_session(model=model, server=server, overrides=overrides, encoding=encoding)
+    return GpttermApp(session, conversation_id=conversation_id, welcome=welcome)

@@ -1,50 +1,31 @@
-"""What a pane may ask of the app: the engine to generate with, now.
+"""What a pane may ask of the app: the engine to generate with now, advice, the session's settings.
 
-The app owns the engine, the parameters and the one "busy" flag; a pane
-that wants to generate asks ``acquire_engine`` (which tells the user why
-not, when it cannot) and hands the engine back with ``release_engine``.
-Esc reaches the pane that holds the engine through its ``stop()``.
+The session (gptterm.session) owns the engine, the parameters and the lease;
+the app lends the engine through it (``acquire_engine`` tells the user why
+not, when it cannot) and mirrors who holds it in its reactive ``busy`` for
+the status line. Esc reaches the holder through its ``stop()``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
 
-    from gptterm.engine.base import Engine
-    from gptterm.settings import Params
-
-
-class Generating(Protocol):
-    """A pane that generates with the engine it was lent."""
-
-    def stop(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Lease:
-    engine: Engine
-    params: Params
-
-
-@dataclass(frozen=True)
-class Busy:
-    """Who holds the engine, and what it is doing ("generating", "summarizing", …)."""
-
-    owner: Generating
-    verb: str
+    from gptterm.session import Busy, Lease, Session, User
 
 
 class EngineHost(Protocol):
+    session: Session
     #: who holds the engine now (None: it is free)
     busy: Busy | None
 
-    def acquire_engine(self, owner: Generating, verb: str) -> Lease | None: ...
+    def acquire_engine(self, owner: User, verb: str) -> Lease | None: ...
 
-    def release_engine(self, owner: Generating) -> None: ...
+    def release_engine(self, owner: User) -> None: ...
+
+    def advise(self, task: str, languages: tuple[str, ...] = ()) -> None: ...
 
 
 def host(node: DOMNode) -> EngineHost:

@@ -45,7 +45,7 @@ def backend_commands(app: GpttermApp) -> Iterable[SystemCommand]:
     if backend.server is not None:
         yield SystemCommand("Backend: local model", "Run the local model in this process",
                             partial(app.switch_backend, backend.local()))
-    servers = dict(app.config.servers)
+    servers = dict(app.session.config.servers)
     if backend.server is not None:
         servers.setdefault(backend.server.name, backend.server)
     for name, profile in sorted(servers.items()):

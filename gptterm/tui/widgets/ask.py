@@ -5,64 +5,69 @@ indexed (only what changed since last time), the answer streams with its
 sources beside it, and choosing a source shows its passage with path and
 lines. Follow-up questions continue the conversation, stored in the history
 as an "ask" conversation. Indexing, retrieval and the answer run in a thread
-worker on the engine the app lends.
+worker on the engine the app lends (the pane's ``Generation``); the answer is a turn of the
+session core, like a chat reply.
 """
 
 from __future__ import annotations
 
+import queue
 import shlex
 import threading
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState
 
-from gptterm.errors import GpttermError
+from gptterm.errors import DocsError, GpttermError
+from gptterm.session import turn as turns
+from gptterm.session.turn import TextDelta, Turn
+from gptterm.settings import Params
+from gptterm.tasks.chat import ChatSession
+from gptterm.tui.generation import Generation, Run
 from gptterm.tui.host import host
 from gptterm.tui.widgets.markdown_view import MarkdownView
 from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.docs.index import DocIndex, Hit, Update
-    from gptterm.engine.base import Engine
-    from gptterm.types import Message as ChatMessage, Reply
     from gptterm.history.store import HistoryStore
-    from gptterm.settings import Params
-    from gptterm.tasks.ask import Asked
+    from gptterm.tasks.ask import Grounding
+    from gptterm.types import Message as ChatMessage
 
-UPDATE_S = 0.15
+
+@dataclass(frozen=True)
+class Indexed:
+    """How far the index update has come (``done``: it is up to date)."""
+
+    report: Update
+    done: bool
+
+
+@dataclass(frozen=True)
+class Found:
+    """The passages retrieved for the question (the answer streams next, unless they cannot answer)."""
+
+    grounding: Grounding
 
 
 class AskPane(Vertical):
     VERB = "answering"
 
     @dataclass
-    class Indexing(Message):
-        run: int
-        report: Update
-        done: bool
-
-    @dataclass
-    class Found(Message):
-        run: int
-        asked: Asked
-
-    @dataclass
-    class Chunk(Message):
-        run: int
-        text: str
-
-    @dataclass
     class Answered(Message):
+        """A question was answered (``turn``; without a model call when the documents could not answer), or
+        not (``error``), from the passages in ``grounding``."""
+
         run: int
-        asked: Asked | None
+        question: str
+        turn: Turn | None
+        grounding: Grounding | None
         error: str | None = None
 
     def __init__(self, *, store: HistoryStore, **kwargs: object) -> None:
@@ -70,15 +75,21 @@ class AskPane(Vertical):
         self.store = store
         self.index: DocIndex | None = None
         self.run = 0
-        self.busy = False
-        self.cancel = threading.Event()
-        self.engine: Engine | None = None
-        self.history: list[ChatMessage] = []  # the questions and answers so far, for follow-ups
-        self.conversation_id: int | None = None
+        #: the questions and answers so far (follow-ups see them), stored as an "ask" conversation
+        self.chat = ChatSession(None, Params(), store=store, kind="ask")
         self.hits: list[Hit] = []
         self.transcript = ""
+        self._question = ""
+        self._turn: Turn | None = None
+        self._grounding: Grounding | None = None
+        self.generation = Generation(self.VERB, on_events=self._events, on_finished=self._finished)
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        return self.chat.messages
 
     def compose(self) -> ComposeResult:
+        yield self.generation
         with Horizontal(classes="task-options"):
             yield Input(placeholder="where: files, folders or @collection (separated by spaces)", id="ask-where")
             yield Button("Ask (ctrl+g)", id="ask-run", variant="primary")
@@ -125,10 +136,11 @@ class AskPane(Vertical):
             self.new_conversation()
 
     def new_conversation(self) -> None:
-        if self.busy:
+        if self.generation.running:
             self.notify("Stop the answer first (Esc)", severity="warning")
             return
-        self.history, self.conversation_id, self.transcript = [], None, ""
+        self.chat = ChatSession(None, Params(), store=self.store, kind="ask")
+        self.transcript = ""
         self.query_one("#ask-answer", MarkdownView).update("")
         self.query_one("#ask-sources", OptionList).clear_options()
         self.query_one("#ask-passage", Static).update("")
@@ -152,143 +164,113 @@ class AskPane(Vertical):
         except (ValueError, GpttermError) as err:
             self.notify(f"cannot read where to look: {err}", severity="error")
             return
-        lease = host(self).acquire_engine(self, self.VERB)
-        if lease is None:
+        if self.generation.borrow() is None:
             return
-        self.busy = True
-        self.engine = lease.engine
-        advise = getattr(self.app, "advise", None)
-        if advise is not None:
-            advise("ask", ())
-        self.cancel.clear()
+        host(self).advise("ask", ())
         self.run += 1
+        self._question, self._turn, self._grounding = question, None, None
         self.transcript += ("\n\n---\n\n" if self.transcript else "") + f"**Q:** {question}\n\n"
         self.query_one("#ask-answer", MarkdownView).update(self.transcript, streaming=True)
         self.query_one("#ask-question", Input).value = ""
         self._status("indexing…")
-        self._answer(lease.engine, lease.params, items, question, list(self.history), self.run)
+        self.generation.stream(lambda run: self._answer(run, items, question))
 
-    @work(thread=True, group="ask", exit_on_error=False)
-    def _answer(self, engine: Engine, params: Params, items: list[str], question: str,
-                history: list[ChatMessage], run: int) -> None:
+    def _answer(self, run: Run, items: list[str], question: str) -> Iterator[object]:
+        """In the worker: bring the index up to date, retrieve, and answer as a turn of the conversation."""
         from gptterm.docs.index import DocIndex
         from gptterm.tasks.ask import Asker
 
-        try:
-            if self.index is None:
-                self.index = DocIndex()
-            index = self.index
-            roots: list[str] = []
-            for item in items:
-                roots += index.collection_roots(item[1:]) if item.startswith("@") else [item]
-            last = [0.0]
+        if self.index is None:
+            self.index = DocIndex()
+        index = self.index
+        roots = index.roots_for(items)
+        # the update reports from its own thread, so that its progress streams like any other event
+        reports: queue.SimpleQueue[Update | None] = queue.SimpleQueue()
+        outcome: list[Update | BaseException] = []
 
-            def progress(report: Update, _path: str) -> None:
-                if time.perf_counter() - last[0] >= UPDATE_S:
-                    last[0] = time.perf_counter()
-                    self.post_message(self.Indexing(run, report, done=False))
+        def update() -> None:
+            try:
+                outcome.append(index.update(roots, progress=lambda r, _path: reports.put(r), cancel=run.stopped))
+            except BaseException as err:  # handed to the worker
+                outcome.append(err)
+            finally:
+                reports.put(None)
 
-            report = index.update(roots, progress=progress, cancel=self.cancel)
-            self.post_message(self.Indexing(run, report, done=True))
-            ids = index.scope(roots)
-            if not ids:
-                self.post_message(self.Answered(run, None, "nothing to search: none of those files holds readable "
-                                                           "text"))
-                return
-            asked = Asker(engine, params, index, ids).ask(question, history)
-            self.post_message(self.Found(run, asked))
-            if asked.reply is not None:
-                pending, last_post = [], time.perf_counter()
-                for piece in asked.reply:
-                    pending.append(piece)
-                    if time.perf_counter() - last_post >= UPDATE_S:
-                        self.post_message(self.Chunk(run, "".join(pending)))
-                        pending, last_post = [], time.perf_counter()
-                if pending:
-                    self.post_message(self.Chunk(run, "".join(pending)))
-            self.post_message(self.Answered(run, asked))
-        except GpttermError as err:
-            self.post_message(self.Answered(run, None, str(err)))
+        threading.Thread(target=update, name="gptterm-index", daemon=True).start()
+        while (progress := reports.get()) is not None:
+            yield Indexed(progress, done=False)
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        yield Indexed(outcome[0], done=True)
+        ids = index.scope(roots)
+        if not ids:
+            raise DocsError("nothing to search: none of those files holds readable text")
+        self.chat.engine, self.chat.params = run.lease.engine, run.lease.params
+        grounding = Asker(run.lease.engine, run.lease.params, index, ids).find(question)
+        yield Found(grounding)
+        current = turns.turn(self.chat, question, grounding=grounding)
+        self._turn = current
+        yield from current.events()
 
-    def on_ask_pane_indexing(self, message: Indexing) -> None:
-        if message.run != self.run:
+    def _events(self, events: list[object]) -> None:
+        view = self.query_one("#ask-answer", MarkdownView)
+        text: list[str] = []
+        indexed = [e for e in events if isinstance(e, Indexed)]
+        if indexed:  # the latest report says it all
+            self._indexed(indexed[-1])
+        for event in events:
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, Found):
+                self._found(event.grounding)
+        if text:
+            piece = "".join(text)
+            self.transcript += piece
+            view.append(piece)
+            self.query_one("#ask-answer-scroll", VerticalScroll).scroll_end(animate=False)
+
+    def _indexed(self, event: Indexed) -> None:
+        r = event.report
+        if not event.done:
+            self._status(f"indexing: {plural(r.files, 'file')}, {plural(r.passages, 'passage')}, "
+                         f"{r.mb_per_s:.1f} MB/s")
             return
-        r = message.report
-        if message.done:
-            for line in r.skipped[:5]:
-                self.notify(f"skipped {line}", severity="warning", timeout=6)
-            for note in r.notes[:5]:
-                self.notify(note, timeout=6)
-            self._status(f"{plural(r.files, 'file')} ({r.read} read, {r.unchanged} unchanged, {r.removed} gone) · "
-                         f"{plural(r.passages, 'new passage')} · retrieving…")
-        else:
-            self._status(f"indexing: {plural(r.files, 'file')}, {plural(r.passages, 'passage')}, {r.mb_per_s:.1f} MB/s")
+        for line in r.skipped[:5]:
+            self.notify(f"skipped {line}", severity="warning", timeout=6)
+        for note in r.notes[:5]:
+            self.notify(note, timeout=6)
+        self._status(f"{plural(r.files, 'file')} ({r.read} read, {r.unchanged} unchanged, {r.removed} gone) · "
+                     f"{plural(r.passages, 'new passage')} · retrieving…")
 
-    def on_ask_pane_found(self, message: Found) -> None:
-        if message.run != self.run:
-            return
-        self.hits = message.asked.hits
+    def _found(self, grounding: Grounding) -> None:
+        self._grounding = grounding
+        self.hits = grounding.hits
         sources = self.query_one("#ask-sources", OptionList)
         sources.clear_options()
         for i, h in enumerate(self.hits, start=1):
             sources.add_option(Option(f"[{i}] {h.where()}", id=str(i - 1)))
-        if message.asked.reply is not None:
+        if grounding.found:
             self._status(f"answering from {plural(len(self.hits), 'passage')}… (Esc stops)")
 
-    def on_ask_pane_chunk(self, message: Chunk) -> None:
-        if message.run == self.run:
-            self.transcript += message.text
-            self.query_one("#ask-answer", MarkdownView).append(message.text)
-            self.query_one("#ask-answer-scroll", VerticalScroll).scroll_end(animate=False)
-
-    def on_ask_pane_answered(self, message: Answered) -> None:
-        from gptterm.tasks.ask import NOT_FOUND, sources_text
-
-        if message.run != self.run:
-            return
-        self.busy = False
-        host(self).release_engine(self)
+    def _finished(self, error: str | None) -> None:
         view = self.query_one("#ask-answer", MarkdownView)
-        asked = message.asked
-        if message.error or asked is None:
-            self.notify(message.error or "the question could not be answered", severity="error", timeout=10)
+        current, self._turn = self._turn, None
+        if error or current is None:
             self.transcript += "*(no answer)*"
             view.update(self.transcript)
             self._status("not answered")
+            self.post_message(self.Answered(self.run, self._question, None, self._grounding, error or "stopped"))
             return
-        answer = asked.reply.text if asked.reply is not None else NOT_FOUND
-        if asked.reply is None:
-            self.transcript += NOT_FOUND
         view.update(self.transcript)
-        self.history += [{"role": "user", "content": asked.question}, {"role": "assistant", "content": answer}]
-        self._record(asked, answer, sources_text(asked.hits))
-        reason = asked.reply.finish_reason if asked.reply is not None else "not found"
-        self._status(f"{len(asked.hits)} sources · {reason} · select a source to read its passage · "
+        reply = current.reply
+        reason = reply.finish_reason if reply is not None else "not found"
+        self._status(f"{len(self.hits)} sources · {reason} · select a source to read its passage · "
                      "ask a follow-up below")
         self.query_one("#ask-question", Input).focus()
-
-    def _record(self, asked: Asked, answer: str, sources: str) -> None:
-        try:
-            if self.conversation_id is None:
-                name = self.engine.info.name if self.engine is not None else None
-                self.conversation_id = self.store.new_conversation(kind="ask", model=name)
-            self.store.add_message(self.conversation_id, "user", asked.question)
-            reply = asked.reply
-            stats = {**reply.stats.as_dict(), "finish_reason": reply.finish_reason} if reply is not None else None
-            self.store.add_message(self.conversation_id, "assistant",
-                                   answer + (f"\n\nSources:\n{sources}" if sources else ""), stats=stats)
-        except GpttermError as err:
-            self.notify(str(err), severity="error")
+        self.post_message(self.Answered(self.run, self._question, current, self._grounding))
 
     def stop(self) -> None:
-        self.cancel.set()
-        if self.engine is not None:
-            self.engine.cancel()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR and event.worker.group == "ask":
-            self.busy = False
-            host(self).release_engine(self)
+        self.generation.stop()
 
     # -- reading a source ----------------------------------------------------------------
 

@@ -1,15 +1,15 @@
 """The chat pane: the conversation list, the messages and the input — and the conversation itself.
 
-It owns the chat session, the reply being streamed (and how often it is
-redrawn), editing a message, and opening and paging conversations. It asks
-the app for the engine before each reply (``host.acquire_engine``) and
-posts nothing else upward: the status line reads its reactive state.
+It owns the chat session, the reply being streamed, editing a message, and
+opening and paging conversations. Each reply is a turn of the session core
+(gptterm.session.turn) run by the pane's ``Generation``, which borrows the
+engine, paces the redraws and gives the engine back; the pane posts
+``ReplyFinished`` when a reply ends, and the status line reads its
+reactive state.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,16 +19,18 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
-from textual.worker import Worker, WorkerState
 
-from gptterm.types import Reply
 from gptterm.errors import GpttermError
+from gptterm.session import turn as turns
+from gptterm.session.turn import Event, TextDelta, ThinkingDelta, Turn
 from gptterm.tasks.chat import ChatSession
 from gptterm.tui.actions import CHAT_ACTIONS
+from gptterm.tui.generation import Generation
 from gptterm.tui.host import host
-from gptterm.words import plural
 from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, ThinkingView, stats_text
 from gptterm.tui.widgets.sidebar import ConversationList, Sidebar
+from gptterm.types import Reply
+from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.docs.index import DocIndex, Hit
@@ -36,45 +38,20 @@ if TYPE_CHECKING:
     from gptterm.engine.state_cache import StateCache
     from gptterm.history.store import HistoryStore
     from gptterm.settings import Params
-    from gptterm.templates import Bound
-
-
-def _ui_cpu_share() -> float:
-    """Share of one core the UI may spend redrawing while a reply streams."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return 0.02 if cores <= 4 else 0.5
-
-
-UI_CPU_SHARE = _ui_cpu_share()
+    from gptterm.tasks.ask import Grounding
+    from gptterm.templates.template import Bound
 
 # Opening a conversation renders its latest messages; older ones on request.
 PAGE = 50
-# Streamed text reaches the screen at most this often (seconds); the
-# interval grows when redrawing costs more than UI_CPU_SHARE of a core.
-MIN_CHUNK_INTERVAL_S = 0.1
-MAX_CHUNK_INTERVAL_S = 0.5
 
 
 class ChatPane(Vertical):
     BINDINGS = [a.binding() for a in CHAT_ACTIONS]
 
     @dataclass
-    class ReplyChunk(Message):
-        reply_id: int
-        text: str
-
-    @dataclass
-    class ReplyThinking(Message):
-        """A piece of a reasoning model's thinking (its <think> block), streamed apart from the reply."""
-
-        reply_id: int
-        text: str
-
-    @dataclass
     class ReplyFinished(Message):
+        """A reply ended (finished, stopped or failed: ``error``); its text is in the chat and the history."""
+
         reply_id: int
         reply: Reply
         error: str | None = None
@@ -101,18 +78,11 @@ class ChatPane(Vertical):
         self.state_cache = state_cache
         self.session = ChatSession(None, params, store=store, kind="chat", state_cache=state_cache)
         self.engine: Engine | None = None
-        self.reply: Reply | None = None
+        #: the turn being answered (None: no reply streams)
+        self.turn: Turn | None = None
         self.reply_id = 0
         self.reply_item: MessageItem | None = None
-        # On a small machine llama.cpp's threads use every core, and each
-        # millisecond the UI spends drawing stalls generation by 1-3 ms (its
-        # threads meet at barriers; the reply thread waits for the GIL), so
-        # updates are spaced to keep the UI thread near UI_CPU_SHARE of a
-        # core. Read by the reply worker.
-        self.chunk_interval = MIN_CHUNK_INTERVAL_S
-        # UI thread CPU time and wall time at the reply's first text (not at the
-        # send: the time the prompt took would be credit spent on early updates)
-        self._reply_clock: tuple[float, float] | None = None
+        self.generation = Generation("generating", on_events=self._reply_events, on_finished=self._reply_finished)
         self._blink = True  # the prompt's cursor blink setting, held still while a reply streams
         self._initial_conversation = conversation_id
         #: documents attached to the chat (index, files): each message brings the passages that bear on it
@@ -120,6 +90,7 @@ class ChatPane(Vertical):
         self._sources: list[Hit] = []
 
     def compose(self) -> ComposeResult:
+        yield self.generation
         with Horizontal():
             yield Sidebar(self.store, self.state_cache, id="sidebar")
             with Vertical(id="chat-main"):
@@ -164,7 +135,7 @@ class ChatPane(Vertical):
             self.post_message(self.ContextCounted(session, 0, str(err)))
 
     def on_chat_pane_context_counted(self, message: ContextCounted) -> None:
-        if message.session is not self.session or self.reply is not None:
+        if message.session is not self.session or self.turn is not None:
             return  # another conversation is open by now, or a reply's own count is coming
         if message.error:
             self.notify(message.error, severity="error", timeout=10)
@@ -267,16 +238,16 @@ class ChatPane(Vertical):
             self.query_one(PromptInput).focus()
 
     def _refuse_while_replying(self) -> bool:
-        if self.reply is not None:
+        if self.turn is not None:
             self.notify("Stop the reply first (Esc)", severity="warning")
             return True
         return False
 
     # -- replies ------------------------------------------------------------------
 
-    def _lend(self) -> bool:
-        """Take the engine from the app for one reply; False (the user told why) when it is not free."""
-        lease = host(self).acquire_engine(self, "generating")
+    def _borrow(self) -> bool:
+        """Take the engine for one reply; False (the user told why) when it is not free."""
+        lease = self.generation.borrow()
         if lease is None:
             return False
         self.session.engine = lease.engine
@@ -284,33 +255,31 @@ class ChatPane(Vertical):
         return True
 
     async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
-        if not self._lend():
+        if not self._borrow():
             return
         log = self.query_one(ChatLog)
         try:
             if self.editing is not None:
                 index = self.editing
-                reply = self.session.edit(index, message.text)
+                current = turns.edit(self.session, index, message.text)
                 for item in log.items[max(0, index - log.hidden_count):]:
                     await item.remove()
                 self.editing = None
             else:
-                reply = self.session.send(message.text, grounding=self._grounding(message.text))
+                current = turns.turn(self.session, message.text, grounding=self._grounding(message.text))
         except (GpttermError, ValueError) as err:
-            host(self).release_engine(self)
+            self.generation.give_back()
             self.notify(str(err), severity="error", timeout=10)
             return
         self.query_one(PromptInput).clear()
         self.query_one(PromptInput).border_title = None  # a template applied to this message
         await log.mount(MessageItem("user", message.text))
-        await self.start_reply(reply)
+        await self.start_reply(current)
         self.call_after_refresh(self.refresh_list)  # a new conversation is listed at once
-        advise = getattr(self.app, "advise", None)
-        if advise is not None:  # a message in a script the model does not know (gptterm.models.advice)
-            from gptterm.models.advice import script_language
+        from gptterm.models.advice import script_language
 
-            lang = script_language(message.text)
-            advise("chat", (lang,) if lang else ())
+        lang = script_language(message.text)  # a message in a script the model does not know
+        host(self).advise("chat", (lang,) if lang else ())
 
     # -- templates -------------------------------------------------------------------
 
@@ -354,9 +323,7 @@ class ChatPane(Vertical):
 
         try:
             index = DocIndex()
-            roots: list[str] = []
-            for item in items:
-                roots += index.collection_roots(item[1:]) if item.startswith("@") else [item]
+            roots = index.roots_for(items)
             index.update(roots)
             self.post_message(self.DocumentsReady(items, index, index.scope(roots)))
         except GpttermError as err:
@@ -369,88 +336,44 @@ class ChatPane(Vertical):
         self.documents = (message.index, message.file_ids)
         self.notify(f"The chat answers from {plural(len(message.file_ids), 'file')} too: {' '.join(message.items)}")
 
-    def _grounding(self, text: str) -> str | None:
+    def _grounding(self, text: str) -> Grounding | None:
         self._sources = []
         if self.documents is None or self.engine is None:
             return None
         from gptterm.tasks.ask import grounding
 
-        block, self._sources = grounding(*self.documents, text, self.engine)
-        return block
+        found = grounding(*self.documents, text, self.engine)
+        self._sources = found.hits if found is not None else []
+        return found
 
-    async def start_reply(self, reply: Reply) -> None:
+    async def start_reply(self, current: Turn) -> None:
         log = self.query_one(ChatLog)
         self.reply_item = MessageItem("assistant", info="…", streaming=True)
         await log.mount(self.reply_item)
         log.scroll_end(animate=False)
-        self.reply = reply
-        if reply.stats.prompt_tokens:  # the prompt is in the context already, while the reply streams
+        self.turn = current
+        reply = current.reply
+        if reply is not None and reply.stats.prompt_tokens:  # the prompt is in the context already
             self.context_used = reply.stats.prompt_tokens
         self.reply_id += 1
-        self._reply_clock = None
-        self.chunk_interval = MIN_CHUNK_INTERVAL_S
         self._steady_cursor(True)
-        self.run_reply(reply, self.reply_id)
+        self.generation.stream(lambda _run: current.events())
 
-    @work(thread=True, group="reply", exit_on_error=False)
-    def run_reply(self, reply: Reply, reply_id: int) -> None:
-        # Pieces are batched: each UI update renders Markdown and redraws on
-        # the one event loop, and on a small machine that work competes with
-        # llama.cpp's threads for the CPU (and with this thread for the GIL).
-        error = None
-        pending: list[str] = []
-        thought: list[str] = []
-        last = time.perf_counter()
-        clock = [last]
-
-        def thinking(piece: str) -> None:  # called while the reply is iterated, in this thread
-            thought.append(piece)
-            now = time.perf_counter()
-            if now - clock[0] >= self.chunk_interval:
-                self.post_message(self.ReplyThinking(reply_id, "".join(thought)))
-                thought.clear()
-                clock[0] = now
-
-        reply.on_thinking(thinking)
-        try:
-            for piece in reply:
-                if thought:  # the thinking is over: what is left of it goes first
-                    self.post_message(self.ReplyThinking(reply_id, "".join(thought)))
-                    thought.clear()
-                pending.append(piece)
-                now = time.perf_counter()
-                if now - last >= self.chunk_interval:
-                    self.post_message(self.ReplyChunk(reply_id, "".join(pending)))
-                    pending.clear()
-                    last = now
-        except GpttermError as err:
-            error = str(err)
-        if thought:
-            self.post_message(self.ReplyThinking(reply_id, "".join(thought)))
-        if pending:
-            self.post_message(self.ReplyChunk(reply_id, "".join(pending)))
-        self.post_message(self.ReplyFinished(reply_id, reply, error))
-
-    async def on_chat_pane_reply_thinking(self, message: ReplyThinking) -> None:
+    async def _reply_events(self, events: list[Event]) -> None:
         item = self.reply_item
-        if message.reply_id != self.reply_id or item is None:
+        if item is None:
             return
-        if item.thinking_view is None:
-            item.thinking_view = ThinkingView(streaming=True)
-            await self.query_one(ChatLog).mount(item.thinking_view, before=item)
-        item.thinking_view.append(message.text)
-
-    def on_chat_pane_reply_chunk(self, message: ReplyChunk) -> None:
-        if message.reply_id == self.reply_id and self.reply_item is not None:
-            if self._reply_clock is None:
-                self._reply_clock = (time.thread_time(), time.perf_counter())
-            self.reply_item.write(message.text)
-            # A budget, not a per-update rule: the UI thread may have used
-            # UI_CPU_SHARE of the time since the reply began, so an expensive
-            # update (a layout pass) delays the next ones until it is paid for.
-            cpu0, wall0 = self._reply_clock
-            spent, elapsed = time.thread_time() - cpu0, time.perf_counter() - wall0
-            self.chunk_interval = min(MAX_CHUNK_INTERVAL_S, max(MIN_CHUNK_INTERVAL_S, spent / UI_CPU_SHARE - elapsed))
+        text: list[str] = []
+        for event in events:
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, ThinkingDelta):
+                if item.thinking_view is None:
+                    item.thinking_view = ThinkingView(streaming=True)
+                    await self.query_one(ChatLog).mount(item.thinking_view, before=item)
+                item.thinking_view.append(event.text)
+        if text:
+            item.write("".join(text))
 
     def _steady_cursor(self, steady: bool) -> None:
         # A blinking cursor redraws twice a second: while a reply streams,
@@ -461,32 +384,35 @@ class ChatPane(Vertical):
         else:
             prompt.cursor_blink = self._blink
 
-    async def on_chat_pane_reply_finished(self, message: ReplyFinished) -> None:
-        if message.reply_id != self.reply_id:
+    async def _reply_finished(self, error: str | None) -> None:
+        current, self.turn = self.turn, None
+        reply = current.reply if current is not None else None
+        item, self.reply_item = self.reply_item, None
+        self._steady_cursor(False)
+        if reply is None:
             return
-        reply = message.reply
-        stats = {**reply.stats.as_dict(), "finish_reason": reply.finish_reason}
-        if self.reply_item is not None:
-            if not reply.text and reply.finish_reason == "cancelled":
-                await self.reply_item.remove()
+        stats = reply.summary()
+        if item is not None:
+            if not reply.text and reply.finish_reason in ("cancelled", "error"):
+                await item.remove()
             else:
                 sources = f" · sources: {', '.join(h.where() for h in self._sources)}" if self._sources else ""
-                self.reply_item.finish(reply.text, stats_text(stats) + sources)
-                if self.reply_item.thinking_view is not None:
-                    self.reply_item.thinking_view.finish(reply.thinking)
-        self._reply_ended()
+                item.finish(reply.text, stats_text(stats) + sources)
+                if item.thinking_view is not None:
+                    item.thinking_view.finish(reply.thinking)
         self.last_tokens_per_s = reply.stats.tokens_per_s or self.last_tokens_per_s
         self.context_used = reply.stats.prompt_tokens + reply.stats.completion_tokens
+        self.post_message(self.ReplyFinished(self.reply_id, reply, error))
         schema_error = None
-        if not message.error and self.session.active_schema is not None and reply.finish_reason != "cancelled":
+        if not error and self.session.active_schema is not None and reply.finish_reason != "cancelled":
             from gptterm import schema as schemas
 
             try:
                 schemas.check_reply(reply, self.session.active_schema, self.session.active_params.max_tokens)
             except GpttermError as err:  # the reply stays in the chat and in history
                 schema_error = str(err)
-        if message.error:
-            self.notify(message.error, severity="error", timeout=10)
+        if error:
+            pass  # said by the generation helper
         elif schema_error:
             self.notify(f"{schema_error} (the reply is kept)", severity="error", timeout=10)
         elif reply.finish_reason == "length" and reply.thinking and not reply.text.strip():
@@ -498,38 +424,22 @@ class ChatPane(Vertical):
                         severity="warning")
         self.refresh_list()
 
-    def _reply_ended(self) -> None:
-        self.reply = None
-        self.reply_item = None
-        self._steady_cursor(False)
-        host(self).release_engine(self)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # A bug in the reply worker (the app says so): the chat stays usable.
-        if event.state == WorkerState.ERROR and event.worker.group == "reply":
-            self._reply_ended()
-
-    def stop(self) -> None:
-        """Stop the reply (Esc): its text is kept."""
-        if self.reply is not None and self.engine is not None:
-            self.engine.cancel()
-
     async def action_regenerate(self) -> None:
         if not self.session.messages:
             self.notify("Nothing to regenerate yet", severity="warning")
             return
-        if not self._lend():
+        if not self._borrow():
             return
         try:
-            reply = self.session.regenerate()
+            current = turns.regenerate(self.session)
         except GpttermError as err:
-            host(self).release_engine(self)
+            self.generation.give_back()
             self.notify(str(err), severity="error")
             return
         items = self.query_one(ChatLog).items
         if items and items[-1].role == "assistant":
             await items[-1].remove()
-        await self.start_reply(reply)
+        await self.start_reply(current)
 
     # -- editing --------------------------------------------------------------------
 

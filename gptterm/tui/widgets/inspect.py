@@ -13,9 +13,8 @@ run in thread workers on the app's engine, local or remote.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from rich.style import Style
 from rich.text import Text
@@ -26,13 +25,12 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState
 
 from gptterm import probability
 from gptterm.types import Alternative, TokenInfo
 from gptterm.errors import GpttermError, ParamError
 from gptterm.tui.actions import INSPECT_ACTIONS
-from gptterm.tui.host import host
+from gptterm.tui.generation import Generation, Run
 from gptterm.words import plural
 
 if TYPE_CHECKING:
@@ -42,10 +40,27 @@ if TYPE_CHECKING:
 
 TOP = 8  # alternatives asked for each token
 SPANS = ("on #3b4252", "on #434c5e")  # alternating pieces of a text without probabilities
-UPDATE_S = 0.15  # streamed tokens reach the screen at most this often
 TOKENIZE_DELAY_S = 0.3  # after the last key, before the text is tokenized again
 SCORE_WHOLE_MAX = 2048  # texts up to this many tokens are scored token by token (shaded, with alternatives)
 MODES = (("plain text", "text"), ("as a chat message", "chat"))
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """How far a generation has come (``done``: it ended); the tokens are in ``reply.logprobs``."""
+
+    reply: Reply
+    done: bool
+    #: the prompt's own tokens, when the view should show them (not on a branch)
+    prompt: list[TokenInfo] | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A text scored: its tokens shaded by probability, and its perplexity."""
+
+    tokens: list[Shown]
+    result: Result
 
 
 @dataclass
@@ -135,30 +150,24 @@ class InspectPane(Vertical):
         tokens: list[TokenInfo]
 
     @dataclass
-    class Streamed(Message):
-        run: int
-        reply: Reply
-        done: bool
-        error: str | None = None
-        #: the prompt's own tokens, when the view should show them (not on a branch)
-        prompt: list[TokenInfo] | None = None
+    class Failed(Message):
+        """Tokenizing the text failed (a server gone away)."""
 
-    @dataclass
-    class Scored(Message):
         run: int
-        tokens: list[Shown]
-        result: Result | None
-        error: str | None = None
+        error: str
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.run = 0  # the latest request: older answers are dropped
+        #: the generation in flight (None: none, or a score)
         self.reply: Reply | None = None
         self.engine: Engine | None = None
+        self.generation = Generation(self.VERB, on_events=self._events, on_finished=self._finished)
         self.view = View()
         self._base: list[Shown] = []  # the view before the generation in flight
 
     def compose(self) -> ComposeResult:
+        yield self.generation
         with Horizontal(classes="task-options"):
             yield Select(MODES, value="text", allow_blank=False, id="inspect-mode")
             yield Input("40", placeholder="tokens", id="inspect-max", classes="narrow",
@@ -224,10 +233,14 @@ class InspectPane(Vertical):
                 tokens = engine.completion_tokens(text)
             self.post_message(self.Tokenized(run, engine.token_info(tokens)))
         except GpttermError as err:
-            self.post_message(self.Scored(run, [], None, str(err)))
+            self.post_message(self.Failed(run, str(err)))
+
+    def on_inspect_pane_failed(self, message: Failed) -> None:
+        if message.run == self.run:
+            self.notify(message.error, severity="error", timeout=10)
 
     def on_inspect_pane_tokenized(self, message: Tokenized) -> None:
-        if message.run != self.run or self.reply is not None:
+        if message.run != self.run or self.generation.running:
             return
         self._show(View([Shown(t) for t in message.tokens]))
         specials = sum(t.special for t in message.tokens)
@@ -272,53 +285,53 @@ class InspectPane(Vertical):
         n = self._max_tokens()
         if n is None:
             return
-        lease = host(self).acquire_engine(self, self.VERB)
+        lease = self.generation.borrow()
         if lease is None:
             return
         params = lease.params.replace(max_tokens=n, logprobs=TOP)
         try:
             reply = lease.engine.complete(prompt, params)
         except GpttermError as err:
-            host(self).release_engine(self)
+            self.generation.give_back()
             self.notify(str(err), severity="error")
             return
         self.run += 1
         self.reply = reply
         self._base = list(kept or [])
         self._status("generating… (Esc stops)")
-        self._stream(lease.engine, reply, prompt if kept is None else None, self.run)
+        shown = prompt if kept is None else None
+        self.generation.stream(lambda run: self._stream(run.lease.engine, reply, shown))
 
-    @work(thread=True, group="inspect-generate", exit_on_error=False)
-    def _stream(self, engine: Engine, reply: Reply, prompt: str | None, run: int) -> None:
-        last = time.perf_counter()
-        error = None
-        try:
-            if prompt is not None:
-                shown = engine.token_info(engine.completion_tokens(prompt))
-                self.post_message(self.Streamed(run, reply, done=False, prompt=shown))
-            for _ in reply:
-                if time.perf_counter() - last >= UPDATE_S:
-                    self.post_message(self.Streamed(run, reply, done=False))
-                    last = time.perf_counter()
-        except GpttermError as err:
-            error = str(err)
-        self.post_message(self.Streamed(run, reply, done=True, error=error))
+    def _stream(self, engine: Engine, reply: Reply, prompt: str | None) -> Iterator[Streamed]:
+        if prompt is not None:
+            yield Streamed(reply, done=False, prompt=engine.token_info(engine.completion_tokens(prompt)))
+        for _ in reply:
+            yield Streamed(reply, done=False)
+        yield Streamed(reply, done=True)
 
-    def on_inspect_pane_streamed(self, message: Streamed) -> None:
-        if message.run != self.run:
+    def _events(self, events: list[Streamed | Scored]) -> None:
+        for event in events:
+            if isinstance(event, Streamed) and event.prompt is not None:
+                self._base = [Shown(t) for t in event.prompt]
+        last = events[-1]
+        if isinstance(last, Streamed):
+            self._show(View(self._base + self._generated(last.reply)))
+        else:
+            self._scored(last)
+
+    @staticmethod
+    def _generated(reply: Reply) -> list[Shown]:
+        return [Shown(TokenInfo(t.token, t.piece or t.text.encode()), t.logprob, t.top, generated=True)
+                for t in list(reply.logprobs or [])]
+
+    def _finished(self, error: str | None) -> None:
+        reply, self.reply = self.reply, None
+        if reply is None:  # a score
+            if error:
+                self._status("not scored")
             return
-        reply = message.reply
-        if message.prompt is not None:
-            self._base = [Shown(t) for t in message.prompt]
-        generated = [Shown(TokenInfo(t.token, t.piece or t.text.encode()), t.logprob, t.top, generated=True)
-                     for t in list(reply.logprobs or [])]
+        generated = self._generated(reply)
         self._show(View(self._base + generated))
-        if not message.done:
-            return
-        self.reply = None
-        host(self).release_engine(self)
-        if message.error:
-            self.notify(message.error, severity="error", timeout=10)
         if reply.text and not reply.logprobs:
             self._status("the server sent no log-probabilities: tokens are not shaded")
             return
@@ -329,13 +342,7 @@ class InspectPane(Vertical):
                      "on an alternative branches")
 
     def stop(self) -> None:
-        if self.reply is not None and self.engine is not None:
-            self.engine.cancel()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR and event.worker.group in ("inspect-generate", "inspect-score"):
-            self.reply = None
-            host(self).release_engine(self)
+        self.generation.stop()
 
     # -- scoring the text -----------------------------------------------------------------
 
@@ -344,45 +351,43 @@ class InspectPane(Vertical):
         if not text.strip():
             self.notify("Type or paste a text to score first", severity="warning")
             return
-        lease = host(self).acquire_engine(self, "scoring")
+        lease = self.generation.borrow("scoring")
         if lease is None:
             return
+        if not lease.engine.info.can_score:
+            self.generation.give_back()
+            self.notify(f"The model on {lease.engine.info.url} cannot score a text (a server gives log-probabilities "
+                        "of what it generates, not reliably of a given text): use a local model", severity="error",
+                        timeout=10)
+            return
         self.run += 1
+        self.reply = None
         self._status("scoring…")
-        self._score(lease.engine, text, min(lease.params.ctx, lease.engine.n_ctx), self.run)
+        window = min(lease.params.ctx, lease.engine.n_ctx)
+        self.generation.stream(lambda run: self._score(run, text, window))
 
-    @work(thread=True, group="inspect-score", exit_on_error=False)
-    def _score(self, engine: Engine, text: str, window: int, run: int) -> None:
+    def _score(self, run: Run, text: str, window: int) -> Iterator[Scored]:
         from gptterm.tasks.perplexity import Perplexity
 
-        try:
-            tokens = engine.completion_tokens(text)
-            infos = engine.token_info(tokens)
-            shown = [Shown(t) for t in infos]
-            if 2 <= len(tokens) <= min(SCORE_WHOLE_MAX, window):
-                scored = engine.score(tokens, 0, top=TOP)
-                for s, lp, top in zip(shown[1:], scored.logprobs, scored.top or []):
-                    s.logprob, s.top = lp, top
-            job = Perplexity(engine, window=window, worst=5)
-            for _ in job.run(text):
-                pass
-            self.post_message(self.Scored(run, shown, job.result))
-        except GpttermError as err:
-            self.post_message(self.Scored(run, [], None, str(err)))
+        engine = run.lease.engine
+        tokens = engine.completion_tokens(text)
+        infos = engine.token_info(tokens)
+        shown = [Shown(t) for t in infos]
+        if 2 <= len(tokens) <= min(SCORE_WHOLE_MAX, window):
+            scored = engine.score(tokens, 0, top=TOP)
+            for s, lp, top in zip(shown[1:], scored.logprobs, scored.top or []):
+                s.logprob, s.top = lp, top
+        job = Perplexity(engine, window=window, worst=5)
+        run.on_stop(job.cancel)
+        for _ in job.run(text):
+            pass
+        yield Scored(shown, job.result)
 
-    def on_inspect_pane_scored(self, message: Scored) -> None:
-        if message.run != self.run:
-            return
-        if message.result is not None or message.error:
-            host(self).release_engine(self)
-        if message.error:
-            self.notify(message.error, severity="error", timeout=10)
-            self._status("not scored")
-            return
-        if message.tokens:
-            self._show(View(message.tokens))
-        r = message.result
-        if r is None or not r.scored:
+    def _scored(self, scored: Scored) -> None:
+        if scored.tokens:
+            self._show(View(scored.tokens))
+        r = scored.result
+        if not r.scored:
             return
         worst = ", ".join(f"{s.text!r} p={probability.shown(s.logprob)}" for s in r.worst[:3])
         how = "whole text" if r.method == "whole" else f"{r.windows} windows of {r.window}"

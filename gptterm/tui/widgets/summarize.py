@@ -31,7 +31,7 @@ class SummarizePane(TaskPane):
         super().__init__(**kwargs)
         self.output_text = ""
 
-    def compose(self) -> ComposeResult:
+    def compose_pane(self) -> ComposeResult:
         with Horizontal(classes="task-options -folds"):
             yield Select([(k, k) for k in LENGTH_WORDS], value="medium", allow_blank=False, id="sum-length")
             yield Input(placeholder="or words", id="sum-words", classes="narrow")

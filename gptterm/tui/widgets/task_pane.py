@@ -1,32 +1,27 @@
-"""What the Summarize and Translate panes share: running a job in a thread
-worker, showing its progress, streaming its output, stopping it."""
+"""What the Summarize and Translate panes share: running a job on the borrowed engine (the pane's
+``Generation``), showing its progress, streaming its output, stopping it."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING
 
-from textual import work
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, ProgressBar, TextArea
-from textual.worker import Worker, WorkerState
 
 from gptterm import textio
 from gptterm.errors import GpttermError
 from gptterm.tasks.inputs import read_text_file
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
 from gptterm.tasks.progress import PartProgress
+from gptterm.tui.generation import Generation, Run
 from gptterm.tui.host import host
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
     from gptterm.settings import Params
-
-# Output reaches the screen at most this often while a job streams (seconds).
-FLUSH_INTERVAL_S = 0.15
-
 
 class TaskPane(Vertical):
     """Base of a pane that turns the source text into output with a Job."""
@@ -36,12 +31,9 @@ class TaskPane(Vertical):
     TASK = "chat"
 
     @dataclass
-    class JobEvents(Message):
-        run_id: int
-        events: list[TaskEvent]
-
-    @dataclass
     class JobFinished(Message):
+        """A job ended (finished, stopped or failed: ``error``)."""
+
         run_id: int
         job: Job
         error: str | None
@@ -52,6 +44,14 @@ class TaskPane(Vertical):
         self.run_id = 0
         #: the running job's progress, in the words and numbers the CLI's status line uses
         self.part_progress = PartProgress(self.VERB)
+        self.generation = Generation(self.VERB, on_events=self._job_events, on_finished=self._job_finished)
+
+    def compose(self) -> ComposeResult:
+        yield self.generation
+        yield from self.compose_pane()
+
+    def compose_pane(self) -> ComposeResult:
+        raise NotImplementedError
 
     # -- to be provided by the pane ------------------------------------------------
 
@@ -87,7 +87,7 @@ class TaskPane(Vertical):
         """Read ``path`` in any encoding (gptterm.textio, or the config's 'encoding'); the notification names
         the encoding when it was a guess, and says so when bad bytes were replaced."""
         try:
-            decoded = read_text_file(path, encoding=getattr(getattr(self.app, "config", None), "encoding", None))
+            decoded = read_text_file(path, encoding=host(self).session.config.encoding)
         except GpttermError as err:
             self.notify(str(err), severity="error")
             return
@@ -118,13 +118,13 @@ class TaskPane(Vertical):
         if not text.strip():
             self.notify("Paste some text or open a file first", severity="warning")
             return
-        lease = host(self).acquire_engine(self, self.VERB)
+        lease = self.generation.borrow()
         if lease is None:
             return
         try:
             job = self.make_job(lease.engine, lease.params.replace(**TASK_DEFAULTS))
         except GpttermError as err:
-            host(self).release_engine(self)
+            self.generation.give_back()
             self.notify(str(err), severity="error")
             return
         self.job = job
@@ -132,53 +132,32 @@ class TaskPane(Vertical):
         self.part_progress = PartProgress(self.VERB)
         await self.clear_output()
         self._progress("starting…", None, None)
-        advise = getattr(self.app, "advise", None)
-        if advise is not None:
-            advise(self.TASK, self.languages())
-        self.run_job(job, text, self.run_id)
+        host(self).advise(self.TASK, self.languages())
+
+        def work(run: Run) -> Any:
+            run.on_stop(job.cancel)
+            return job.run(text)
+
+        self.generation.stream(work)
 
     def stop(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
+        self.generation.stop()
 
-    @work(thread=True, group="task", exit_on_error=False)
-    def run_job(self, job: Job, text: str, run_id: int) -> None:
-        pending: list[TaskEvent] = []
-        last = time.perf_counter()
-        error = None
-        try:
-            for event in job.run(text):
-                pending.append(event)
-                now = time.perf_counter()
-                if event.kind != "text" or now - last >= FLUSH_INTERVAL_S:
-                    self.post_message(self.JobEvents(run_id, pending))
-                    pending = []
-                    last = now
-        except GpttermError as err:
-            error = str(err)
-        if pending:
-            self.post_message(self.JobEvents(run_id, pending))
-        self.post_message(self.JobFinished(run_id, job, error))
-
-    async def on_task_pane_job_events(self, message: JobEvents) -> None:
-        if message.run_id != self.run_id:
-            return
-        text = "".join(e.text for e in message.events if e.kind == "text")
+    async def _job_events(self, events: list[TaskEvent]) -> None:
+        text = "".join(e.text for e in events if e.kind == "text")
         if text:
             await self.write_output(text)
-        for event in message.events:
+        for event in events:
             if event.kind == "text":
                 continue
             self.part_progress.update(event)
             progress = self.part_progress
             self._progress(progress.text(), progress.done, progress.total)
 
-    async def on_task_pane_job_finished(self, message: JobFinished) -> None:
-        if message.run_id != self.run_id:
+    async def _job_finished(self, error: str | None) -> None:
+        job, self.job = self.job, None
+        if job is None:
             return
-        job = message.job
-        self.job = None
-        host(self).release_engine(self)
         await self.finish_output(job)
         stats = job.stats()
         summary = self.part_progress.finished(stats)
@@ -189,14 +168,7 @@ class TaskPane(Vertical):
             summary += f" · may be incomplete: part{'s' if len(job.incomplete) > 1 else ''} " + \
                 ", ".join(map(str, job.incomplete))
         self._progress(summary, 1, 1)
-        if message.error:
-            self.notify(message.error, severity="error", timeout=10)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # A bug in the job's worker (the app says so): the pane stays usable.
-        if event.state == WorkerState.ERROR and event.worker.group == "task":
-            self.job = None
-            host(self).release_engine(self)
+        self.post_message(self.JobFinished(self.run_id, job, error))
 
     def _progress(self, text: str, done: int | None, total: int | None) -> None:
         self.query_one(".progress-label", Label).update(text)

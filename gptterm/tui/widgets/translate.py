@@ -11,6 +11,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select, TextArea
 from gptterm.assets import language_code
 from gptterm.tasks.job import Job
 from gptterm.tasks.translate import Translator, load_glossary
+from gptterm.tui.host import host
 from gptterm.tui.widgets.summarize import language_options
 from gptterm.tui.widgets.task_pane import TaskPane
 
@@ -25,7 +26,7 @@ class TranslatePane(TaskPane):
     VERB = "translating"
     TASK = "translate"
 
-    def compose(self) -> ComposeResult:
+    def compose_pane(self) -> ComposeResult:
         with Horizontal(classes="task-options -folds"):
             yield Select([("detect language", AUTO), *language_options()], value=AUTO, allow_blank=False,
                          id="tr-source-lang")
@@ -75,9 +76,8 @@ class TranslatePane(TaskPane):
         if self.query_one("#tr-source-lang", Select).value == AUTO and translator.source:
             self.detected = language_code(translator.source)
             self.query_one("#tr-detected", Label).update(f"detected: {translator.source}")
-            advise = getattr(self.app, "advise", None)
-            if advise is not None:  # a detected source language the model does not know
-                advise(self.TASK, (*self.languages(), self.detected))
+            # a detected source language the model does not know
+            host(self).advise(self.TASK, (*self.languages(), self.detected))
 
     detected: str | None = None
 
