@@ -57,7 +57,7 @@ def test_adapter_changes_greedy_output_and_scale_0_is_the_base(tiny_model, tiny_
         assert greedy(half) not in (base, greedy(with_lora))
         # the adapter is part of the model's identity: its name, and the key of saved KV states
         assert with_lora.info.name == "tiny + tiny-lora" and half.info.name == "tiny + tiny-lora×0.5"
-        assert with_lora.info.extra["lora"] == [str(loras["good"])]
+        assert with_lora.info.lora == (str(loras["good"]),)
         keys = {tiny_engine.state_key(), with_lora.state_key(), half.state_key()}
         assert len(keys) == 3 and zero.state_key() == tiny_engine.state_key()
     finally:

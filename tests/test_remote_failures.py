@@ -236,8 +236,8 @@ def test_cancel_while_the_server_is_silent_stops_at_once(fake_server):
 def test_estimated_tokens_when_the_server_cannot_count(fake_server):
     engine = RemoteEngine(ServerProfile(name="t", url=fake_server.url("ok")), ctx=300)
     try:
-        assert engine.info.extra["tokens"] == "estimate"
-        assert engine.n_ctx == 300 and "--ctx" in engine.info.extra["ctx_source"]
+        assert engine.info.token_counts == "estimate"
+        assert engine.n_ctx == 300 and "--ctx" in engine.info.ctx_source
         text = "héllo wörld, 你好"
         assert engine.count_tokens(text) == len(engine.tokenize(text))
         assert engine.detokenize(engine.tokenize(text)) == text
@@ -258,8 +258,8 @@ def test_summarize_chunks_on_estimated_counts(fake_server, tmp_path):
 def test_llama_server_context_and_tokenizer_are_used(fake_server):
     engine = RemoteEngine(ServerProfile(name="t", url=fake_server.url("llamaserver")), ctx=4096)
     try:
-        assert engine.n_ctx == 1536 and engine.info.extra["ctx_source"] == "server"
-        assert engine.info.extra["tokens"].startswith("server (/tokenize")
+        assert engine.n_ctx == 1536 and engine.info.ctx_source == "server"
+        assert engine.info.token_counts.startswith("server (/tokenize")
         assert engine.count_tokens("one two three") == 3
         # rendered by the server's template, then counted: 2 words + 2 markers, +1 for BOS
         assert engine.count_chat_tokens([{"role": "user", "content": "hi there"}]) == 5

@@ -23,8 +23,7 @@ from gptterm.engine import llama_log
 from gptterm.engine.thinking import ThinkSplitter, template_thinks
 from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
 from gptterm.errors import ContextOverflowError, EngineError, InputError, ModelError
-from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
-from gptterm.models.resolve import check_gguf_file
+from gptterm.models.gguf_meta import GGUFMetadata, check_gguf_file, read_metadata
 
 if TYPE_CHECKING:
     from gptterm.settings import Params

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gptterm import atomic, paths
+from gptterm.errors import ModelError
 
 # GGUF value types -> struct format of a scalar (None: variable size)
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
@@ -220,3 +221,23 @@ def _parse(path: Path, buf: Any) -> GGUFMetadata:
         meta.tensors[name] = dims
     meta.n_params = total
     return meta
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf_file(path: Path) -> None:
+    """Fail with one clear line unless ``path`` is a readable file that starts like a GGUF."""
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"model path is a directory, not a .gguf file: {path}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        raise ModelError(f"cannot read model file {path}: {err.strerror}") from None
+    if len(head) < 4:
+        raise ModelError(f"model file is empty or truncated: {path}")
+    if head != GGUF_MAGIC:
+        raise ModelError(f"not a GGUF model file (it starts with {head!r}, not b'GGUF'): {path}")

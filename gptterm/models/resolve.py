@@ -6,8 +6,9 @@ from pathlib import Path
 
 from gptterm.errors import ModelError
 from gptterm.models import bundled
+from gptterm.models.gguf_meta import check_gguf_file
 
-GGUF_MAGIC = b"GGUF"
+__all__ = ["check_gguf_file", "resolve_model"]
 
 
 def resolve_model(spec: str | None) -> Path:
@@ -39,20 +40,3 @@ def resolve_model(spec: str | None) -> Path:
 
 def _looks_like_path(spec: str) -> bool:
     return spec.lower().endswith(".gguf") or spec.startswith(("/", ".", "~")) or "\\" in spec
-
-
-def check_gguf_file(path: Path) -> None:
-    """Fail with one clear line unless ``path`` is a readable file that starts like a GGUF."""
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}")
-    if path.is_dir():
-        raise ModelError(f"model path is a directory, not a .gguf file: {path}")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as err:
-        raise ModelError(f"cannot read model file {path}: {err.strerror}") from None
-    if len(head) < 4:
-        raise ModelError(f"model file is empty or truncated: {path}")
-    if head != GGUF_MAGIC:
-        raise ModelError(f"not a GGUF model file (it starts with {head!r}, not b'GGUF'): {path}")

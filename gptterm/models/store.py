@@ -356,7 +356,7 @@ def _write_registry(imported: dict[str, str]) -> None:
 
 def import_file(path: Path, name: str | None = None) -> LocalModel:
     """Register an existing GGUF file under ``name`` (default: its file name without .gguf)."""
-    from gptterm.models.resolve import check_gguf_file
+    from gptterm.models.gguf_meta import check_gguf_file
 
     path = path.expanduser().resolve()
     check_gguf_file(path)

@@ -74,7 +74,7 @@ def fit_messages(engine: Engine, messages: Sequence[Message], max_tokens: int, o
     if count <= budget:
         return msgs, report
     if on_overflow != "truncate":
-        raise overflow_error(count, n_ctx, reserve, getattr(engine.info, "n_ctx_train", None))
+        raise overflow_error(count, n_ctx, reserve, engine.info.n_ctx_train)
     system = [m for m in msgs[:1] if m["role"] == "system"]
     body = msgs[len(system):]
     low_water = budget - budget // 4
@@ -90,7 +90,7 @@ def fit_messages(engine: Engine, messages: Sequence[Message], max_tokens: int, o
         report.kept_tokens, report.dropped_tokens = after, before - after
         count = engine.count_chat_tokens(system + body)
     if count > budget:
-        raise overflow_error(count, n_ctx, reserve, getattr(engine.info, "n_ctx_train", None))
+        raise overflow_error(count, n_ctx, reserve, engine.info.n_ctx_train)
     report.prompt_tokens = count
     return system + body, report
 

@@ -70,7 +70,7 @@ class Job(ABC):
         return self._stop.is_set()
 
     def record(self, reply: Reply, **info: Any) -> dict[str, Any]:
-        result = {**info, "output": reply.text, "finish_reason": reply.finish_reason, **reply.stats.as_dict()}
+        result = {**info, "output": reply.text, **reply.summary()}
         self.chunks.append(result)
         if reply.finish_reason == "cancelled":
             self.cancelled = True

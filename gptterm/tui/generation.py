@@ -192,6 +192,9 @@ class Generation(Widget):
             await result
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # A bug in the work (the app notifies it, as for every worker): the pane and the engine stay usable.
+        # A bug in the work: said, and the pane and the engine stay usable (a worker's state changes
+        # reach only the node that runs it).
         if event.state == WorkerState.ERROR and event.worker.group == "generation":
-            await self._finish(f"{type(event.worker.error).__name__}: {event.worker.error}")
+            error = f"{type(event.worker.error).__name__}: {event.worker.error}"
+            self.notify(error, title="Internal error", severity="error", timeout=15)
+            await self._finish(error)
