@@ -9,15 +9,22 @@ ends early with ``finish_reason == "cancelled"`` and keeps its partial text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol, Sequence, TYPE_CHECKING, TypedDict
+from typing import Any, Callable, Iterator, NotRequired, Protocol, Sequence, TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from gptterm.settings import Params
+    from gptterm.tools.base import Tool, ToolCall
 
 
 class Message(TypedDict):
-    role: str  # "system" | "user" | "assistant"
+    role: str  # "system" | "user" | "assistant" | "tool"
     content: str
+    # -- tool calling (OpenAI's shapes) --
+    #: an assistant message that called tools: [{"id", "type": "function", "function": {"name", "arguments"}}]
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    #: a "tool" message: which call it answers, and the tool's name
+    tool_call_id: NotRequired[str]
+    name: NotRequired[str]
 
 
 @dataclass
@@ -145,6 +152,10 @@ class Reply:
         self.thinking_parts: list[str] = []
         self._splitter: Any = None
         self._on_thinking: list[Callable[[str], None]] = []
+        # -- tool calling --
+        #: the tools the reply called, complete once it ends (empty: a plain answer)
+        self.tool_calls: list[ToolCall] = []
+        self._calls: Any = None  # gptterm.tools.stream.CallSplitter: keeps call markup out of the answer
 
     @property
     def text(self) -> str:
@@ -171,11 +182,34 @@ class Reply:
         """Call ``callback(piece)`` for each piece of thinking as it streams (iteration yields only the answer)."""
         self._on_thinking.append(callback)
 
+    def split_calls(self, splitter: Any) -> None:
+        """Keep tool calls out of the answer with ``splitter`` (a ``gptterm.tools.stream.CallSplitter``);
+        its calls land in ``tool_calls`` when the reply ends."""
+        self._calls = splitter
+
+    def _answer(self, text: str) -> Iterator[str]:
+        if self._calls is not None:
+            text = self._calls.feed(text)
+        if text:
+            self.parts.append(text)
+            yield text
+
+    def _end_calls(self) -> Iterator[str]:
+        splitter, self._calls = self._calls, None
+        if splitter is None:
+            return
+        rest = splitter.flush()
+        self.tool_calls.extend(splitter.calls)
+        if splitter.leaked:
+            self.parts = [splitter.answer]
+        elif rest:
+            self.parts.append(rest)
+            yield rest
+
     def _sorted(self, pieces: list[tuple[str, str]]) -> Iterator[str]:
         for kind, text in pieces:
             if kind == "answer":
-                self.parts.append(text)
-                yield text
+                yield from self._answer(text)
             else:
                 self.thinking_parts.append(text)
                 for callback in self._on_thinking:
@@ -190,17 +224,19 @@ class Reply:
             splitter = self._splitter
             for piece in self._run(self):
                 if splitter is None:
-                    self.parts.append(piece)
-                    yield piece
+                    yield from self._answer(piece)
                 else:
                     yield from self._sorted(splitter.feed(piece))
             if splitter is not None:
                 yield from self._sorted(splitter.flush())
+            yield from self._end_calls()
         except BaseException:
             if self.finish_reason is None:
                 self.finish_reason = "error"
             raise
         finally:
+            for _ in self._end_calls():  # stopped early: the calls written so far still count
+                pass
             if not self.done:
                 self.done = True
                 for callback in self._on_done:
@@ -220,7 +256,8 @@ class Engine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def count_chat_tokens(self, messages: Sequence[Message]) -> int: ...
+    # ``tools``: count the prompt as it is with those tools given (their definitions take room too)
+    def count_chat_tokens(self, messages: Sequence[Message], *, tools: Sequence[Tool] | None = None) -> int: ...
 
     # Token ids are the model's where the engine can reach its tokenizer, else
     # stand-ins that still count, cut and join back exactly (the remote
@@ -235,7 +272,7 @@ class Engine(Protocol):
 
     def token_info(self, tokens: Sequence[int]) -> list[TokenInfo]: ...
 
-    def chat_tokens(self, messages: Sequence[Message]) -> list[int]: ...
+    def chat_tokens(self, messages: Sequence[Message], *, tools: Sequence[Tool] | None = None) -> list[int]: ...
 
     def score(self, tokens: Sequence[int], first: int, *, top: int = 0) -> ScoredWindow:
         """Evaluate ``tokens`` as one window from an empty context and return the log-probability of
@@ -249,7 +286,10 @@ class Engine(Protocol):
 
     # ``schema``: a JSON Schema the reply must match (gptterm.schema): the local engine decodes under its
     # grammar, a server is sent it as response_format; the face checks the finished reply.
-    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None) -> Reply: ...
+    # ``tools``: what the model may call; the reply's ``tool_calls`` says what it did call. ``tool_choice``:
+    # None or "auto" (the model decides), "required" (some call), or a tool's name (that call).
+    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None,
+             tools: Sequence[Tool] | None = None, tool_choice: str | None = None) -> Reply: ...
 
     def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply: ...
 
