@@ -282,21 +282,25 @@ class McpHub:
 
     def start(self) -> None:
         """Start every server (at once) and list their tools; failures become lines in ``failures``."""
-        waits = {name: concurrent.futures.Future() for name in self.servers}  # type: ignore[var-annotated]
+        log = _sdk_log()
+        t0 = time.monotonic()
+        waits: dict[str, concurrent.futures.Future[list[McpTool]]] = {}
         for name, server in self.servers.items():
+            waits[name] = concurrent.futures.Future()
             asyncio.run_coroutine_threadsafe(self._serve(server, waits[name]), self._loop)
         for name, server in self.servers.items():
-            # the server's own deadline ends its start; this wait only guards against a loop that is stuck
+            # a server that misses its deadline is reported now; the SDK stops its process in the background
+            left = t0 + server.spec.timeout + 0.5 - time.monotonic()
             try:
-                listing = waits[name].result(timeout=server.spec.timeout + STOP_TIMEOUT + 5)
+                listing = waits[name].result(timeout=max(0.0, left))
             except concurrent.futures.TimeoutError:
-                self.failures.append(f"mcp.{name}: did not start within {server.spec.timeout:g} s")
+                self.failures.append(f"mcp.{name}: " + self._why(server, log,
+                                                                 f"did not answer within {server.spec.timeout:g} s"))
                 continue
             except _StartFailure as err:
                 self.failures.append(f"mcp.{name}: {err}")
                 continue
-            for entry in listing:
-                self.tools.append(entry)
+            self.tools += listing
 
     async def _serve(self, server: _Server, ready: concurrent.futures.Future[list[McpTool]]) -> None:
         import anyio
@@ -371,7 +375,7 @@ class McpHub:
         return out
 
     def _why(self, server: _Server, log: _Log, what: str) -> str:
-        said = _stderr_tail(server.errlog)
+        said = _stderr_tail(server.errlog) if not server.errlog or not server.errlog.closed else ""
         sdk = [line for line in log.of(server.spec.name) if "JSONRPC" in line or "parse" in line.lower()]
         if sdk:
             what += " (it wrote something that is not JSON-RPC on stdout)"

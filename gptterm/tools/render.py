@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Sequence
 
 from gptterm.tools.base import Tool, calls_of
@@ -38,13 +39,31 @@ def _short_id(call_id: str) -> str:
     return digest[:9]
 
 
-def native(messages: Sequence[Any], tools: Sequence[Tool], template: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(messages, extra template variables) for a template that renders tools itself."""
+_TOOL_ROLE = re.compile(r"""['"](tool|ipython|tool_results)['"]""")
+
+
+def native(messages: Sequence[Any], tools: Sequence[Tool], template: str,
+           fmt: CallFormat) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(messages, extra template variables) for a template that renders tools itself. What it does not
+    render (Phi-4-mini's original template shows neither calls nor results) is written in as text."""
     out: list[dict[str, Any]] = []
     nine = "length != 9" in template or "length == 9" in template
     single = "only supports single tool-calls" in template
+    renders_calls = "tool_calls" in template
+    renders_results = bool(_TOOL_ROLE.search(template))
+    results: list[dict[str, Any]] = []
     for message in messages:
         m = dict(message)
+        if m.get("role") == "tool" and not renders_results:
+            results.append(m)
+            continue
+        if results:
+            out.append({"role": "user", "content": fmt.render_results(results)})
+            results = []
+        if m.get("tool_calls") and not renders_calls:
+            written = fmt.render_calls(calls_of(m))
+            out.append({"role": "assistant", "content": f"{m.get('content') or ''}\n{written}".strip()})
+            continue
         if m.get("tool_calls"):
             calls = []
             for call in calls_of(m):
@@ -61,6 +80,8 @@ def native(messages: Sequence[Any], tools: Sequence[Tool], template: str) -> tup
         elif m.get("role") == "tool" and nine and m.get("tool_call_id"):
             m["tool_call_id"] = _short_id(str(m["tool_call_id"]))
         out.append(m)
+    if results:
+        out.append({"role": "user", "content": fmt.render_results(results)})
     values: dict[str, Any] = {}
     if tools:
         definitions = [t.openai() for t in tools]
@@ -114,5 +135,5 @@ def prepare(messages: Sequence[Any], tools: Sequence[Tool], template: str,
             fmt: CallFormat) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """What to hand the model's template: messages and extra variables (``tools`` for a native one)."""
     if template_has_tools(template):
-        return native(messages, tools, template)
+        return native(messages, tools, template, fmt)
     return fallback(messages, tools, fmt), {}

@@ -61,6 +61,8 @@ class CallSplitter:
         if not answer.startswith(shown):
             return ""  # markup was shown after all (see ``answer``)
         rest = answer[len(shown):]
+        already = self.shown[len(shown):]  # the blank space shown after the last word: not shown twice
+        rest = rest[len(already):] if rest.startswith(already) else rest.lstrip(" \t\n")
         return rest if rest.strip() else ""
 
     @property
