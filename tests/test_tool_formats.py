@@ -90,9 +90,14 @@ def test_malformed_calls_come_back_as_errors_for_the_model(case):
     assert calls[0].arguments == {}
 
 
-def test_a_mistral_call_keeps_its_id_for_the_result():
+def test_a_mistral_call_keeps_its_id_for_the_result(vocab):
     _, calls = formats.FORMATS["mistral"].parse(text_of("mistral-list-id"))
     assert [c.id for c in calls] == ["a1B2c3D4e", "f5G6h7I8j"]
+    # Mistral Small 3.2's form: the model writes the id between [CALL_ID] and [ARGS]
+    small = formats.for_template("{{ '[TOOL_CALLS]' + name + '[CALL_ID]' + id + '[ARGS]' }}")
+    text = '[TOOL_CALLS]get_weather[CALL_ID]Zz9Yy8Xx7[ARGS]{"city": "Oslo"}'
+    assert [(c.id, c.arguments) for c in small.parse(text)[1]] == [("Zz9Yy8Xx7", {"city": "Oslo"})]
+    assert grammar_takes(vocab, small.grammar(TOOLS), text)
 
 
 def streamed(fmt: formats.CallFormat, text: str, size: int) -> tuple[str, CallSplitter]:

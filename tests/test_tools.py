@@ -101,6 +101,15 @@ def test_cancel_stops_a_running_call(box):
     assert result.error and "stopped" in result.content and time.perf_counter() - t0 < 3
 
 
+def test_a_server_that_dies_mid_session_is_an_error_not_a_hang(box):
+    t0 = time.perf_counter()
+    gone = box.run(call("twin__die"), timeout=10)
+    assert gone.error and "twin" in gone.content and time.perf_counter() - t0 < 5, gone.content
+    after = box.run(call("twin__add", a=1, b=2), timeout=5)
+    assert after.error and "not running" in after.content
+    assert box.run(call("fx__add", a=1, b=2)).content == "3"  # the other server is not affected
+
+
 def test_builtins_run_in_the_same_box(box, tmp_path):
     assert box.run(call("read_file", path="notes.txt")).content == "buy milk\n"
     assert box.run(call("read_file", path=str(tmp_path / "x"))).error

@@ -378,9 +378,11 @@ class Mistral(CallFormat):
     openings = ("[TOOL_CALLS]",)
     markers = ("[TOOL_CALLS]", "[ARGS]", "[CALL_ID]")
 
-    def __init__(self, *, args_marker: bool = False) -> None:
+    def __init__(self, *, args_marker: bool = False, call_id: bool = False) -> None:
         #: the newer tokenizers' form: [TOOL_CALLS]name[ARGS]{...}
         self.args_marker = args_marker
+        #: ... with the model's own id: [TOOL_CALLS]name[CALL_ID]a1B2c3D4e[ARGS]{...} (Mistral Small 3.2)
+        self.call_id = call_id
 
     def parse(self, text: str) -> tuple[str, list[ToolCall]]:
         head, marker, body = text.partition("[TOOL_CALLS]")
@@ -394,7 +396,8 @@ class Mistral(CallFormat):
                 calls += found
                 continue
             name, _, args = chunk.partition("[ARGS]")
-            name = name.split("[CALL_ID]")[0].strip()
+            name, _, given_id = name.partition("[CALL_ID]")
+            name, given_id = name.strip(), given_id.strip()
             try:
                 value, end = json.JSONDecoder().raw_decode(args.strip())
             except ValueError as err:
@@ -404,14 +407,15 @@ class Mistral(CallFormat):
                 continue
             arguments, error = _decode_arguments(value)
             rest = args.strip()[end:]
-            calls.append(ToolCall(new_call_id(), name, arguments, raw=chunk.strip(),
+            calls.append(ToolCall(given_id or new_call_id(), name, arguments, raw=chunk.strip(),
                                   error=error or (None if name else "the call names no tool")))
         return _join(head, rest), calls
 
     def grammar(self, tools: Sequence[Tool]) -> str:
         if self.args_marker:
+            call_id = ' ("[CALL_ID]" [a-zA-Z0-9]{9})?' if self.call_id else ""
             parts = " | ".join(
-                f'{gbnf_literal(t.name)} "[ARGS]" gptterm-args-{i}' for i, t in enumerate(tools))
+                f'{gbnf_literal(t.name)}{call_id} "[ARGS]" gptterm-args-{i}' for i, t in enumerate(tools))
             base = call_grammar(tools, "arguments", f'"[TOOL_CALLS]" ({parts}) ("[TOOL_CALLS]" ({parts}))*')
             extra = "\n".join(_args_rule(t, f"gptterm-args-{i}") for i, t in enumerate(tools))
             return base + "\n" + extra
@@ -575,7 +579,7 @@ def for_template(template: str | None) -> CallFormat:
     """The call format a chat template's family writes (Hermes for a template that shows none)."""
     text = template or ""
     if "[TOOL_CALLS]" in text:
-        return Mistral(args_marker="[ARGS]" in text)
+        return Mistral(args_marker="[ARGS]" in text, call_id="[CALL_ID]" in text)
     if "<|tool_call|>" in text or "<|tool|>" in text:
         return FORMATS["phi4"]
     if "<tool_call>" in text:

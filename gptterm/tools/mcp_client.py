@@ -394,7 +394,7 @@ class McpHub:
             return ToolResult("", entry.tool.name, text, error, time.perf_counter() - t0)
 
         if self._closed or not server.alive or server.client is None:
-            return result(f"the MCP server {entry.server} is not running", True)
+            return result(f"the MCP server {entry.server} is not running (it stopped earlier)", True)
         future = asyncio.run_coroutine_threadsafe(self._call(server, entry, arguments, timeout), self._loop)
         try:
             text, error = future.result(timeout=timeout + 5)
@@ -418,8 +418,11 @@ class McpHub:
                 answer = await server.client.call_tool(entry.remote_name, arguments, read_timeout_seconds=timeout)
             except Exception as err:
                 leaf = _leaf(err)
-                if not server.alive or isinstance(leaf, (anyio.ClosedResourceError, anyio.BrokenResourceError)):
-                    return f"the MCP server {entry.server} is gone ({_describe(leaf)})", True
+                if not server.alive or _closed(leaf):
+                    server.alive = False  # later calls are refused at once
+                    said = _stderr_tail(server.errlog) if server.errlog is not None and not server.errlog.closed else ""
+                    return (f"the MCP server {entry.server} stopped during the call ({_describe(leaf)})"
+                            + (f"; it said: {said}" if said else "")), True
                 return f"{entry.tool.name} failed: {_describe(leaf)}", True
             finally:
                 self._running.discard(scope)
@@ -481,6 +484,16 @@ class _Closing:
             await self.client.__aexit__(*exc)
         finally:
             await self.http.aclose()
+
+
+def _closed(err: BaseException) -> bool:
+    """Whether ``err`` says the connection to the server is gone."""
+    import anyio
+
+    if isinstance(err, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, ConnectionError)):
+        return True
+    return getattr(err, "message", None) == "Connection closed" or type(err).__name__ in ("RemoteProtocolError",
+                                                                                         "ReadError")
 
 
 def _describe(err: BaseException) -> str:
