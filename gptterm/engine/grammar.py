@@ -150,7 +150,12 @@ class ToolGrammarSampler(LazyGrammarSampler):
         #: "watching" for an opening, "call" (under the grammar), "free" (a call the grammar could not follow)
         self.state = "watching"
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        #: the end of the answer (enough to hold a marker that a new piece completes); the text so far while a
+        #: <think> block may still be open
         self._text = ""
+        self._window = max((len(m) for m in trigger.openings), default=1)
+        #: the answer while it is blank or may still open an anchored call (then None)
+        self._lead: str | None = "" if trigger.anchored else None
         self._answer_from = None if trigger.thinking or trigger.inside else 0
         if trigger.forced:
             self._start("")
@@ -174,28 +179,42 @@ class ToolGrammarSampler(LazyGrammarSampler):
         self.state = "free"
 
     def _watch(self, token: int) -> None:
-        self._text += self._decoder.decode(self.trigger.piece(token))
+        # per token: only the end of the text is looked at (this runs at every step of a plain reply)
+        piece = self._decoder.decode(self.trigger.piece(token))
+        if not piece:
+            return
         if self._answer_from is None:  # still where a <think> block may be
+            self._text += piece
             stripped = self._text.lstrip()
             if self.trigger.inside or stripped.startswith("<think>"):
                 end = self._text.find("</think>")
                 if end < 0:
                     return
-                self._answer_from = end + len("</think>")
+                piece = self._text[end + len("</think>"):]
             elif stripped and not "<think>".startswith(stripped):
-                self._answer_from = 0
+                piece = self._text
             else:
                 return
-        answer = self._text[self._answer_from:]
-        # only the last piece can have completed a marker: search the tail
-        window = max(len(m) for m in self.trigger.openings) + 16
-        tail_from = max(0, len(answer) - window)
-        hits = [p for p in (answer.find(m, tail_from) for m in self.trigger.openings
-                            if m not in self.trigger.anchored) if p >= 0]
-        lead = len(answer) - len(answer.lstrip())
-        hits += [lead for m in self.trigger.anchored if answer.startswith(m, lead)]
-        if hits:
-            self._start(answer[min(hits):])
+            self._answer_from = 0
+            self._text = ""
+        start = self._text + piece
+        if self._lead is not None:  # the answer so far is blank or could still open an anchored call
+            self._lead += piece
+            opened = self._lead.lstrip()
+            for marker in self.trigger.anchored:
+                if opened.startswith(marker):
+                    self._start(opened)
+                    return
+            if opened and not any(m.startswith(opened) for m in self.trigger.anchored):
+                self._lead = None
+        for marker in self.trigger.openings:
+            if marker in self.trigger.anchored:
+                continue
+            at = start.find(marker)
+            if at >= 0:
+                self._start(start[at:])
+                return
+        self._text = start[-self._window:]
 
     def sample(self, ctx: Any, idx: int) -> int:
         if self.state == "call":

@@ -272,10 +272,13 @@ class CallFormat:
                 if not before.strip() and stripped and marker.startswith(stripped):
                     keep = max(keep, len(text))
                 continue
-            for n in range(min(len(marker) - 1, len(text)), 0, -1):
-                if marker.startswith(text[-n:]):
-                    keep = max(keep, n)
+            # only a suffix that starts with the marker's first character can be its beginning
+            at = text.find(marker[0], max(0, len(text) - len(marker) + 1))
+            while at >= 0:
+                if marker.startswith(text[at:]):
+                    keep = max(keep, len(text) - at)
                     break
+                at = text.find(marker[0], at + 1)
         return keep
 
     # -- rendering, for templates without a tools section -----------------------------------------
