@@ -55,6 +55,9 @@ def test_servers_that_cannot_start_are_one_line_each(box):
     assert "no such program" in lines["mcp.nope"]
     assert all("\n" not in line and "Traceback" not in line for line in box.failures)
     assert box.start_s < 10  # the servers start at once: the slow failures overlap
+    listed = {s["name"]: s for s in box.servers()}
+    assert listed["fx"]["running"] and "fx__add" in listed["fx"]["tools"] and listed["fx"]["transport"] == "stdio"
+    assert not listed["dead"]["running"] and listed["dead"]["tools"] == []
 
 
 def test_clashing_tool_names_are_prefixed_by_their_server(box):

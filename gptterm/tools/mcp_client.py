@@ -282,6 +282,11 @@ class McpHub:
 
     def start(self) -> None:
         """Start every server (at once) and list their tools; failures become lines in ``failures``."""
+        # the SDK's import takes about a second: here, before the start timeouts begin
+        import mcp  # noqa: F401
+        import mcp.client.stdio  # noqa: F401
+        import mcp.client.streamable_http  # noqa: F401
+
         log = _sdk_log()
         t0 = time.monotonic()
         waits: dict[str, concurrent.futures.Future[list[McpTool]]] = {}

@@ -65,6 +65,18 @@ class ToolBox:
             self.tools.append(tool)
         self._stop = threading.Event()
 
+    def servers(self) -> list[dict[str, Any]]:
+        """The MCP servers, for ``gptterm tools`` and --json: name, transport, what was started (never header
+        values), whether it runs, how long its start took, and its tools' names here."""
+        if self._hub is None:
+            return []
+        out = []
+        for name, server in self._hub.servers.items():
+            out.append({"name": name, "transport": server.spec.transport, "shown": server.spec.shown(),
+                        "running": server.alive, "start_s": round(server.started_s, 3),
+                        "tools": [n for n, e in self._mcp.items() if e.server == name]})
+        return out
+
     def get(self, name: str) -> Tool | None:
         if name in self._builtins:
             return self._builtins[name].tool
