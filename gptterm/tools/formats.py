@@ -181,27 +181,27 @@ def call_schema(tools: Sequence[Tool], key: str, *, with_id: bool = False) -> di
     return {"anyOf": alternatives}
 
 
-_ROOT_WORD = re.compile(r"(?<![\w-])root(?![\w-])")
-
-
-def _rename_root(gbnf: str, new: str) -> str:
-    """``gbnf`` with its rule ``root`` named ``new`` (outside string literals and character classes)."""
+def _rename(gbnf: str, names: dict[str, str]) -> str:
+    """``gbnf`` with the rules named in ``names`` renamed, where defined and where used (never inside string
+    literals or character classes, which may hold the same words)."""
+    if not names:
+        return gbnf
+    word = re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                      + r")(?![\w-])")
     out: list[str] = []
-    i, n = 0, len(gbnf)
-    plain_start = 0
-    while i < n:
-        ch = gbnf[i]
-        if ch in "\"[":
-            out.append(_ROOT_WORD.sub(new, gbnf[plain_start:i]))
-            close = '"' if ch == '"' else "]"
+    i = start = 0
+    while i < len(gbnf):
+        if gbnf[i] in "\"[":
+            out.append(word.sub(lambda m: names[m.group(1)], gbnf[start:i]))
+            close = '"' if gbnf[i] == '"' else "]"
             j = i + 1
-            while j < n and gbnf[j] != close:
+            while j < len(gbnf) and gbnf[j] != close:
                 j += 2 if gbnf[j] == "\\" else 1
             out.append(gbnf[i:j + 1])
-            i = plain_start = j + 1
+            i = start = j + 1
             continue
         i += 1
-    out.append(_ROOT_WORD.sub(new, gbnf[plain_start:]))
+    out.append(word.sub(lambda m: names[m.group(1)], gbnf[start:]))
     return "".join(out)
 
 
@@ -218,7 +218,7 @@ def call_grammar(tools: Sequence[Tool], key: str, root: str, *, with_id: bool = 
     hit = _GRAMMAR_CACHE.get(cache_key)
     if hit is not None:
         return hit
-    body = _rename_root(schemas.grammar(call_schema(tools, key, with_id=with_id)), "gptterm-call")
+    body = _rename(schemas.grammar(call_schema(tools, key, with_id=with_id)), {"root": "gptterm-call"})
     gbnf = f"root ::= {root}\ngptterm-ws ::= [ \\t\\n]{{0,4}}\n{body}"
     if len(_GRAMMAR_CACHE) > 64:
         _GRAMMAR_CACHE.clear()
@@ -438,25 +438,8 @@ def _args_rule(tool: Tool, name: str) -> str:
     from gptterm import schema as schemas
 
     gbnf = schemas.grammar(_arguments_schema(tool))
-    prefix = name + "-"
-    # every rule of this grammar gets the prefix: rename definitions and references alike
-    names = re.findall(r"^([\w-]+) ::=", gbnf, re.MULTILINE)
-    pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-                         + r")(?![\w-])")
-    out, i, start = [], 0, 0
-    while i < len(gbnf):
-        if gbnf[i] in "\"[":
-            out.append(pattern.sub(lambda m: prefix + m.group(1), gbnf[start:i]))
-            close = '"' if gbnf[i] == '"' else "]"
-            j = i + 1
-            while j < len(gbnf) and gbnf[j] != close:
-                j += 2 if gbnf[j] == "\\" else 1
-            out.append(gbnf[i:j + 1])
-            i = start = j + 1
-            continue
-        i += 1
-    out.append(pattern.sub(lambda m: prefix + m.group(1), gbnf[start:]))
-    return "".join(out).replace(prefix + "root ::=", name + " ::=").replace(f"{prefix}root", name)
+    rules = re.findall(r"^([\w-]+) ::=", gbnf, re.MULTILINE)
+    return _rename(gbnf, {r: name if r == "root" else f"{name}-{r}" for r in rules})
 
 
 class Phi4(CallFormat):
