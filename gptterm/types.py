@@ -11,13 +11,89 @@ holds the whole text, why it finished and its ``Stats``.
 
 from __future__ import annotations
 
+import json
+import os
+import string
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Iterator, Protocol, TypedDict
+from typing import Any, Callable, Generator, Iterator, NotRequired, Protocol, TypedDict
 
 
 class Message(TypedDict):
-    role: str  # "system" | "user" | "assistant"
+    role: str  # "system" | "user" | "assistant" | "tool"
     content: str
+    # -- tool calling (OpenAI's shapes) --
+    #: an assistant message that called tools: [{"id", "type": "function", "function": {"name", "arguments"}}]
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    #: a "tool" message: which call it answers, and the tool's name
+    tool_call_id: NotRequired[str]
+    name: NotRequired[str]
+
+
+#: where a built-in tool comes from (MCP tools say ``mcp:NAME``)
+BUILT_IN = "built-in"
+
+_ID_CHARS = string.ascii_letters + string.digits
+
+
+def new_call_id() -> str:
+    """A call id of 9 letters and digits: Mistral's templates refuse any other shape, the others take anything."""
+    return "".join(_ID_CHARS[b % len(_ID_CHARS)] for b in os.urandom(9))
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call (gptterm.tools: built-ins and MCP servers)."""
+
+    name: str
+    description: str
+    #: JSON Schema of the arguments (an object schema)
+    parameters: dict[str, Any]
+    #: only reads (runs without asking): built-in readers, MCP tools annotated readOnlyHint
+    read_only: bool = False
+    #: "built-in" or "mcp:NAME"
+    source: str = BUILT_IN
+    #: asks before every call, even after "always" (run_shell: each command is shown and approved)
+    confirm_each: bool = False
+
+    def openai(self) -> dict[str, Any]:
+        """The OpenAI ``tools`` entry (also what chat templates are given)."""
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+@dataclass
+class ToolCall:
+    """A call the model made."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    #: the call as the model wrote it
+    raw: str = ""
+    #: why the call could not be read (malformed JSON, not an object...): sent back to the model as the result
+    error: str | None = None
+
+    def openai(self) -> dict[str, Any]:
+        """The OpenAI ``tool_calls`` entry of an assistant message (arguments as JSON text)."""
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)}}
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a call gave back (or why it failed: ``error``)."""
+
+    call_id: str
+    name: str
+    content: str
+    error: bool = False
+    seconds: float = 0.0
+    #: the content was cut to the size limit (the content says so too)
+    truncated: bool = False
+
+    def message(self) -> Message:
+        """The ``role: "tool"`` message that carries this result back to the model."""
+        return {"role": "tool", "tool_call_id": self.call_id, "name": self.name, "content": self.content}
 
 
 @dataclass
@@ -147,6 +223,54 @@ class ModelInfo:
         return self.server is not None
 
 
+def assistant_message(content: str, calls: list[ToolCall]) -> Message:
+    """The assistant message of a reply that called tools (OpenAI's shape, as the history stores it)."""
+    return {"role": "assistant", "content": content, "tool_calls": [c.openai() for c in calls]}
+
+
+def calls_of(message: dict[str, Any]) -> list[ToolCall]:
+    """The calls of an OpenAI-shaped assistant message (arguments that are not a JSON object come back as
+    ``{}`` with ``error`` set)."""
+    out: list[ToolCall] = []
+    for entry in message.get("tool_calls") or ():
+        function = entry.get("function") or {}
+        raw = function.get("arguments")
+        call = ToolCall(str(entry.get("id") or new_call_id()), str(function.get("name") or ""),
+                        raw=raw if isinstance(raw, str) else json.dumps(raw))
+        if isinstance(raw, dict):
+            call.arguments = raw
+        else:
+            try:
+                value = json.loads(raw) if isinstance(raw, str) and raw.strip() else {}
+            except ValueError as err:
+                call.error = f"the arguments are not valid JSON ({err})"
+            else:
+                if isinstance(value, dict):
+                    call.arguments = value
+                else:
+                    call.error = f"the arguments must be a JSON object, not {type(value).__name__}"
+        out.append(call)
+    return out
+
+
+class CallSplitter(Protocol):
+    """Keeps a tool call's markup out of the streamed answer (gptterm/tools/stream.py)."""
+
+    calls: list[ToolCall]
+
+    @property
+    def leaked(self) -> bool:
+        """The call could not be held back while it streamed (Gemma's bare form): ``answer`` is the text
+        without it."""
+        ...
+
+    answer: str | None
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
 class Splitter(Protocol):
     """Tells a reasoning model's thinking apart from its answer as pieces stream (engine/thinking.py)."""
 
@@ -185,6 +309,9 @@ class Reply:
         self.thinking_parts: list[str] = []
         self._splitter: Splitter | None = None
         self._on_thinking: list[Callable[[str], None]] = []
+        #: the tools the reply called, complete once it ends (empty: a plain answer)
+        self.tool_calls: list[ToolCall] = []
+        self._calls: CallSplitter | None = None
 
     @property
     def text(self) -> str:
@@ -209,6 +336,11 @@ class Reply:
         """Call ``callback(piece)`` for each piece of thinking as it streams (iteration yields only the answer)."""
         self._on_thinking.append(callback)
 
+    def split_calls(self, splitter: CallSplitter) -> None:
+        """Keep tool calls out of the answer with ``splitter``; its calls land in ``tool_calls`` when the
+        reply ends."""
+        self._calls = splitter
+
     def on_done(self, callback: Callable[["Reply"], None]) -> None:
         """Call ``callback(reply)`` once the reply ends: finished, stopped, failed or abandoned."""
         self._on_done.append(callback)
@@ -217,14 +349,30 @@ class Reply:
         """The statistics and why it finished, as the history stores them and ``--json`` shows them."""
         return {**self.stats.as_dict(), "finish_reason": self.finish_reason}
 
-    def _kept(self, kind: str, text: str) -> tuple[str, str]:
+    def _kept(self, kind: str, text: str) -> Iterator[tuple[str, str]]:
         if kind == ANSWER:
-            self.parts.append(text)
-        else:
-            self.thinking_parts.append(text)
-            for callback in self._on_thinking:
-                callback(text)
-        return kind, text
+            if self._calls is not None:
+                text = self._calls.feed(text)
+            if text:
+                self.parts.append(text)
+                yield kind, text
+            return
+        self.thinking_parts.append(text)
+        for callback in self._on_thinking:
+            callback(text)
+        yield kind, text
+
+    def _end_calls(self) -> Iterator[tuple[str, str]]:
+        splitter, self._calls = self._calls, None
+        if splitter is None:
+            return
+        rest = splitter.flush()
+        self.tool_calls.extend(splitter.calls)
+        if splitter.leaked:
+            self.parts = [splitter.answer or ""]
+        elif rest:
+            self.parts.append(rest)
+            yield ANSWER, rest
 
     def pieces(self) -> Generator[tuple[str, str], None, None]:
         """Every piece as it streams, in order: ``("thinking", text)`` or ``("answer", text)``."""
@@ -232,18 +380,21 @@ class Reply:
             splitter = self._splitter
             for piece in self._run(self):
                 if splitter is None:
-                    yield self._kept(ANSWER, piece)
+                    yield from self._kept(ANSWER, piece)
                 else:
                     for kind, text in splitter.feed(piece):
-                        yield self._kept(kind, text)
+                        yield from self._kept(kind, text)
             if splitter is not None:
                 for kind, text in splitter.flush():
-                    yield self._kept(kind, text)
+                    yield from self._kept(kind, text)
+            yield from self._end_calls()
         except BaseException:
             if self.finish_reason is None:
                 self.finish_reason = "error"
             raise
         finally:
+            for _ in self._end_calls():  # stopped early: the calls written so far still count
+                pass
             if not self.done:
                 self.done = True
                 for callback in self._on_done:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence, TYPE_CHECKING
 
-from gptterm.types import Message, ModelInfo, Reply, ScoredWindow, TokenInfo
+from gptterm.types import Message, ModelInfo, Reply, ScoredWindow, TokenInfo, Tool
 
 if TYPE_CHECKING:
     from gptterm.settings import Params
@@ -24,7 +24,8 @@ class Engine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def count_chat_tokens(self, messages: Sequence[Message]) -> int: ...
+    # ``tools``: count the prompt as it is with those tools given (their definitions take room too)
+    def count_chat_tokens(self, messages: Sequence[Message], *, tools: Sequence[Tool] | None = None) -> int: ...
 
     # Token ids are the model's where the engine can reach its tokenizer, else
     # stand-ins that still count, cut and join back exactly (the remote
@@ -39,7 +40,7 @@ class Engine(Protocol):
 
     def token_info(self, tokens: Sequence[int]) -> list[TokenInfo]: ...
 
-    def chat_tokens(self, messages: Sequence[Message]) -> list[int]: ...
+    def chat_tokens(self, messages: Sequence[Message], *, tools: Sequence[Tool] | None = None) -> list[int]: ...
 
     def score(self, tokens: Sequence[int], first: int, *, top: int = 0) -> ScoredWindow:
         """Evaluate ``tokens`` as one window from an empty context and return the log-probability of
@@ -53,7 +54,10 @@ class Engine(Protocol):
 
     # ``schema``: a JSON Schema the reply must match (gptterm.schema): the local engine decodes under its
     # grammar, a server is sent it as response_format; the face checks the finished reply.
-    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None) -> Reply: ...
+    # ``tools``: what the model may call; the reply's ``tool_calls`` says what it did call. ``tool_choice``:
+    # None or "auto" (the model decides), "required" (some call), or a tool's name (that call).
+    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None,
+             tools: Sequence[Tool] | None = None, tool_choice: str | None = None) -> Reply: ...
 
     def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply: ...
 

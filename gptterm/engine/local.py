@@ -21,12 +21,15 @@ from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
 
 from gptterm.engine import llama_log
 from gptterm.engine.thinking import ThinkSplitter, template_thinks
-from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
-from gptterm.errors import ContextOverflowError, EngineError, InputError, ModelError
+from gptterm.errors import ContextOverflowError, EngineError, InputError, ModelError, UsageError
 from gptterm.models.gguf_meta import GGUFMetadata, check_gguf_file, read_metadata
+from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
 
 if TYPE_CHECKING:
+    from gptterm.engine.grammar import ToolTrigger
     from gptterm.settings import Params
+    from gptterm.types import Tool
+    from gptterm.engine.tool_formats import CallFormat
 
 # Used when a GGUF carries no chat template (base models, some conversions):
 # ChatML is what most small instruct models were tuned on.
@@ -213,28 +216,86 @@ class LocalEngine:
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self._piece(t) for t in tokens).decode("utf-8", "replace")
 
-    def chat_tokens(self, messages: Sequence[Message], thinking: str = "auto") -> list[int]:
-        return self._rendered_tokens(self.render_chat(messages, thinking))
+    def chat_tokens(self, messages: Sequence[Message], thinking: str = "auto", *,
+                    tools: Sequence[Tool] | None = None) -> list[int]:
+        return self._rendered_tokens(self.render_chat(messages, thinking, tools=tools))
 
     def _rendered_tokens(self, rendered: str) -> list[int]:
         bos = self._formatter.bos_token
         add_bos = not (bos and rendered.startswith(bos))
         return self._llm.tokenize(_utf8(rendered), add_bos=add_bos, special=True)
 
-    def count_chat_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self.chat_tokens(messages))
+    def count_chat_tokens(self, messages: Sequence[Message], *, tools: Sequence[Tool] | None = None) -> int:
+        return len(self.chat_tokens(messages, tools=tools))
+
+    # -- tool calling -----------------------------------------------------------
+
+    @property
+    def tool_format(self) -> CallFormat:
+        """How this model writes a tool call (chosen from its chat template; Hermes when it shows none)."""
+        from gptterm.engine import tool_formats as formats
+
+        return formats.for_template(self._formatter.template)
+
+    @property
+    def native_tools(self) -> bool:
+        """Whether the model's own chat template renders tools (else gptterm's fallback prompt does)."""
+        from gptterm.engine import tool_formats as formats
+
+        return formats.template_has_tools(self._formatter.template)
+
+    def _marker_pieces(self, fmt: CallFormat) -> dict[int, bytes]:
+        """The format's markers that are single control tokens (Llama 3's <|python_tag|>, Mistral's
+        [TOOL_CALLS]), by id: generated text shows control tokens as nothing, these as their text."""
+        from gptterm.engine import tool_formats as formats
+
+        found: dict[int, bytes] = {}
+        for marker in formats.marker_texts(fmt):
+            ids = self.tokenize(marker, special=True)
+            if len(ids) == 1 and self._is_special(ids[0]):
+                found[ids[0]] = marker.encode("utf-8")
+        return found
+
+    def _tool_trigger(self, fmt: CallFormat, tools: Sequence[Tool], tool_choice: str | None, rendered: str,
+                      markers: dict[int, bytes]) -> ToolTrigger | None:
+        from gptterm.engine import grammar
+
+        if tool_choice == "none":
+            return None
+        chosen = list(tools)
+        if tool_choice not in (None, "auto", "required"):
+            chosen = [t for t in tools if t.name == tool_choice]
+            if not chosen:
+                raise UsageError(f"tool_choice names {tool_choice!r}, which is not among the tools given "
+                                 f"({', '.join(t.name for t in tools) or 'none'})")
+        gbnf = fmt.grammar(chosen)
+        grammar.check(self._vocab, gbnf)
+        return grammar.ToolTrigger(
+            gbnf, fmt.openings, fmt.anchored,
+            piece=lambda t: markers.get(t) or self._piece(t),
+            tokenize=lambda text: self.tokenize(text, special=True),
+            thinking=self.thinks, inside=rendered.rstrip().endswith("<think>"),
+            forced=tool_choice not in (None, "auto"))
 
     @property
     def thinks(self) -> bool:
         """Whether the model's chat template knows a thinking mode (a <think> block or a switch for one)."""
         return template_thinks(self._formatter.template)
 
-    def render_chat(self, messages: Sequence[Message], thinking: str = "auto") -> str:
+    def render_chat(self, messages: Sequence[Message], thinking: str = "auto", *,
+                    tools: Sequence[Tool] | None = None) -> str:
         """The prompt the template makes of ``messages``; ``thinking`` "on"/"off" switches a reasoning
         model's thinking through the template's ``enable_thinking``, else with /think or /no_think at the end
-        of the last user message (Qwen3 honours both); "auto" leaves the model's default."""
+        of the last user message (Qwen3 honours both); "auto" leaves the model's default.
+
+        ``tools``, tool calls and tool results go in through the template's tools section, or gptterm's
+        fallback for a template without one (gptterm.engine.tool_render)."""
         values: dict[str, Any] = {}
-        shown = [dict(m) for m in messages]
+        shown: list[dict[str, Any]] = [dict(m) for m in messages]
+        if tools or any(m.get("role") == "tool" or m.get("tool_calls") for m in shown):
+            from gptterm.engine import tool_render as render
+
+            shown, values = render.prepare(shown, list(tools or ()), self._formatter.template, self.tool_format)
         if thinking in ("on", "off") and self.thinks:
             if "enable_thinking" in self._formatter.template:
                 values["enable_thinking"] = thinking == "on"
@@ -250,11 +311,25 @@ class LocalEngine:
 
     # -- generation -----------------------------------------------------------
 
-    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
-        rendered = self.render_chat(messages, params.thinking)
-        reply = self._reply(self._rendered_tokens(rendered), params, schema)
+    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None,
+             tools: Sequence[Tool] | None = None, tool_choice: str | None = None) -> Reply:
+        tools = list(tools or ())
+        if tools and schema is not None:
+            raise UsageError("a reply cannot both match a schema and call tools: give one or the other")
+        rendered = self.render_chat(messages, params.thinking, tools=tools)
+        trigger = None
+        markers: dict[int, bytes] = {}
+        if tools:
+            fmt = self.tool_format
+            markers = self._marker_pieces(fmt)
+            trigger = self._tool_trigger(fmt, tools, tool_choice, rendered, markers)
+        reply = self._reply(self._rendered_tokens(rendered), params, schema, trigger, markers)
         # a <think> block is kept apart from the answer; some templates open it in the prompt
         reply.split_thinking(ThinkSplitter(inside=rendered.rstrip().endswith("<think>")))
+        if tools:
+            from gptterm.engine.tool_stream import CallSplitter
+
+            reply.split_calls(CallSplitter(self.tool_format))
         return reply
 
     def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
@@ -322,8 +397,9 @@ class LocalEngine:
             llm.close()
             self._llm = None
 
-    def _reply(self, tokens: list[int], params: Params, schema: dict[str, Any] | None = None) -> Reply:
-        gbnf = None
+    def _reply(self, tokens: list[int], params: Params, schema: dict[str, Any] | None = None,
+               trigger: ToolTrigger | None = None, markers: dict[int, bytes] | None = None) -> Reply:
+        gbnf: Any = trigger
         if schema is not None:
             from gptterm import schema as schemas
             from gptterm.engine import grammar
@@ -338,7 +414,9 @@ class LocalEngine:
         self._cancel.clear()
         # os.urandom, not secrets: that import alone costs a one-shot 6 ms
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little") % (2**32 - 1)
-        return Reply(lambda reply: self._generate(reply, tokens, params, seed, gbnf),
+        # the markers go as a keyword only when there are some (tests/scripted.py stands in for _generate)
+        extra = {"markers": markers} if markers else {}
+        return Reply(lambda reply: self._generate(reply, tokens, params, seed, gbnf, **extra),
                      prompt_tokens=len(tokens), seed=seed)
 
     def _piece(self, token: int) -> bytes:
@@ -438,7 +516,9 @@ class LocalEngine:
         self._lib.llama_set_abort_callback(self._llm._ctx.ctx, cb, None)
 
     def _generate(self, reply: Reply, tokens: list[int], params: Params, seed: int,
-                  gbnf: str | None = None) -> Iterator[str]:
+                  gbnf: Any = None, markers: dict[int, bytes] | None = None) -> Iterator[str]:
+        """``gbnf``: GBNF text, or a ``ToolTrigger`` (gptterm/engine/grammar.py); ``markers``: control tokens
+        whose text the reply shows (a tool call's markers)."""
         llm = self._llm
         if llm is None:
             raise EngineError("the model was closed")
@@ -464,7 +544,7 @@ class LocalEngine:
                 min_p=params.min_p,
                 repeat_penalty=params.repeat_penalty,
                 reset=True,
-                grammar=gbnf,  # GrammarLlama: GBNF text, checked lazily (gptterm/engine/grammar.py)
+                grammar=gbnf,  # GrammarLlama: GBNF text or a ToolTrigger, checked lazily (gptterm/engine/grammar.py)
             )
             try:
                 for token in gen:
@@ -483,7 +563,7 @@ class LocalEngine:
                     stats.completion_tokens = n
                     if record is not None:
                         record(token)
-                    text = decoder.decode(self._piece(token))
+                    text = decoder.decode(markers[token] if markers and token in markers else self._piece(token))
                     if text:
                         yield text
                     if n >= max_new:

@@ -27,6 +27,7 @@ from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, 
 
 if TYPE_CHECKING:
     from gptterm.settings import Params
+    from gptterm.types import Tool
 
 # Sampling parameters that llama.cpp-based servers and vLLM accept but
 # OpenAI's own API refuses; dropped (once, for the engine's lifetime) when a
@@ -113,6 +114,55 @@ def _server_context(props: dict[str, Any] | None, entry: dict[str, Any]) -> tupl
     return as_int(n_ctx), as_int(train)
 
 
+def _wire_message(m: Message) -> dict[str, Any]:
+    """A message as OpenAI's API takes it: tool calls with their arguments as JSON text."""
+    import json
+
+    out: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
+    if m.get("tool_calls"):
+        out["tool_calls"] = [
+            {**c, "function": {**c.get("function", {}), "arguments": args if isinstance(
+                args := c.get("function", {}).get("arguments"), str) else json.dumps(args or {}, ensure_ascii=False)}}
+            for c in m["tool_calls"]]
+    for key in ("tool_call_id", "name"):
+        if m.get(key):
+            out[key] = m[key]
+    return out
+
+
+def _take_tool_calls(calls: dict[int, dict[str, str]], deltas: Any) -> bool:
+    """Adds one event's ``delta.tool_calls`` to ``calls``; whether it held any.
+
+    OpenAI sends a call's id and name in its first delta and the arguments in pieces; llama-cpp-python's
+    server repeats the whole name (and id) in every delta, so a name is only extended by a piece it does not
+    already hold."""
+    if not isinstance(deltas, list):
+        return False
+    seen = False
+    for position, delta in enumerate(deltas):
+        if not isinstance(delta, dict):
+            continue
+        found = delta.get("index")
+        index = found if isinstance(found, int) else position
+        entry = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        if isinstance(delta.get("id"), str) and delta["id"]:
+            entry["id"] = delta["id"]
+        function = delta.get("function")
+        if isinstance(function, dict):
+            name = function.get("name")
+            if isinstance(name, str) and name and name != entry["name"]:
+                entry["name"] = name if not entry["name"] or name.startswith(entry["name"]) else entry["name"] + name
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                entry["arguments"] += arguments
+            elif isinstance(arguments, dict):  # a server that sends the arguments decoded, in one piece
+                import json
+
+                entry["arguments"] = json.dumps(arguments, ensure_ascii=False)
+        seen = True
+    return seen
+
+
 class RemoteEngine:
     """A model served by an OpenAI-compatible server. One reply at a time; ``cancel()`` from any thread."""
 
@@ -189,8 +239,10 @@ class RemoteEngine:
     def count_tokens(self, text: str) -> int:
         return self.tokens.count(text)
 
-    def count_chat_tokens(self, messages: Sequence[Message]) -> int:
-        return self.tokens.count_chat(messages)
+    def count_chat_tokens(self, messages: Sequence[Message], *, tools: Sequence[Tool] | None = None) -> int:
+        # the server renders the tools with its own template: their definitions are counted as JSON text
+        extra = self.tokens.count(remote_tokens.tools_text(tools)) if tools else 0
+        return self.tokens.count_chat(messages) + extra
 
     def completion_tokens(self, prompt: str) -> list[int]:
         return self.tokens.tokenize(prompt)
@@ -205,7 +257,7 @@ class RemoteEngine:
         return [TokenInfo(t, piece.encode("utf-8"), special=bool(SPECIAL_PIECE.match(piece)))
                 for t, piece in zip(tokens, self.tokens.pieces(tokens))]
 
-    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
+    def chat_tokens(self, messages: Sequence[Message], *, tools: Sequence[Tool] | None = None) -> list[int]:
         return self.tokens.chat_tokens(messages)
 
     def score(self, tokens: Sequence[int], first: int, *, top: int = 0) -> ScoredWindow:
@@ -218,14 +270,28 @@ class RemoteEngine:
 
     # -- generation -----------------------------------------------------------
 
-    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
-        body: dict[str, Any] = {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+    def chat(self, messages: Sequence[Message], params: Params, *, schema: dict[str, Any] | None = None,
+             tools: Sequence[Tool] | None = None, tool_choice: str | None = None) -> Reply:
+        body: dict[str, Any] = {"messages": [_wire_message(m) for m in messages]}
         if schema is not None:
             body["response_format"] = self._response_format(schema)
         if params.thinking in ("on", "off"):  # llama-server and vLLM hand this to the model's template
             body["chat_template_kwargs"] = {"enable_thinking": params.thinking == "on"}
-        reply = self._reply("/chat/completions", body, self.count_chat_tokens(messages), params)
+        if tools:
+            body["tools"] = [t.openai() for t in tools]
+            if tool_choice in ("auto", "none", "required"):
+                body["tool_choice"] = tool_choice
+            elif tool_choice:
+                body["tool_choice"] = {"type": "function", "function": {"name": tool_choice}}
+        reply = self._reply("/chat/completions", body, self.count_chat_tokens(messages, tools=tools), params)
         reply.split_thinking(ThinkSplitter())
+        if tools:
+            # a server that renders the tools but does not parse the reply (llama-cpp-python's with
+            # tool_choice "auto") hands back the call as text: it is read as the Hermes shape most models use
+            from gptterm.engine.tool_formats import HERMES
+            from gptterm.engine.tool_stream import CallSplitter
+
+            reply.split_calls(CallSplitter(HERMES))
         return reply
 
     def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
@@ -304,6 +370,8 @@ class RemoteEngine:
         t_first = t_last = None
         n = 0
         in_reasoning = False
+        #: the streamed tool calls, by index: their id, name and argument text so far
+        calls: dict[int, dict[str, str]] = {}
         if "logprobs" in request:
             reply.logprobs = []
         with self._busy:
@@ -364,6 +432,13 @@ class RemoteEngine:
                         text = choice.get("text")
                     if reply.logprobs is not None:
                         reply.logprobs.extend(_logprobs(choice.get("logprobs")))
+                    if chat and isinstance(delta, dict) and _take_tool_calls(calls, delta.get("tool_calls")):
+                        t_last = time.perf_counter()
+                        if t_first is None:
+                            t_first = t_last
+                            stats.ttft_s = t_first - t0
+                        n += 1
+                        stats.completion_tokens = max(stats.completion_tokens, n)
                     if text:
                         t_last = time.perf_counter()
                         if t_first is None:
@@ -384,6 +459,12 @@ class RemoteEngine:
             # [DONE] without a finish reason: count it as a natural end.
             finish = "stop"
         reply.finish_reason = finish
+        if calls:
+            from gptterm.types import calls_of
+
+            reply.tool_calls.extend(calls_of({"tool_calls": [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for _, c in sorted(calls.items())]}))
 
     @staticmethod
     def _take_usage(stats: Any, usage: dict[str, Any]) -> None:

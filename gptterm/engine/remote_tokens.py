@@ -22,6 +22,7 @@ its own (a default system prompt, BOS).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, Sequence
 
@@ -35,8 +36,23 @@ CACHE_SIZE = 2048
 
 
 def chatml(messages: Sequence[Message]) -> str:
-    body = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    body = "".join(f"<|im_start|>{m['role']}\n{_text(m)}<|im_end|>\n" for m in messages)
     return body + "<|im_start|>assistant\n"
+
+
+def _text(m: Message) -> str:
+    """A message's text, with the tool calls it made written out (they take room in the prompt too)."""
+    content = m.get("content") or ""
+    calls = m.get("tool_calls")
+    if not calls:
+        return content
+    return content + "".join(f"<tool_call>\n{json.dumps(c.get('function', c), ensure_ascii=False)}\n</tool_call>"
+                             for c in calls)
+
+
+def tools_text(tools: Any) -> str:
+    """Tool definitions as a server's template would put them in the prompt (JSON, one a line)."""
+    return "\n".join(json.dumps(t.openai(), ensure_ascii=False) for t in tools)
 
 
 class _Counts:

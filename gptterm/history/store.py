@@ -52,10 +52,44 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN thinking TEXT;
     """,
+    # 3: tools: the calls an assistant message makes (JSON, OpenAI's shape), and each result as a message of
+    # its own (role 'tool', the call it answers, the tool's name, whether it failed). SQLite cannot widen a
+    # CHECK constraint in place: the table is made again.
+    """
+    CREATE TABLE messages_v3 (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+        content TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        model TEXT,
+        params TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        ttft_s REAL,
+        tokens_per_s REAL,
+        total_s REAL,
+        finish_reason TEXT,
+        thinking TEXT,
+        tool_calls TEXT,
+        tool_call_id TEXT,
+        tool_name TEXT,
+        tool_error INTEGER
+    );
+    INSERT INTO messages_v3 (id, conversation_id, role, content, created_at, model, params, prompt_tokens,
+        completion_tokens, ttft_s, tokens_per_s, total_s, finish_reason, thinking)
+        SELECT id, conversation_id, role, content, created_at, model, params, prompt_tokens, completion_tokens,
+        ttft_s, tokens_per_s, total_s, finish_reason, thinking FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v3 RENAME TO messages;
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    """,
 )
 
 KINDS = ("chat", "oneshot", "generate")
 STAT_COLUMNS = ("prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "total_s", "finish_reason")
+#: what a message of a tool loop carries besides its text: the calls it makes, or the call it answers
+TOOL_COLUMNS = ("tool_call_id", "tool_name", "tool_error")
 
 
 @dataclass
@@ -69,11 +103,20 @@ class StoredMessage:
     stats: dict[str, Any] = field(default_factory=dict)
     #: what a reasoning model thought before this reply (None: nothing)
     thinking: str | None = None
+    #: an assistant message's tool calls, in OpenAI's shape ({"id", "type": "function", "function": {...}})
+    tool_calls: list[dict[str, Any]] | None = None
+    #: a tool result: the call it answers, the tool, whether the tool failed
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    tool_error: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "role": self.role, "content": self.content, "created_at": self.created_at,
                 "model": self.model, "params": self.params, **self.stats,
-                **({"thinking": self.thinking} if self.thinking else {})}
+                **({"thinking": self.thinking} if self.thinking else {}),
+                **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
+                **({"tool_call_id": self.tool_call_id, "name": self.tool_name, "error": self.tool_error}
+                   if self.role == "tool" else {})}
 
 
 @dataclass
@@ -138,15 +181,21 @@ class HistoryStore:
 
     def add_message(self, conversation_id: int, role: str, content: str, *, model: str | None = None,
                     params: dict[str, Any] | None = None, stats: dict[str, Any] | None = None,
-                    thinking: str | None = None) -> int:
+                    thinking: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
+                    tool_call_id: str | None = None, tool_name: str | None = None, tool_error: bool = False) -> int:
+        """``tool_calls``: the calls an assistant message makes; ``tool_call_id``, ``tool_name``, ``tool_error``:
+        what a tool result (role "tool") answers."""
         now = time.time()
         stats = stats or {}
+        tool = (tool_call_id, tool_name, int(tool_error)) if role == "tool" else (None, None, None)
         with self._tx():
             cur = self._db.execute(
                 "INSERT INTO messages (conversation_id, role, content, created_at, model, params, thinking, "
-                + ", ".join(STAT_COLUMNS) + ") VALUES (?,?,?,?,?,?,?," + ",".join("?" * len(STAT_COLUMNS)) + ")",
+                "tool_calls, " + ", ".join((*STAT_COLUMNS, *TOOL_COLUMNS)) + ") VALUES (?,?,?,?,?,?,?,?,"
+                + ",".join("?" * (len(STAT_COLUMNS) + len(TOOL_COLUMNS))) + ")",
                 (conversation_id, role, content, now, model, json.dumps(params) if params else None,
-                 thinking or None, *(stats.get(c) for c in STAT_COLUMNS)),
+                 thinking or None, json.dumps(tool_calls, ensure_ascii=False) if tool_calls else None,
+                 *(stats.get(c) for c in STAT_COLUMNS), *tool),
             )
             self._db.execute(
                 "UPDATE conversations SET updated_at=?, "
@@ -179,7 +228,8 @@ class HistoryStore:
                 (title, src["kind"], src["model"], src["system"], now, now))
             new_id = _inserted_id(cur)
             limit = before_message_id if before_message_id is not None else -1
-            cols = "role, content, created_at, model, params, thinking, " + ", ".join(STAT_COLUMNS)
+            cols = "role, content, created_at, model, params, thinking, tool_calls, " + ", ".join(
+                (*STAT_COLUMNS, *TOOL_COLUMNS))
             ids = []
             for row in self._db.execute(
                     "SELECT id FROM messages WHERE conversation_id=? AND (?<0 OR id<?) ORDER BY id",
@@ -243,7 +293,9 @@ class HistoryStore:
         conv.messages = [
             StoredMessage(id=m["id"], role=m["role"], content=m["content"], created_at=m["created_at"],
                           model=m["model"], params=json.loads(m["params"]) if m["params"] else None,
-                          stats={c: m[c] for c in STAT_COLUMNS if m[c] is not None}, thinking=m["thinking"])
+                          stats={c: m[c] for c in STAT_COLUMNS if m[c] is not None}, thinking=m["thinking"],
+                          tool_calls=json.loads(m["tool_calls"]) if m["tool_calls"] else None,
+                          tool_call_id=m["tool_call_id"], tool_name=m["tool_name"], tool_error=bool(m["tool_error"]))
             for m in self._db.execute("SELECT * FROM messages WHERE conversation_id=? ORDER BY id",
                                       (conversation_id,))
         ]

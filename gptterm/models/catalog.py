@@ -72,6 +72,9 @@ class CatalogEntry:
     thinking: bool = False
     #: a rough quality rank within the catalog (higher is better), for ranking and advice
     rank: int = 0
+    #: can call tools (gptterm.tools): its template has a tools section (Qwen, Llama 3.x, SmolLM3, Phi-4-mini),
+    #: or its makers document a prompted format gptterm speaks (Gemma 3)
+    tool_calls: bool = False
 
     def kv_cache_bytes(self, ctx: int) -> int:
         if self.tasks == EMBED:
@@ -114,45 +117,45 @@ CATALOG: tuple[CatalogEntry, ...] = (
       "smollm2-360m-instruct-q8_0.gguf", "Q8_0", 386 * MB, 32, 5, 64, 8192, "", EN, CHAT, rank=2),
     E("qwen2.5-0.5b", "Qwen2.5", "0.5B", "small", "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
       "qwen2.5-0.5b-instruct-q4_k_m.gguf", "Q4_K_M", 491 * MB, 24, 2, 64, 32768,
-      "multilingual; good for translation at this size", QWEN25, SMALL_ML, rank=3),
+      "multilingual; good for translation at this size", QWEN25, SMALL_ML, rank=3, tool_calls=True),
     E("qwen3-0.6b", "Qwen3", "0.6B", "small", "Qwen/Qwen3-0.6B-GGUF", "", "Q8_0", 639 * MB, 28, 8, 128, 32768,
-      "thinks before answering (/no_think turns it off)", MANY, SMALL_ML, thinking=True, rank=4),
+      "thinks before answering (/no_think turns it off)", MANY, SMALL_ML, thinking=True, rank=4, tool_calls=True),
     E("gemma3-1b", "Gemma 3", "1B", "small", "ggml-org/gemma-3-1b-it-GGUF", "", "Q4_K_M", 806 * MB,
-      26, 1, 256, 32768, "", EN, SMALL, "Gemma", rank=4),
+      26, 1, 256, 32768, "", EN, SMALL, "Gemma", rank=4, tool_calls=True),
     E("llama3.2-1b", "Llama 3.2", "1B", "small", "bartowski/Llama-3.2-1B-Instruct-GGUF",
       "Llama-3.2-1B-Instruct-Q4_K_M.gguf", "Q4_K_M", 808 * MB, 16, 8, 64, 131072, "", LLAMA3, SMALL_ML,
-      "Llama 3.2 Community", rank=4),
+      "Llama 3.2 Community", rank=4, tool_calls=True),
     E("smollm2-1.7b", "SmolLM2", "1.7B", "small", "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF",
       "smollm2-1.7b-instruct-q4_k_m.gguf", "Q4_K_M", 1060 * MB, 24, 32, 64, 8192, "", EN, SMALL, rank=4),
     E("qwen2.5-1.5b", "Qwen2.5", "1.5B", "small", "Qwen/Qwen2.5-1.5B-Instruct-GGUF",
       "qwen2.5-1.5b-instruct-q4_k_m.gguf", "Q4_K_M", 1120 * MB, 28, 2, 128, 32768,
-      "a good default on a laptop", QWEN25, SMALL_ML, rank=5),
+      "a good default on a laptop", QWEN25, SMALL_ML, rank=5, tool_calls=True),
     E("qwen3-1.7b", "Qwen3", "1.7B", "small", "Qwen/Qwen3-1.7B-GGUF", "", "Q8_0", 1830 * MB, 28, 8, 128, 32768,
-      "thinks before answering (/no_think turns it off)", MANY, MEDIUM, thinking=True, rank=6),
+      "thinks before answering (/no_think turns it off)", MANY, MEDIUM, thinking=True, rank=6, tool_calls=True),
     E("smollm3-3b", "SmolLM3", "3B", "medium", "ggml-org/SmolLM3-3B-GGUF", "", "Q4_K_M", 1920 * MB,
-      36, 4, 128, 65536, "thinks when asked (/think)", SMOLLM3, MEDIUM, thinking=True, rank=7),
+      36, 4, 128, 65536, "thinks when asked (/think)", SMOLLM3, MEDIUM, thinking=True, rank=7, tool_calls=True),
     E("llama3.2-3b", "Llama 3.2", "3B", "medium", "bartowski/Llama-3.2-3B-Instruct-GGUF",
       "Llama-3.2-3B-Instruct-Q4_K_M.gguf", "Q4_K_M", 2020 * MB, 28, 8, 128, 131072, "", LLAMA3, MEDIUM,
-      "Llama 3.2 Community", rank=6),
+      "Llama 3.2 Community", rank=6, tool_calls=True),
     E("qwen2.5-3b", "Qwen2.5", "3B", "medium", "Qwen/Qwen2.5-3B-Instruct-GGUF",
       "qwen2.5-3b-instruct-q4_k_m.gguf", "Q4_K_M", 2100 * MB, 36, 2, 128, 32768, "", QWEN25, MEDIUM,
-      "Qwen Research", rank=6),
+      "Qwen Research", rank=6, tool_calls=True),
     E("phi4-mini", "Phi-4", "3.8B", "medium", "bartowski/microsoft_Phi-4-mini-instruct-GGUF", "", "Q4_K_M",
-      2490 * MB, 32, 8, 128, 131072, "strong at reasoning and code for its size", PHI4, MEDIUM, "MIT", rank=7),
+      2490 * MB, 32, 8, 128, 131072, "strong at reasoning and code for its size", PHI4, MEDIUM, "MIT", rank=7, tool_calls=True),
     E("gemma3-4b", "Gemma 3", "4B", "medium", "ggml-org/gemma-3-4b-it-GGUF", "", "Q4_K_M", 2490 * MB,
-      34, 4, 256, 131072, "", MANY, MEDIUM, "Gemma", rank=8),
+      34, 4, 256, 131072, "", MANY, MEDIUM, "Gemma", rank=8, tool_calls=True),
     E("qwen3-4b", "Qwen3", "4B", "medium", "Qwen/Qwen3-4B-GGUF", "", "Q4_K_M", 2500 * MB, 36, 8, 128, 32768,
-      "thinks before answering (/no_think turns it off)", MANY, MEDIUM, thinking=True, rank=8),
+      "thinks before answering (/no_think turns it off)", MANY, MEDIUM, thinking=True, rank=8, tool_calls=True),
     E("qwen2.5-7b", "Qwen2.5", "7B", "large", "Qwen/Qwen2.5-7B-Instruct-GGUF",
       "qwen2.5-7b-instruct-q4_k_m-00001-of-00002.gguf", "Q4_K_M", 4680 * MB, 28, 4, 128, 32768,
-      "split in two files on the Hub; pulled and loaded as one model", QWEN25, MEDIUM, rank=8),
+      "split in two files on the Hub; pulled and loaded as one model", QWEN25, MEDIUM, rank=8, tool_calls=True),
     E("llama3.1-8b", "Llama 3.1", "8B", "large", "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF",
       "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf", "Q4_K_M", 4920 * MB, 32, 8, 128, 131072,
-      "Llama 3.2 has no 8B; this is its 3.1 sibling", LLAMA3, MEDIUM, "Llama 3.1 Community", rank=8),
+      "Llama 3.2 has no 8B; this is its 3.1 sibling", LLAMA3, MEDIUM, "Llama 3.1 Community", rank=8, tool_calls=True),
     E("qwen3-8b", "Qwen3", "8B", "large", "Qwen/Qwen3-8B-GGUF", "", "Q4_K_M", 5030 * MB, 36, 8, 128, 32768,
-      "thinks before answering (/no_think turns it off)", MANY, MEDIUM, thinking=True, rank=9),
+      "thinks before answering (/no_think turns it off)", MANY, MEDIUM, thinking=True, rank=9, tool_calls=True),
     E("gemma3-12b", "Gemma 3", "12B", "large", "ggml-org/gemma-3-12b-it-GGUF", "", "Q4_K_M", 7300 * MB,
-      48, 8, 256, 131072, "", MANY, MEDIUM, "Gemma", rank=10),
+      48, 8, 256, 131072, "", MANY, MEDIUM, "Gemma", rank=10, tool_calls=True),
     # embedding models, for 'gptterm ask --embed-model ID'
     E("bge-small-en", "BGE", "33M", "tiny", "CompendiumLabs/bge-small-en-v1.5-gguf", "", "Q8_0", 36 * MB,
       12, 12, 32, 512, "embeddings for ask --embed-model", EN, EMBED, "MIT", rank=2),
@@ -273,5 +276,5 @@ def rows(machine: Machine, ctx: int | None = None, *, entries: tuple[CatalogEntr
                     "file": e.file or None, "quant": e.quant, "size": e.size, "memory": need,
                     "fits": machine.fits(need), "note": e.note, "languages": list(e.languages),
                     "tasks": list(e.tasks), "context": e.ctx_train, "licence": e.licence, "gated": e.gated,
-                    "thinking": e.thinking, "kind": e.kind, "spec": e.spec})
+                    "thinking": e.thinking, "tool_calls": e.tool_calls, "kind": e.kind, "spec": e.spec})
     return out
