@@ -21,6 +21,8 @@ LOAD = "load"
 PROMPT = "prompt"
 #: what a reply carries besides its text (log-probabilities); not a sampling setting
 OUTPUT = "output"
+#: which tools the model may call, and how far a turn may go with them (gptterm.tools)
+TOOLS = "tools"
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,16 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """Comma-separated names or paths; empty, 'none' or 'off' for none."""
+    if text.strip().lower() in ("", "none", "off"):
+        return ()
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
 def _list_check(name: str) -> Any:
     """The parser of a list parameter's items, by name."""
-    return {"lora": parse_list}[name]
+    return {"lora": parse_list, "tools": _names, "allow": _names}[name]
 
 
 PARAMS: tuple[Param, ...] = (
@@ -176,6 +185,16 @@ PARAMS: tuple[Param, ...] = (
     # (enable_thinking, else /think and /no_think); "auto" leaves the model's default. Tasks use "off".
     Param("thinking", str, "auto", "thinking mode of a reasoning model (Qwen3, SmolLM3): on, off, or auto (the "
           "model's default)", PROMPT, metavar="auto|on|off", choices=("auto", "on", "off")),
+    # Off until asked for: a model that can read files or run commands only does so when the user names the tool.
+    Param("tools", tuple, (), "tools the model may call, comma-separated: the built-ins read_file, list_dir, "
+          "search_docs, run_shell, fetch_url, and MCP servers by their [mcp.NAME] (all their tools)", TOOLS,
+          aliases=("-T",), metavar="NAME[,NAME]"),
+    Param("allow", tuple, (), "folders read_file and list_dir may read below (default: the current directory)",
+          TOOLS, metavar="PATH"),
+    Param("max_steps", int, 8, "most rounds of tool calls for one message; then the model answers with what it "
+          "has", TOOLS, 1, 100, metavar="N"),
+    Param("tool_choice", str, "auto", "whether the model must call a tool in the first step of a message: auto "
+          "(it decides), required (some tool), or a tool's name", TOOLS, metavar="auto|required|NAME"),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
@@ -226,7 +245,8 @@ def _unknown(name: str) -> Any:
 #: ``encoding``: the encoding text input is read in, instead of detecting it (--encoding overrides it).
 #: ``advice``: false silences the line that says a task needs another model (and names one).
 OTHER_KEYS = {"model": str, "theme": str, "server": str, "encoding": str, "advice": bool}
-TABLE_KEYS = ("presets", "keymap", "servers")
+#: ``mcp``: [mcp.NAME] tables, the MCP servers a conversation may use (checked when they are used: gptterm.tools)
+TABLE_KEYS = ("presets", "keymap", "servers", "mcp")
 
 # Named parameter sets offered by the TUI; the config file's [presets.NAME]
 # tables add to (or override) these.
@@ -251,6 +271,8 @@ class Config:
     encoding: str | None = None
     #: say when the loaded model is not suited to a task, and which catalog model is (gptterm.models.advice)
     advice: bool = True
+    #: the [mcp.NAME] tables as written (gptterm.tools.mcp_client checks each when a conversation uses it)
+    mcp: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def all_presets(self) -> dict[str, dict[str, Any]]:
         return {**{k: dict(v) for k, v in BUILTIN_PRESETS.items()}, **{k: dict(v) for k, v in self.presets.items()}}
@@ -301,6 +323,9 @@ def load_config(path: Path | None = None) -> Config:
             raise ConfigError(f"{path}: keymap.{binding_id} must be a string of keys, e.g. \"ctrl+n\"")
     servers = {name: check_server_profile(name, values, str(path))
                for name, values in data.get("servers", {}).items()}
+    for name, values in data.get("mcp", {}).items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: mcp.{name} must be a table ([mcp.{name}] with command or url)")
     server = data.get("server") or None
     if server and server != LOCAL and server not in servers and not is_url(server):
         raise ConfigError(f"{path}: server = {server!r} is neither a URL nor a [servers.{server}] profile")
@@ -314,7 +339,7 @@ def load_config(path: Path | None = None) -> Config:
     params = Params().replace(**check_values(plain, str(path)))
     return Config(params, data.get("model") or None, path, theme=data.get("theme") or None,
                   presets=presets, keymap=dict(keymap), server=server, servers=servers,
-                  encoding=encoding, advice=data.get("advice", True))
+                  encoding=encoding, advice=data.get("advice", True), mcp=dict(data.get("mcp", {})))
 
 
 def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: Iterable[str] = ()) -> Path:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from gptterm.engine import thinking
-from gptterm.engine import tool_formats as formats, render
+from gptterm.engine import tool_formats as formats
+from gptterm.engine import tool_render as render
 from gptterm.types import Tool, ToolCall, ToolResult, assistant_message, calls_of
 from gptterm.engine.tool_stream import CallSplitter
 

@@ -31,6 +31,7 @@ RUNNERS = {
     "perplexity": "inspect:run_perplexity",
     "completion": "completion:run_completion",
     "templates": "templates:run_templates",
+    "tools": "tools:run_tools",
 }
 
 

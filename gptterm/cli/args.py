@@ -33,6 +33,7 @@ COMMANDS = {
     "perplexity": "how well the model predicts a text: cross-entropy, perplexity, the most surprising tokens",
     "completion": "print a shell completion script: bash, zsh or fish",
     "templates": "list, show, create, edit and import templates (email replies, news, commit messages, …)",
+    "tools": "the tools a model can be given (-T): built-ins and MCP servers, their arguments, servers that fail",
 }
 SHELLS = ("bash", "zsh", "fish")
 # Values that change between runs; completion scripts ask 'gptterm completion --values NAME' for them.
@@ -95,8 +96,8 @@ def _output_encoding(value: str) -> str:
     return "same" if value.lower() == "same" else textio.check_encoding(value)
 
 
-def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) -> None:
-    group = parser.add_argument_group("generation parameters" if LOAD not in kinds else "parameters")
+def _add_param_flags(parser: argparse.ArgumentParser, kinds: tuple[str, ...], title: str | None = None) -> None:
+    group = parser.add_argument_group(title or ("generation parameters" if LOAD not in kinds else "parameters"))
     for p in PARAMS:
         if p.kind not in kinds:
             continue
@@ -121,6 +122,20 @@ def _add_template(parser: argparse.ArgumentParser) -> None:
                "templates")
     parser.add_argument("-V", "--var", action="append", default=[], metavar="NAME=VALUE",
                         help="a template variable, e.g. -V tone=formal (repeatable)")
+
+
+def _add_tools(parser: argparse.ArgumentParser) -> None:
+    """What the model may call (-T and the other tool parameters come from PARAMS) and who approves it."""
+    group = parser.add_argument_group("tools")
+    group.add_argument("--mcp", action="append", metavar="COMMAND|URL",
+                       help="an MCP server for this run: a command that speaks MCP on stdio (e.g. 'npx -y "
+                            "@modelcontextprotocol/server-filesystem ~/notes') or a streamable HTTP URL; its tools "
+                            "are offered to the model (repeatable)")
+    group.add_argument("--approve", action="append", metavar="NAME",
+                       help="let this tool run without asking (mcp:SERVER: every tool of that server; repeatable)")
+    group.add_argument("--yes", action="store_true",
+                       help="let every tool run without asking (tools that only read never ask)")
+    _add_param_flags(parser, ("tools",), title="tool parameters")
 
 
 def _add_common(parser: argparse.ArgumentParser, *, chat: bool = True, structured: bool = False) -> None:
@@ -167,6 +182,7 @@ def prompt_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"gptterm {__version__}")
     parser.add_argument("prompt", nargs="*", help="the prompt (words are joined with spaces)")
     _add_common(parser, structured=True)
+    _add_tools(parser)
     return parser
 
 
@@ -179,6 +195,7 @@ def chat_parser() -> Parser:
                         help="answer from these documents too: each message brings the passages that bear on it "
                              "(files, folders or a collection; repeatable)")
     _add_common(parser, structured=True)
+    _add_tools(parser)
     return parser
 
 
@@ -436,11 +453,19 @@ def templates_parser() -> Parser:
     return parser
 
 
+def tools_parser() -> Parser:
+    parser = Parser(prog="gptterm tools", description=COMMANDS["tools"] + ". The MCP servers of the config file "
+                    "([mcp.NAME]) and of --mcp are started to list their tools.")
+    parser.add_argument("--mcp", action="append", metavar="COMMAND|URL", help="also this MCP server (repeatable)")
+    parser.add_argument("--json", action="store_true", help="tools, servers and failures as one JSON object")
+    return parser
+
+
 PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_parser, "history": history_parser,
            "summarize": summarize_parser, "translate": translate_parser, "models": models_parser,
            "doctor": doctor_parser, "serve": serve_parser, "tokens": tokens_parser, "ask": ask_parser,
            "docs": docs_parser, "templates": templates_parser,
-           "perplexity": perplexity_parser, "completion": completion_parser}
+           "perplexity": perplexity_parser, "completion": completion_parser, "tools": tools_parser}
 
 
 def _default_action(parser: Parser, name: str) -> None:

@@ -7,14 +7,15 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, TYPE_CHECKING
+import threading
+from typing import Any, Callable, TYPE_CHECKING
 
 from gptterm import textio
-from gptterm.cli import setup, structured
+from gptterm.cli import setup, structured, tool_calls
 from gptterm.cli.io import TurnWriter, keeping_partial, note, read_stdin, run_turn, stdin_is_piped
 from gptterm.cli.options import ChatOptions, PromptOptions, ReplyOptions
 from gptterm.errors import GpttermError, InputError, UsageError
-from gptterm.session.turn import Turn, regenerate, turn
+from gptterm.session.turn import ToolUse, Turn, regenerate, turn
 from gptterm.settings import PARAMS, find_param
 from gptterm.tasks.ask import sources_text
 from gptterm.tasks.chat import ChatSession, compose_prompt
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from gptterm.engine.base import Engine
     from gptterm.session import Session
     from gptterm.settings import Params
+    from gptterm.tools.builtin import DocsScope
 
 
 def run_default(opts: PromptOptions) -> int:
@@ -62,7 +64,7 @@ def run_tui(opts: PromptOptions) -> int:
     from gptterm import paths
 
     create_app(model=opts.model, overrides=dict(opts.params), server=opts.server, encoding=opts.encoding,
-               welcome=not paths.config_file().exists()).run()
+               welcome=not paths.config_file().exists(), tools=opts.tool_settings()).run()
     return 0
 
 
@@ -97,24 +99,31 @@ def run_oneshot(opts: PromptOptions, session: Session, prompt: str | None, conte
         fixed = engine.count_tokens(compose_prompt(prompt, ""))
         return {"role": "user", "content": compose_prompt(prompt, head_tokens(engine, context, max(0, budget - fixed)))}
 
-    current = turn(chat, compose_prompt(prompt, context), template=bound, schema=schema,
-                   truncate_last=truncate_last)
-    reply = current.reply
-    assert reply is not None
-    logged = chat.store is not None
-    writer = TurnWriter(setup.reply_writer(opts, reply), show=opts.show_thinking)
+    stopped = threading.Event()
     try:
-        with keeping_partial(reply, writer, logged=logged):
-            interrupted = run_turn(current, None if opts.json or holds else writer)
-        checked = None if interrupted else structured.check(reply, chat.active_schema, used, logged=logged)
-    except GpttermError as err:
-        if opts.json:  # machines get what there is, and the reason, before the error exit
-            print(json.dumps({**reply_json(reply, engine, used, chat.conversation_id), "error": str(err)},
-                             ensure_ascii=False))
-        raise
+        tools = session.tool_use(session.approvals(), tool_calls.terminal_ask(stopped, json_output=opts.json),
+                                 stopped=stopped)
+        current = turn(chat, compose_prompt(prompt, context), template=bound, schema=schema,
+                       truncate_last=truncate_last, tools=tools)
+        first = current.reply
+        assert first is not None
+        logged = chat.store is not None
+        writer = TurnWriter(setup.reply_writer(opts, first), show=opts.show_thinking, steps=tool_calls.show)
+        try:
+            with keeping_partial(current, writer, logged=logged):
+                interrupted = run_turn(current, None if opts.json or holds else writer, steps=tool_calls.show)
+            reply = current.reply or first  # the last step's: the answer
+            checked = None if interrupted else structured.check(reply, chat.active_schema, used, logged=logged)
+        except GpttermError as err:
+            if opts.json:  # machines get what there is, and the reason, before the error exit
+                print(json.dumps({**reply_json(current, engine, used, chat.conversation_id), "error": str(err)},
+                                 ensure_ascii=False))
+            raise
+    finally:
+        session.tools.close()  # MCP servers stop with the run
     if opts.json:
-        print(json.dumps({**reply_json(reply, engine, used, chat.conversation_id), **structured.json_fields(checked)},
-                         ensure_ascii=False))
+        print(json.dumps({**reply_json(current, engine, used, chat.conversation_id),
+                          **structured.json_fields(checked)}, ensure_ascii=False))
     elif holds:
         structured.write_held(checked)  # JSON to a pipe or a file: only once it matches
     else:
@@ -123,7 +132,9 @@ def run_oneshot(opts: PromptOptions, session: Session, prompt: str | None, conte
     return 130 if interrupted else 0
 
 
-def reply_json(reply: Reply, engine: Engine, params: Params, conversation_id: int | None) -> dict[str, Any]:
+def reply_json(current: Turn, engine: Engine, params: Params, conversation_id: int | None) -> dict[str, Any]:
+    reply = current.reply
+    assert reply is not None
     return {
         "text": reply.text,
         "thinking": reply.thinking or None,
@@ -133,6 +144,7 @@ def reply_json(reply: Reply, engine: Engine, params: Params, conversation_id: in
         "seed": reply.seed,
         "params": params.sampling(),
         "conversation_id": conversation_id,
+        **({"tool_calls": tool_calls.calls_json(current), "steps": len(current.replies)} if current.tools else {}),
         **setup.logprobs_json(reply),
     }
 
@@ -193,9 +205,16 @@ class Repl:
         self.prompt_stream = sys.stdout if sys.stdout.isatty() else sys.stderr
         self.continued = conversation
         self.documents = _attach_documents(list(opts.docs)) if opts.docs else None
+        #: what search_docs searches (-T search_docs): the documents of --docs
+        self.docs_scope: DocsScope | None = None
+        if self.documents is not None:
+            from gptterm.tools.builtin import DocsScope
+
+            self.docs_scope = DocsScope(*self.documents, label=" ".join(opts.docs or ()))
         self.chat.schema = structured.schema(opts)  # chat --schema: every reply
         self.chat.use_template(structured.template(opts))  # chat -t: the first message
         self.encoding = self.session.config.encoding
+        self.approvals = self.session.approvals()
         # A pipe (or a terminal whose prompt goes to stderr) is read as bytes, each line decoded by textio;
         # input() gets the terminal's line editing, and what it returns is cleaned of undecodable bytes.
         self.lines: textio.LineReader | None = None
@@ -255,6 +274,7 @@ class Repl:
                 text = self.read_message()
             except (EOFError, KeyboardInterrupt):
                 print(file=sys.stderr)
+                self.session.tools.close()
                 return 0
             except InputError as err:
                 if not self.interactive:
@@ -267,6 +287,7 @@ class Repl:
             try:
                 if text.startswith("/"):
                     if self.command(text) == "exit":
+                        self.session.tools.close()
                         return 0
                     continue
                 self.send(text)
@@ -283,18 +304,27 @@ class Repl:
 
             index, ids = self.documents
             grounding = find_passages(index, ids, text, self.session.require_engine())
-        self.stream(turn(self.chat, text, grounding=grounding))
+        self.stream(lambda tools: turn(self.chat, text, grounding=grounding, tools=tools))
         if grounding is not None:
             print("Sources:\n" + sources_text(grounding.hits), file=self.prompt_stream)
 
-    def stream(self, current: Turn) -> None:
-        reply = current.reply
-        assert reply is not None
-        writer = TurnWriter(setup.reply_writer(self.opts, reply), show=self.opts.show_thinking)
+    def tool_use(self) -> ToolUse | None:
+        """The tools for the next message (the ``tools`` parameter may have changed with /set)."""
+        stopped = threading.Event()
+        return self.session.tool_use(self.approvals, tool_calls.terminal_ask(stopped), docs=self.docs_scope,
+                                     stopped=stopped)
+
+    def stream(self, start: Callable[[ToolUse | None], Turn]) -> None:
+        current = start(self.tool_use())
+        first = current.reply
+        assert first is not None
+        writer = TurnWriter(setup.reply_writer(self.opts, first), show=self.opts.show_thinking,
+                            steps=tool_calls.show)
         logged = self.session.store is not None
-        with keeping_partial(reply, writer, logged=logged):
+        with keeping_partial(current, writer, logged=logged):
             interrupted = run_turn(current, writer)
         writer.end_line()
+        reply = current.reply or first
         used = self.chat.active_params  # a template's parameters hold for its message's reply
         report_end(self.opts, reply, used, interrupted, logged=logged)
         if not interrupted:  # a reply that does not match the schema: one line, and the chat goes on
@@ -312,13 +342,14 @@ class Repl:
             print(HELP, file=sys.stderr)
         elif name == "clear":
             self.chat.clear()
+            self.approvals = self.session.approvals()  # "always" held for the conversation that ended
             note("new conversation started")
         elif name in ("regen", "regenerate"):
             if not self.chat.messages:
                 note("nothing to regenerate yet")
             else:
                 self.chat.params = self.session.params
-                self.stream(regenerate(self.chat))
+                self.stream(lambda tools: regenerate(self.chat, tools=tools))
         elif name == "system":
             if not arg and not text.rstrip().endswith(" "):
                 note(f"system prompt: {self.chat.system!r}" if self.chat.system else

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from gptterm import textio
 from gptterm.errors import GpttermError, InputError
-from gptterm.session.turn import Event, TextDelta, ThinkingDelta
+from gptterm.session.turn import CallEnded, Event, TextDelta, ThinkingDelta
 from gptterm.types import Reply
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def run_reply(reply: Reply, cancel: Callable[[], None], write: Callable[[str], A
 
 
 @contextmanager
-def keeping_partial(reply: Reply | None, writer: "StdoutWriter | TurnWriter", *, logged: bool) -> Iterator[None]:
+def keeping_partial(reply: Reply | Turn | None, writer: "StdoutWriter | TurnWriter", *, logged: bool) -> Iterator[None]:
     """When a reply fails midway (e.g. a server drops the stream), end its line and say what was kept."""
     try:
         yield
@@ -384,8 +384,10 @@ class TurnWriter:
     stderr until the answer starts, and a pipe gets the answer only.
     """
 
-    def __init__(self, writer: StdoutWriter, *, show: bool) -> None:
+    def __init__(self, writer: StdoutWriter, *, show: bool, steps: Callable[[Event], None] | None = None) -> None:
+        """``steps``: shows the other events (tool calls, on stderr)."""
         self.writer, self.show = writer, show
+        self.steps = steps
         self.tty = _isatty(sys.stdout) and "NO_COLOR" not in os.environ
         self.open = False
         self.words = 0
@@ -401,6 +403,10 @@ class TurnWriter:
             self.text(event.text)
         elif isinstance(event, ThinkingDelta):
             self.thinking(event.text)
+        elif self.steps is not None and not isinstance(event, CallEnded):
+            if self.tty:
+                self.writer.end_line()  # a step's line on the terminal, not inside the reply's
+            self.steps(event)
 
     def thinking(self, text: str) -> None:
         if self.started:
@@ -441,7 +447,14 @@ class TurnWriter:
                 self.writer("</think>\n")
 
 
-def run_turn(turn: Turn, writer: TurnWriter | None) -> bool:
-    """Stream ``turn``'s events through ``writer`` (None: nothing is written, --json); Ctrl+C stops the model.
-    Returns True if interrupted."""
-    return run_stream(turn.events(), turn.cancel, writer if writer is not None else (lambda _event: None))
+def run_turn(turn: Turn, writer: TurnWriter | None, steps: Callable[[Event], None] | None = None) -> bool:
+    """Stream ``turn``'s events through ``writer`` (None: no text is written, --json; ``steps`` still shows the
+    tool steps); Ctrl+C stops the model, or the tool. Returns True if interrupted."""
+    if writer is not None:
+        return run_stream(turn.events(), turn.cancel, writer)
+
+    def quiet(event: Event) -> None:
+        if steps is not None and not isinstance(event, (TextDelta, ThinkingDelta, CallEnded)):
+            steps(event)
+
+    return run_stream(turn.events(), turn.cancel, quiet)

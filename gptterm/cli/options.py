@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import argparse
 
     from gptterm.session import Session
+    from gptterm.session.tools import ToolSettings
 
 O = TypeVar("O", bound="Options")
 
@@ -107,12 +108,35 @@ class ReplyOptions(ModelOptions):
 
 
 @dataclass(frozen=True)
-class PromptOptions(ReplyOptions):
+class ToolOptions(ReplyOptions):
+    """Conversing commands, whose model may call tools (the tool parameters are in ``params``)."""
+
+    #: MCP servers for this run (commands or URLs)
+    mcp: tuple[str, ...] = ()
+    #: tools (or mcp:SERVER) that run without asking
+    approve: tuple[str, ...] = ()
+    yes: bool = False
+
+    def tool_settings(self) -> ToolSettings:
+        from gptterm.session.tools import ToolSettings
+        from gptterm.tools.mcp_client import parse_mcp_command
+
+        return ToolSettings(servers=[parse_mcp_command(text) for text in self.mcp], approved=set(self.approve),
+                            yes=self.yes)
+
+    def session(self, *, log: bool = True) -> Session:
+        session = super().session(log=log)
+        session.tools.settings = self.tool_settings()
+        return session
+
+
+@dataclass(frozen=True)
+class PromptOptions(ToolOptions):
     prompt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class ChatOptions(ReplyOptions):
+class ChatOptions(ToolOptions):
     cont: bool = False
     cid: int | None = None
     docs: tuple[str, ...] | None = None
@@ -234,6 +258,12 @@ class TemplatesOptions(Options):
 
 
 @dataclass(frozen=True)
+class ToolsOptions(Options):
+    mcp: tuple[str, ...] = ()
+    json: bool = False
+
+
+@dataclass(frozen=True)
 class CompletionOptions(Options):
     shell: str | None = None
     values: str | None = None
@@ -245,5 +275,5 @@ BY_COMMAND: dict[str | None, type[Options]] = {
     "summarize": SummarizeOptions, "translate": TranslateOptions, "tokens": TokensOptions,
     "perplexity": PerplexityOptions, "doctor": DoctorOptions, "serve": ServeOptions, "history": HistoryOptions,
     "config": ConfigOptions, "models": ModelsOptions, "docs": DocsOptions, "templates": TemplatesOptions,
-    "completion": CompletionOptions,
+    "completion": CompletionOptions, "tools": ToolsOptions,
 }

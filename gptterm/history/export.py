@@ -13,7 +13,7 @@ from gptterm.errors import HistoryError
 if TYPE_CHECKING:
     from gptterm.history.store import Conversation
 
-ROLE_HEADINGS = {"system": "System", "user": "User", "assistant": "Assistant"}
+ROLE_HEADINGS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool result"}
 FORMATS = ("md", "json")
 
 
@@ -33,10 +33,18 @@ def to_markdown(conv: Conversation) -> str:
         heading = ROLE_HEADINGS.get(msg.role, msg.role.title())
         if msg.stats.get("finish_reason") == "cancelled":
             heading += " (stopped)"
+        if msg.role == "tool":
+            heading += f": {msg.tool_name}" + (" (failed)" if msg.tool_error else "")
         lines += [f"## {heading}", ""]
         if msg.thinking:  # folded where Markdown is drawn (GitHub, most viewers)
             lines += ["<details><summary>Thinking</summary>", "", msg.thinking, "", "</details>", ""]
-        lines += [msg.content, ""]
+        if msg.role == "tool":
+            lines += ["```", msg.content, "```", ""]
+        elif msg.content or not msg.tool_calls:
+            lines += [msg.content, ""]
+        for call in msg.tool_calls or ():
+            function = call.get("function") or {}
+            lines += [f"Calls `{function.get('name')}` with `{function.get('arguments')}`", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gptterm.errors import GpttermError, ParamError
+from gptterm.session.tools import SessionTools, ToolSettings
 from gptterm.settings import LOAD, Config, Params, find_param, load_config, save_config
 
 if TYPE_CHECKING:
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from gptterm.engine.base import Engine
     from gptterm.history.store import HistoryStore
     from gptterm.models.advice import Advice
+    from gptterm.session.turn import ToolUse
+    from gptterm.tools.builtin import DocsScope
+    from gptterm.tools.permissions import Approvals, Ask
+    from gptterm.tools.registry import ToolBox
 
 State = Literal["idle", "loading", "ready", "failed"]
 
@@ -81,9 +86,9 @@ class Refused(Exception):
 
 class Session:
     def __init__(self, config: Config, backend: Backend, *, params: Params | None = None,
-                 store: HistoryStore | None = None, quiet: bool = False) -> None:
+                 store: HistoryStore | None = None, quiet: bool = False, tools: ToolSettings | None = None) -> None:
         """``params``: the config file's, with this run's flags over them; ``store``: the history (None with
-        --no-log); ``quiet``: no advice lines (-q)."""
+        --no-log); ``quiet``: no advice lines (-q); ``tools``: --mcp, --approve and --yes."""
         self.config = config
         self.backend = backend
         self.params = params if params is not None else config.params
@@ -98,6 +103,8 @@ class Session:
         #: what the engine in use was loaded with: a failed reload goes back to it
         self._loaded: tuple[Backend, dict[str, Any]] | None = None
         self._advised: set[str] = set()
+        #: the tools the conversations may call (the ``tools`` parameter names them)
+        self.tools = SessionTools(tools)
         #: a local engine's flash attention (None: on with a GPU, off on the CPU; True for one that only scores)
         self.flash_attn: bool | None = None
 
@@ -149,6 +156,31 @@ class Session:
             engine, self.engine, self.state = self.engine, None, "idle"
         if engine is not None:
             engine.close()
+        self.tools.close()
+
+    def toolbox(self, docs: DocsScope | None = None) -> ToolBox | None:
+        """The tools the model may call now (None: none); MCP servers start on first use (blocking)."""
+        return self.tools.box(self.params, self.config, docs)
+
+    def approvals(self) -> Approvals:
+        """A new conversation's approvals: --approve and --yes, and nothing answered "always" yet."""
+        from gptterm.tools.permissions import Approvals
+
+        settings = self.tools.settings
+        return Approvals(approved=set(settings.approved), yes=settings.yes)
+
+    def tool_use(self, approvals: Approvals, ask: Ask | None, *, docs: DocsScope | None = None,
+                 stopped: threading.Event | None = None) -> ToolUse | None:
+        """What the next turn may do with tools (None: the ``tools`` parameter names none). Blocking: the
+        first use starts the MCP servers."""
+        from gptterm.session.turn import ToolUse, result_budget
+
+        box = self.toolbox(docs)
+        if box is None:
+            return None
+        n_ctx = self.engine.n_ctx if self.engine is not None else self.params.ctx
+        return ToolUse(box, approvals, ask, max_steps=self.params.max_steps, max_chars=result_budget(n_ctx),
+                       stopped=stopped or threading.Event())
 
     def require_engine(self) -> Engine:
         """The engine, for a face that runs one thing at a time (the CLI); loaded on first use."""
@@ -190,6 +222,13 @@ class Session:
             problem = self._adapters_problem(parsed)
             if problem:
                 return refused(problem)
+        if param.name == "tools":
+            from gptterm.session.tools import wanted
+
+            try:  # a name that is no tool is said now, not at the next message
+                wanted(self.params.replace(tools=parsed), self.config, self.tools.settings)
+            except GpttermError as err:
+                return refused(str(err))
         self.params = self.params.replace(**{param.name: parsed})
         text = f"{param.name} = {param.format(parsed)}"
         if param.kind == LOAD:
@@ -341,9 +380,9 @@ class Session:
 
 def open_session(*, model: str | None = None, server: str | None = None, overrides: dict[str, Any] | None = None,
                  encoding: str | None = None, log: bool = True, quiet: bool = False,
-                 config: Config | None = None) -> Session:
+                 config: Config | None = None, tools: ToolSettings | None = None) -> Session:
     """The session for ``-m``, ``--server``, the parameter flags (``overrides``, parsed), --encoding, --no-log
-    (``log``) and -q, over the config file: the one way every face starts."""
+    (``log``), -q and the tool flags (``tools``), over the config file: the one way every face starts."""
     from gptterm.backend import choose_backend
 
     config = config or load_config()
@@ -356,5 +395,5 @@ def open_session(*, model: str | None = None, server: str | None = None, overrid
 
         store = HistoryStore()
     return Session(config, choose_backend(config, model=model, server=server), params=params, store=store,
-                   quiet=quiet)
+                   quiet=quiet, tools=tools)
 

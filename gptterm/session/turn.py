@@ -11,12 +11,15 @@ it again); each call ends with a ``CallEnded`` event carrying its ``Reply``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
-from gptterm.types import ANSWER, Message, Reply
+from gptterm.types import ANSWER, Message, Reply, Tool, ToolCall, ToolResult
 
 if TYPE_CHECKING:
+    from gptterm.tools.permissions import Approvals, Ask
+    from gptterm.tools.registry import ToolBox
     from gptterm.tasks.ask import Grounding
     from gptterm.tasks.chat import ChatSession
     from gptterm.templates import Bound
@@ -43,20 +46,69 @@ class CallEnded:
     reply: Reply
 
 
-Event = Union[TextDelta, ThinkingDelta, CallEnded]
+@dataclass(frozen=True)
+class ToolStarted:
+    """The model called a tool (``tool`` None: it named one that does not exist); it is approved and run next."""
+
+    call: ToolCall
+    tool: Tool | None
+
+
+@dataclass(frozen=True)
+class ToolEnded:
+    """What the call gave back (or why it did not run: ``refused``), as the model sees it."""
+
+    call: ToolCall
+    result: ToolResult
+    refused: str = ""
+
+
+@dataclass(frozen=True)
+class StepLimit:
+    """The model still called tools after ``steps`` rounds: those calls were not run, and the turn ends."""
+
+    steps: int
+
+
+Event = Union[TextDelta, ThinkingDelta, CallEnded, ToolStarted, ToolEnded, StepLimit]
+
+
+@dataclass
+class ToolUse:
+    """What a turn may do with tools: the ToolBox, the conversation's approvals, how the face asks."""
+
+    box: ToolBox
+    approvals: Approvals
+    #: asks the user about a call (None: the face cannot ask, and such calls are refused)
+    ask: Ask | None = None
+    max_steps: int = 8
+    timeout: float = 60.0
+    #: the most characters of a result the model gets (cut with a note beyond)
+    max_chars: int = 16_000
+    #: set when the turn is stopped (a face's ``ask`` waiting for an answer gives up then)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+
+def result_budget(n_ctx: int) -> int:
+    """Characters of one tool result the context holds: about a quarter of it (~3 characters a token)."""
+    return max(1_000, min(64_000, n_ctx * 3 // 4))
 
 
 class Turn:
     """One user turn. Iterate ``events()`` once; ``reply`` is the model call in flight (or the last one)."""
 
     def __init__(self, chat: ChatSession, first: Reply | None, *, answer: str | None = None,
-                 grounding: Grounding | None = None) -> None:
+                 grounding: Grounding | None = None, tools: ToolUse | None = None) -> None:
         """``first``: the model call the turn starts with; None with ``answer``: an answer that needed no model
-        (ask's "not found")."""
+        (ask's "not found"). ``tools``: the model's tool calls are run and answered, step by step."""
         self.chat = chat
         self.grounding = grounding
         self.replies: list[Reply] = [first] if first is not None else []
         self.answer = answer
+        self.tools = tools
+        #: every call of the turn and what it gave back, in order
+        self.calls: list[tuple[ToolCall, ToolResult]] = []
+        self._stopped = False
 
     @property
     def reply(self) -> Reply | None:
@@ -78,30 +130,70 @@ class Turn:
             return
         reply = self.reply
         assert reply is not None
-        stream = reply.pieces()
-        try:
-            for kind, text in stream:
-                yield TextDelta(text) if kind == ANSWER else ThinkingDelta(text)
-        finally:
-            stream.close()  # a face that stops listening ends the call (its partial text is kept)
-        yield CallEnded(reply)
+        steps = 0
+        while True:
+            stream = reply.pieces()
+            try:
+                for kind, text in stream:
+                    yield TextDelta(text) if kind == ANSWER else ThinkingDelta(text)
+            finally:
+                stream.close()  # a face that stops listening ends the call (its partial text is kept)
+            yield CallEnded(reply)
+            use = self.tools
+            if use is None or not reply.tool_calls or self._stopped or reply.finish_reason in ("cancelled", "error"):
+                return
+            if steps >= use.max_steps:
+                for call in reply.tool_calls:  # each call gets its answer: the history stays whole
+                    self.chat.add_tool_result(ToolResult(call.id, call.name, f"not run: the limit of {use.max_steps} "
+                                                         "tool steps for one message was reached", error=True))
+                yield StepLimit(steps)
+                return
+            steps += 1
+            for call in reply.tool_calls:
+                yield from self._run(use, call)
+                if self._stopped:
+                    return
+            reply = self.chat.continue_turn("auto")  # a forced choice was for the first step only
+            self.replies.append(reply)
+
+    def _run(self, use: ToolUse, call: ToolCall) -> Iterator[Event]:
+        tool = use.box.get(call.name)
+        yield ToolStarted(call, tool)
+        verdict = use.approvals.decide(call, tool, use.ask)
+        if self._stopped:
+            result, refused = ToolResult(call.id, call.name, "the call was stopped", error=True), "stopped"
+        elif not verdict.allowed:
+            result, refused = ToolResult(call.id, call.name, verdict.reason, error=True), verdict.reason
+        else:
+            result, refused = use.box.run(call, timeout=use.timeout, max_chars=use.max_chars), ""
+        self.chat.add_tool_result(result)
+        self.calls.append((call, result))
+        yield ToolEnded(call, result, refused)
 
     def cancel(self) -> None:
-        """Stop the model call in flight (from any thread); what it said is kept."""
+        """Stop the model call or the tool in flight (from any thread), and the steps after it; what was said
+        is kept."""
+        self._stopped = True
+        if self.tools is not None:
+            self.tools.stopped.set()
         engine = self.chat.engine
         if engine is not None:
             engine.cancel()
+        if self.tools is not None:
+            self.tools.box.cancel()
 
 
 def turn(chat: ChatSession, text: str, *, grounding: Grounding | None = None, template: Bound | None = None,
-         schema: dict[str, Any] | None = None, truncate_last: Callable[[int], Message] | None = None) -> Turn:
+         schema: dict[str, Any] | None = None, truncate_last: Callable[[int], Message] | None = None,
+         tools: ToolUse | None = None) -> Turn:
     """Send ``text`` in ``chat`` and start the model's answer (iterate ``events()``).
 
     ``grounding``: passages from the user's documents for this turn; when they cannot answer (ask), the
     turn answers "not found" without the model, and the exchange is kept all the same. ``template``: a
     template for this message (else the one waiting in ``chat``); ``schema``: the JSON Schema every reply
-    of the conversation must match (kept by ``chat``). Errors that a user can cause (the prompt does not
-    fit, a bad template) are raised here, before anything streams."""
+    of the conversation must match (kept by ``chat``); ``tools``: what the model may call, and how calls are
+    approved (each step's calls are run and answered until the model answers, or ``max_steps``). Errors that
+    a user can cause (the prompt does not fit, a bad template) are raised here, before anything streams."""
     if template is not None:
         chat.use_template(template)
     if schema is not None:
@@ -111,14 +203,25 @@ def turn(chat: ChatSession, text: str, *, grounding: Grounding | None = None, te
 
         chat.answer_without_model(text, NOT_FOUND)
         return Turn(chat, None, answer=NOT_FOUND, grounding=grounding)
-    return Turn(chat, chat.send(text, truncate_last=truncate_last, grounding=grounding), grounding=grounding)
+    offer(chat, tools)
+    return Turn(chat, chat.send(text, truncate_last=truncate_last, grounding=grounding), grounding=grounding,
+                tools=tools)
 
 
-def regenerate(chat: ChatSession) -> Turn:
-    """Drop the last reply and answer the same message again."""
-    return Turn(chat, chat.regenerate())
+def regenerate(chat: ChatSession, *, tools: ToolUse | None = None) -> Turn:
+    """Drop the last reply and answer the same message again (the results of earlier tool steps stay)."""
+    offer(chat, tools)
+    return Turn(chat, chat.regenerate(), tools=tools)
 
 
-def edit(chat: ChatSession, index: int, text: str) -> Turn:
+def edit(chat: ChatSession, index: int, text: str, *, tools: ToolUse | None = None) -> Turn:
     """Resend user message ``index`` with ``text``: the conversation forks there."""
-    return Turn(chat, chat.edit(index, text))
+    offer(chat, tools)
+    return Turn(chat, chat.edit(index, text), tools=tools)
+
+
+def offer(chat: ChatSession, tools: ToolUse | None) -> None:
+    """Give the model ``tools`` from the next reply on (and the first step's tool_choice); none: take them away."""
+    chat.tools = tools.box.tools if tools is not None and tools.box.tools else None
+    choice = chat.params.tool_choice
+    chat.tool_choice = choice if chat.tools and choice and choice != "auto" else None

@@ -8,10 +8,10 @@ process loses at most the reply in flight.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gptterm import textio
-from gptterm.types import Message, Reply
+from gptterm.types import Message, Reply, Tool, ToolResult, assistant_message
 from gptterm.settings import Params
 from gptterm.tasks.context import FitReport, fit_messages
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from gptterm.templates.template import Bound
     from gptterm.engine.base import Engine  # sqlite3 and the store are imported by whoever opens one (not with --no-log)
     from gptterm.engine.state_cache import StateCache
-    from gptterm.history.store import Conversation, HistoryStore
+    from gptterm.history.store import Conversation, HistoryStore, StoredMessage
 
 
 def compose_prompt(instruction: str | None, context: str | None) -> str:
@@ -72,6 +72,9 @@ class ChatSession:
         self._options: tuple[Params, dict[str, Any] | None] | None = None
         #: what the history keeps after the reply in flight (an answer's sources)
         self._footer = ""
+        #: the tools the model may call in the next reply (None: none), and whether it must call one
+        self.tools: Sequence[Tool] | None = None
+        self.tool_choice: str | None = None
         self._restore_pending = conversation is not None and bool(conversation.messages)
         self.restored_tokens = 0
         if conversation is not None:
@@ -79,8 +82,8 @@ class ChatSession:
             if not params.system:
                 self.system = conversation.system
             for m in conversation.messages:
-                if m.role in ("user", "assistant"):
-                    self.messages.append({"role": m.role, "content": m.content})
+                if m.role in ("user", "assistant", "tool"):
+                    self.messages.append(_as_message(m))
                     self._ids.append(m.id)
 
     def _engine(self) -> Engine:
@@ -97,7 +100,7 @@ class ChatSession:
     def _fit(self, messages: list[Message], truncate_last: Callable[[int], Message] | None = None) -> tuple[list[Message], FitReport]:
         max_tokens = (self._options or (self.params,))[0].max_tokens  # a template's, for its message
         fitted, report = fit_messages(self._engine(), messages, max_tokens, self.on_overflow,
-                                      truncate_last=truncate_last)
+                                      truncate_last=truncate_last, tools=self.tools)
         self.window_start += report.dropped_messages
         if report.truncated and self.on_truncate:
             self.on_truncate(report)
@@ -146,6 +149,23 @@ class ChatSession:
         self.messages.append(reply)
         self._ids.append(self._store(reply))
 
+    def add_tool_result(self, result: ToolResult) -> None:
+        """Keep what a tool gave back (the model sees it at the next step)."""
+        msg = result.message()
+        self.messages.append(msg)
+        if self.store is not None and self.conversation_id is not None:
+            self._ids.append(self.store.add_message(self.conversation_id, "tool", result.content,
+                                                    stats={"total_s": round(result.seconds, 4)},
+                                                    tool_call_id=result.call_id, tool_name=result.name,
+                                                    tool_error=result.error))
+        else:
+            self._ids.append(None)
+
+    def continue_turn(self, tool_choice: str | None = None) -> Reply:
+        """The model's next step in the same turn, after its tool calls got their results."""
+        fitted, _ = self._fit(self.model_messages())
+        return self._start(fitted, tool_choice=tool_choice)
+
     def regenerate(self) -> Reply:
         """Drop the last reply and generate it again from the same user message."""
         if not self.messages:
@@ -188,7 +208,7 @@ class ChatSession:
 
     # -- internals ------------------------------------------------------------
 
-    def _start(self, messages: list[Message]) -> Reply:
+    def _start(self, messages: list[Message], *, tool_choice: str | None = None) -> Reply:
         if self._restore_pending and self.state_cache is not None and self.conversation_id is not None:
             self.restored_tokens = self.state_cache.load(self._engine(), self.conversation_id)
         self._restore_pending = False
@@ -197,18 +217,20 @@ class ChatSession:
         self.active_schema = schema
         self.active_params = params
         extra: dict[str, Any] = {"schema": schema} if schema is not None else {}
+        if self.tools:
+            extra.update(tools=self.tools, tool_choice=tool_choice if tool_choice is not None else self.tool_choice)
         reply = self._engine().chat(messages, params, **extra)
         reply.on_done(self._record)
         return reply
 
     def _record(self, reply: Reply) -> None:
         text = reply.text  # the answer: the model sees its thinking again never (history keeps it apart)
-        if not text and not reply.thinking and reply.finish_reason in ("cancelled", "error"):
+        if not text and not reply.thinking and not reply.tool_calls and reply.finish_reason in ("cancelled", "error"):
             return  # stopped or failed before the first token: nothing to keep
-        msg: Message = {"role": "assistant", "content": text}
+        msg: Message = assistant_message(text, reply.tool_calls) if reply.tool_calls else \
+            {"role": "assistant", "content": text}
         self.messages.append(msg)
-        self._ids.append(self._store({"role": "assistant", "content": text + self._footer} if self._footer else msg,
-                                     reply))
+        self._ids.append(self._store({**msg, "content": text + self._footer} if self._footer else msg, reply))
         if self.state_cache is not None and self.conversation_id is not None and self.kind == "chat":
             self.state_cache.save(self._engine(), self.conversation_id)
 
@@ -225,7 +247,8 @@ class ChatSession:
             params = {**(self._options or (self.params,))[0].sampling(), "seed": reply.seed}
         return self.store.add_message(self.conversation_id, msg["role"], msg["content"],
                                       model=self._engine().info.name if msg["role"] == "assistant" else None,
-                                      params=params, stats=stats, thinking=reply.thinking if reply else None)
+                                      params=params, stats=stats, thinking=reply.thinking if reply else None,
+                                      tool_calls=msg.get("tool_calls"))
 
     def _forget_from(self, index: int) -> None:
         ids = [i for i in self._ids[index:] if i is not None]
@@ -234,3 +257,14 @@ class ChatSession:
         del self.messages[index:]
         del self._ids[index:]
         self.window_start = min(self.window_start, len(self.messages))
+
+
+def _as_message(m: StoredMessage) -> Message:
+    """A stored message as the model sees it again: tool calls and results with what ties them together."""
+    msg: Message = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        msg["tool_calls"] = m.tool_calls
+    if m.role == "tool":
+        msg["tool_call_id"] = m.tool_call_id or ""
+        msg["name"] = m.tool_name or ""
+    return msg

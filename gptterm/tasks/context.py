@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TYPE_CHECKING
 
-from gptterm.types import Message
+from gptterm.types import Message, Tool
 from gptterm.errors import ContextOverflowError
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ def overflow_error(prompt_tokens: int, n_ctx: int, reserve: int, n_ctx_train: in
 
 
 def fit_messages(engine: Engine, messages: Sequence[Message], max_tokens: int, on_overflow: str,
-                 *, truncate_last: Callable[[int], Message] | None = None) -> tuple[list[Message], FitReport]:
+                 *, truncate_last: Callable[[int], Message] | None = None,
+                 tools: Sequence[Tool] | None = None) -> tuple[list[Message], FitReport]:
     """Return messages that leave room for the reply.
 
     With ``on_overflow="truncate"`` the oldest non-system messages are dropped
@@ -69,7 +70,8 @@ def fit_messages(engine: Engine, messages: Sequence[Message], max_tokens: int, o
     n_ctx = engine.n_ctx
     reserve = reply_reserve(max_tokens, n_ctx)
     budget = n_ctx - reserve
-    count = engine.count_chat_tokens(msgs)
+    extra: dict[str, Any] = {"tools": tools} if tools else {}  # their definitions take room too
+    count = engine.count_chat_tokens(msgs, **extra)
     report = FitReport(prompt_tokens=count)
     if count <= budget:
         return msgs, report
@@ -81,14 +83,14 @@ def fit_messages(engine: Engine, messages: Sequence[Message], max_tokens: int, o
     while count > low_water and len(body) > 1:
         body.pop(0)
         report.dropped_messages += 1
-        count = engine.count_chat_tokens(system + body)
+        count = engine.count_chat_tokens(system + body, **extra)
     if count > budget and truncate_last is not None:
         overhead = count - engine.count_tokens(body[-1]["content"])
         before = engine.count_tokens(body[-1]["content"])
         body[-1] = truncate_last(max(0, budget - overhead))
         after = engine.count_tokens(body[-1]["content"])
         report.kept_tokens, report.dropped_tokens = after, before - after
-        count = engine.count_chat_tokens(system + body)
+        count = engine.count_chat_tokens(system + body, **extra)
     if count > budget:
         raise overflow_error(count, n_ctx, reserve, engine.info.n_ctx_train)
     report.prompt_tokens = count

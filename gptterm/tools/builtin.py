@@ -114,9 +114,13 @@ class Builtin:
 class ReadFile(Builtin):
     def __init__(self, folders: Folders, max_bytes: int = MAX_FILE_BYTES) -> None:
         self.folders, self.max_bytes = folders, max_bytes
-        self.tool = Tool("read_file", f"Read a text file. Paths are relative to {folders.given[0]}; only files under "
-                         f"{folders.shown()} can be read, up to {max_bytes:,} bytes.",
-                         _object({"path": {"type": "string", "description": "the file's path"}}, ["path"]),
+        # Small models copy what a description shows into the arguments (a folder spelled out came back as
+        # "/that/folder1.txt"): the description gives an example of a relative path, and the folders the
+        # readers may see are said in the refusal, where they matter.
+        self.tool = Tool("read_file", "Read a text file and return its text. The path is relative to the "
+                         "current folder, for example notes.txt or src/main.py.",
+                         _object({"path": {"type": "string", "description": "the file's path, e.g. notes.txt"}},
+                                 ["path"]),
                          read_only=True)
 
     def run(self, arguments: dict[str, Any], stop: threading.Event, timeout: float) -> str:
@@ -154,9 +158,9 @@ class ReadFile(Builtin):
 class ListDir(Builtin):
     def __init__(self, folders: Folders) -> None:
         self.folders = folders
-        self.tool = Tool("list_dir", f"List the files and folders in a folder (folders end with /). Paths are "
-                         f"relative to {folders.given[0]}; only folders under {folders.shown()} can be listed.",
-                         _object({"path": {"type": "string", "description": "the folder's path (default: .)"}}),
+        self.tool = Tool("list_dir", "List the files and folders in a folder (folders end with /). The path is "
+                         "relative to the current folder; . is the current folder itself.",
+                         _object({"path": {"type": "string", "description": "the folder's path, e.g. . or src"}}),
                          read_only=True)
 
     def run(self, arguments: dict[str, Any], stop: threading.Event, timeout: float) -> str:

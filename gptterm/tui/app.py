@@ -45,6 +45,7 @@ from gptterm.tui.widgets.welcome import Welcome
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
+    from gptterm.session.tools import ToolSettings
     from gptterm.tui.widgets.settings import SettingsPane
 
 ModelState = Literal["loading", "ready", "failed"]
@@ -448,16 +449,16 @@ class GpttermApp(App[None]):
 
 def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = None,
                conversation_id: int | None = None, server: str | None = None,
-               encoding: str | None = None, welcome: bool = False) -> GpttermApp:
+               encoding: str | None = None, welcome: bool = False, tools: ToolSettings | None = None) -> GpttermApp:
     """The one factory used by the CLI and the tests.
 
     ``model`` and ``server``: -m and --server as given (None when not): the
     backend is chosen from them, the environment and the config file as for
     every command. ``encoding``: --encoding, the files opened in the panes are
     read in it (over the config file's). ``welcome``: the first start (the CLI
-    passes it when there is no config file yet).
+    passes it when there is no config file yet). ``tools``: --mcp, --approve and --yes.
     """
     from gptterm.session import open_session
 
-    session = open_session(model=model, server=server, overrides=overrides, encoding=encoding)
+    session = open_session(model=model, server=server, overrides=overrides, encoding=encoding, tools=tools)
     return GpttermApp(session, conversation_id=conversation_id, welcome=welcome)

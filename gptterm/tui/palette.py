@@ -27,6 +27,8 @@ def commands(app: GpttermApp) -> Iterable[SystemCommand]:
         yield SystemCommand(f"{a.label} ({keys[a.id]})", a.help, partial(app.run_conversation_action, a.action))
     yield SystemCommand("Documents for this chat…", "Answer from files, folders or a collection too (ask)",
                         partial(ask_for_documents, app))
+    yield SystemCommand("Tools for the chat…", "Let the model call tools: read_file, list_dir, search_docs, "
+                        "run_shell, fetch_url, or MCP servers of the config file", partial(ask_for_tools, app))
     yield from backend_commands(app)
 
 
@@ -37,6 +39,17 @@ def ask_for_documents(app: GpttermApp) -> None:
             app.chat.attach_documents([] if where.strip() == "-" else shlex.split(where))
 
     app.push_screen(AskScreen("Documents for this chat: paths or @collection (- detaches them)"), done)
+
+
+def ask_for_tools(app: GpttermApp) -> None:
+    current = ", ".join(app.session.params.tools or ())
+
+    def done(names: str | None) -> None:
+        if names is not None:
+            app.apply(app.session.set("tools", "" if names.strip() == "-" else names))
+
+    app.push_screen(AskScreen("Tools the model may call, comma-separated (- for none): read_file, list_dir, "
+                              "search_docs, run_shell, fetch_url, or an [mcp.NAME] server", current), done)
 
 
 def backend_commands(app: GpttermApp) -> Iterable[SystemCommand]:

@@ -1,4 +1,4 @@
-"""Modal screens: confirmation, a one-line question, export, and help."""
+"""Modal screens: confirmation, a one-line question, a tool call's approval, export, and help."""
 
 from __future__ import annotations
 
@@ -32,6 +32,42 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
+
+
+class ToolApproval(ModalScreen[str]):
+    """May this tool call run? Yes, no, or always (for the rest of the conversation); the call in full first."""
+
+    BINDINGS = [Binding("escape", "dismiss('no')", "No", id="dialog-cancel"),
+                Binding("n", "dismiss('no')", "No", id="tool-no"),
+                Binding("y", "dismiss('yes')", "Yes", id="tool-yes"),
+                Binding("a", "always", "Always", id="tool-always")]
+
+    def __init__(self, name: str, source: str, shown: str, *, always: bool) -> None:
+        """``shown``: the call in full (a command, the arguments); ``always``: the tool may be approved for the
+        conversation (run_shell asks for each command)."""
+        super().__init__(classes="dialog-screen")
+        self.tool_name, self.source, self.shown, self.always = name, source, shown, always
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"The model wants to run {self.tool_name} ({self.source}):", markup=False)
+            with VerticalScroll(classes="tool-call"):
+                yield Static(self.shown, markup=False, id="tool-call-text")
+            with Horizontal(classes="buttons"):
+                yield Button("Yes (y)", id="yes", variant="warning")
+                yield Button("No (n)", id="no")
+                if self.always:
+                    yield Button("Always in this chat (a)", id="always")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_always(self) -> None:
+        if self.always:
+            self.dismiss("always")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "no")
 
 
 class AskScreen(ModalScreen[str | None]):

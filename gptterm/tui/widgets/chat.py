@@ -83,15 +83,62 @@ class ThinkingView(Collapsible):
         self._body.update(self.text)
 
 
+class ToolBlock(Collapsible):
+    """One tool call under the reply that made it: name, arguments, time and result, folded (Enter or a click
+    unfolds the result)."""
+
+    DEFAULT_CSS = """
+    ToolBlock { border: none; padding: 0; margin: 0 0 0 2; background: transparent; height: auto; }
+    ToolBlock CollapsibleTitle { color: $text-muted; padding: 0 1; }
+    ToolBlock Contents { padding: 0 0 0 2; }
+    ToolBlock .tool-result { color: $text-muted; }
+    ToolBlock.-failed CollapsibleTitle { color: $error; }
+    """
+
+    #: characters of the arguments on the title line (the unfolded block shows them whole)
+    SHOWN = 60
+
+    def __init__(self, name: str, arguments: dict, *, call_id: str = "") -> None:
+        import json
+
+        self.call_id = call_id
+        self.tool_name = name
+        self.arguments = json.dumps(arguments, ensure_ascii=False)
+        self.result = ""
+        self.state = "running…"
+        self._body = Static("", classes="tool-result", markup=False)
+        super().__init__(self._body, title=self._heading(), collapsed=True, classes="tool")
+
+    def _heading(self) -> str:
+        args = self.arguments if len(self.arguments) <= self.SHOWN else self.arguments[: self.SHOWN - 1] + "…"
+        return f"⚙ {self.tool_name} {args} · {self.state}"
+
+    def finish(self, result: str, *, seconds: float = 0.0, error: bool = False, refused: str = "") -> None:
+        self.result = result
+        if refused:
+            self.state = f"not run: {refused}"
+        else:
+            self.state = f"{'failed' if error else plural(len(result), 'character')} in {seconds:.2f} s"
+        self.set_class(error or bool(refused), "-failed")
+        self.title = self._heading()
+        self._body.update(f"{self.arguments}\n\n{result}")
+
+    def on_mount(self) -> None:
+        self._body.update(f"{self.arguments}\n\n{self.result}" if self.result else self.arguments)
+
+
 class MessageItem(MarkdownView):
     """One message: its role and stats on a title line, then its Markdown (streamed while generated).
 
     One widget per message: the chat log is laid out again on every update of a
     streamed reply, and that pass walks every widget of every message shown."""
 
-    def __init__(self, role: str, content: str = "", *, info: str = "", streaming: bool = False) -> None:
+    def __init__(self, role: str, content: str = "", *, info: str = "", streaming: bool = False,
+                 message_index: int | None = None) -> None:
         self.role = role
         self.info = info
+        #: where the message is in the conversation (tool steps between messages have no item of their own)
+        self.message_index = message_index
         #: the thinking shown above this reply (a reasoning model's), if any
         self.thinking_view: ThinkingView | None = None
         super().__init__(content, title=self._header(), streaming=streaming, classes=f"message -{role}")
@@ -187,7 +234,17 @@ class ChatLog(VerticalScroll, can_focus=True):
 
     def index_of(self, item: MessageItem) -> int:
         """Index of ``item`` among the conversation's messages (the log may show only the latest)."""
+        if item.message_index is not None:
+            return item.message_index
         return self.items.index(item) + self.hidden_count
+
+    async def remove_from(self, index: int) -> None:
+        """Remove the message at ``index`` of the conversation and everything shown after it."""
+        start = next((i for i, child in enumerate(self.children)
+                      if isinstance(child, MessageItem) and self.index_of(child) >= index), None)
+        if start is not None:
+            for child in list(self.children)[start:]:
+                await child.remove()
 
     hidden_count = 0  # messages of the conversation not shown (older than the first item)
 

@@ -10,8 +10,9 @@ reactive state.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,14 +23,15 @@ from textual.widgets import Static
 
 from gptterm.errors import GpttermError
 from gptterm.session import turn as turns
-from gptterm.session.turn import Event, TextDelta, ThinkingDelta, Turn
+from gptterm.session.turn import CallEnded, Event, StepLimit, TextDelta, ThinkingDelta, ToolEnded, ToolStarted, Turn
 from gptterm.tasks.chat import ChatSession
 from gptterm.tui.actions import CHAT_ACTIONS
-from gptterm.tui.generation import Generation
+from gptterm.tui.generation import Generation, Run
 from gptterm.tui.host import host
-from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, ThinkingView, stats_text
+from gptterm.tui.screens import ToolApproval
+from gptterm.tui.widgets.chat import ChatLog, MessageItem, PromptInput, ThinkingView, ToolBlock, stats_text
 from gptterm.tui.widgets.sidebar import ConversationList, Sidebar
-from gptterm.types import Reply
+from gptterm.types import Reply, calls_of
 from gptterm.words import plural
 
 if TYPE_CHECKING:
@@ -38,7 +40,11 @@ if TYPE_CHECKING:
     from gptterm.engine.state_cache import StateCache
     from gptterm.history.store import HistoryStore
     from gptterm.settings import Params
+    from gptterm.session.turn import ToolUse
     from gptterm.tasks.ask import Grounding
+    from gptterm.tools.builtin import DocsScope
+    from gptterm.tools.permissions import Answer, Approvals, Ask
+    from gptterm.types import Tool, ToolCall
     from gptterm.templates.template import Bound
 
 # Opening a conversation renders its latest messages; older ones on request.
@@ -83,6 +89,13 @@ class ChatPane(Vertical):
         self.reply_id = 0
         self.reply_item: MessageItem | None = None
         self.generation = Generation("generating", on_events=self._reply_events, on_finished=self._reply_finished)
+        #: the user's message shown for the turn in flight (taken back if the turn never starts)
+        self._sent_item: MessageItem | None = None
+        #: the tool calls of the turn in flight, by call id
+        self._blocks: dict[str, ToolBlock] = {}
+        #: the conversation's tool approvals ("always" holds until another conversation is opened)
+        self._approvals: Approvals | None = None
+        self._scope: DocsScope | None = None
         self._blink = True  # the prompt's cursor blink setting, held still while a reply streams
         self._initial_conversation = conversation_id
         #: documents attached to the chat (index, files): each message brings the passages that bear on it
@@ -169,28 +182,41 @@ class ChatPane(Vertical):
             return
         self.session = ChatSession(self.engine, self.session.params, store=self.store, kind="chat",
                                    conversation=conv, state_cache=self.state_cache)
+        self._approvals = None
         self.editing = None
         await self.render_messages()
         self.count_context()
         self.refresh_list()
 
     async def render_messages(self, shown: int = PAGE) -> None:
-        """Show the latest ``shown`` messages of the current conversation, as stored."""
+        """Show the latest ``shown`` messages of the current conversation, as stored: a tool step as the folded
+        blocks of its calls, each with its result."""
         log = self.query_one(ChatLog)
         await log.remove_children()
         cid = self.session.conversation_id
-        messages = [m for m in self.store.get(cid).messages if m.role in ("user", "assistant")] if cid else []
+        messages = [m for m in self.store.get(cid).messages if m.role in ("user", "assistant", "tool")] if cid else []
+        results = {m.tool_call_id: m for m in messages if m.role == "tool"}
         hidden = max(0, len(messages) - shown)
         log.hidden_count = hidden
-        items: list[Static | MessageItem | ThinkingView] = []
+        items: list[Static | MessageItem | ThinkingView | ToolBlock] = []
         if hidden:
             items.append(Static(f"[dim]{hidden} earlier messages — ctrl+o shows more[/dim]", id="earlier"))
-        for m in messages[hidden:]:
-            item = MessageItem(m.role, m.content, info=stats_text(m.stats))
-            if m.thinking:  # kept apart in history: shown folded above its reply
-                item.thinking_view = ThinkingView(m.thinking)
-                items.append(item.thinking_view)
-            items.append(item)
+        for index, m in enumerate(messages[hidden:], start=hidden):
+            if m.role == "tool":
+                continue  # shown in its call's block
+            if m.role == "user" or m.content.strip() or not m.tool_calls:
+                item = MessageItem(m.role, m.content, info=stats_text(m.stats), message_index=index)
+                if m.thinking:  # kept apart in history: shown folded above its reply
+                    item.thinking_view = ThinkingView(m.thinking)
+                    items.append(item.thinking_view)
+                items.append(item)
+            for call in calls_of({"tool_calls": m.tool_calls or []}):
+                block = ToolBlock(call.name, call.arguments, call_id=call.id)
+                result = results.get(call.id)
+                if result is not None:
+                    block.finish(result.content, seconds=result.stats.get("total_s") or 0.0,
+                                 error=result.tool_error)
+                items.append(block)
         await log.mount_all(items)
         log.scroll_end(animate=False)
 
@@ -204,6 +230,7 @@ class ChatPane(Vertical):
             return
         self.session = ChatSession(self.engine, self.session.params, store=self.store, kind="chat",
                                    state_cache=self.state_cache)
+        self._approvals = None
         self.editing = None
         self.context_used = 0
         log = self.query_one(ChatLog)
@@ -255,31 +282,102 @@ class ChatPane(Vertical):
         return True
 
     async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
-        if not self._borrow():
+        text, editing = message.text, self.editing
+        if editing is not None:
+            started = await self._begin(lambda tools: turns.edit(self.session, editing, text, tools=tools),
+                                        sent=text, at=editing)
+        else:
+            started = await self._begin(
+                lambda tools: turns.turn(self.session, text, grounding=self._grounding(text), tools=tools),
+                sent=text, at=len(self.session.messages))
+        if not started:
             return
-        log = self.query_one(ChatLog)
-        try:
-            if self.editing is not None:
-                index = self.editing
-                current = turns.edit(self.session, index, message.text)
-                for item in log.items[max(0, index - log.hidden_count):]:
-                    await item.remove()
-                self.editing = None
-            else:
-                current = turns.turn(self.session, message.text, grounding=self._grounding(message.text))
-        except (GpttermError, ValueError) as err:
-            self.generation.give_back()
-            self.notify(str(err), severity="error", timeout=10)
-            return
-        self.query_one(PromptInput).clear()
-        self.query_one(PromptInput).border_title = None  # a template applied to this message
-        await log.mount(MessageItem("user", message.text))
-        await self.start_reply(current)
+        self.editing = None
         self.call_after_refresh(self.refresh_list)  # a new conversation is listed at once
         from gptterm.models.advice import script_language
 
-        lang = script_language(message.text)  # a message in a script the model does not know
+        lang = script_language(text)  # a message in a script the model does not know
         host(self).advise("chat", (lang,) if lang else ())
+
+    def _tools_wanted(self) -> bool:
+        session = host(self).session
+        return bool(session.params.tools) or bool(session.tools.settings.servers)
+
+    async def _begin(self, make: Callable[[ToolUse | None], Turn], *, sent: str | None = None,
+                     at: int | None = None) -> bool:
+        """Borrow the engine and start a turn (``sent``: the user's message, shown at message ``at``; an edit
+        removes what was shown from there). Without tools the turn is made here, so that a message that cannot
+        be sent is one notification and stays in the input; with tools it is made in the worker, where the
+        MCP servers start (once) without holding the screen."""
+        if not self._borrow():
+            return False
+        current: Turn | None = None
+        if not self._tools_wanted():
+            try:
+                current = make(None)
+            except (GpttermError, ValueError) as err:
+                self.generation.give_back()
+                self.notify(str(err), severity="error", timeout=10)
+                return False
+        log = self.query_one(ChatLog)
+        if self.editing is not None and at is not None:
+            await log.remove_from(at)
+        self._sent_item = None
+        if sent is not None:
+            self.query_one(PromptInput).clear()
+            self.query_one(PromptInput).border_title = None  # a template applied to this message
+            self._sent_item = MessageItem("user", sent, message_index=at)
+            await log.mount(self._sent_item)
+        if current is not None:
+            await self.start_reply(current)
+        else:
+            await self.start_reply(None, lambda run: self._tool_turn(run, make))
+        return True
+
+    def _tool_turn(self, run: Run, make: Callable[[ToolUse | None], Turn]) -> Iterator[Event]:
+        """In the worker: the tools for this turn (MCP servers start on first use), then the turn itself."""
+        session = host(self).session
+        if self._approvals is None:
+            self._approvals = session.approvals()
+        use = session.tool_use(self._approvals, self._asker(run.stopped), docs=self._docs_scope(),
+                               stopped=run.stopped)
+        current = make(use)
+        self.turn = current
+        yield from current.events()
+
+    def _asker(self, stopped: threading.Event) -> Ask:
+        """Asks about a call in a dialog (from the worker, which waits for the answer or for Esc)."""
+        def ask(call: ToolCall, tool: Tool) -> Answer | None:
+            import json
+
+            shown = str(call.arguments.get("command", "")) if tool.name == "run_shell" else \
+                json.dumps(call.arguments, ensure_ascii=False, indent=2)
+            screen = ToolApproval(tool.name, tool.source, shown, always=not tool.confirm_each)
+            answer: list[str] = []
+            done = threading.Event()
+
+            def answered(value: str | None) -> None:
+                answer.append(value or "no")
+                done.set()
+
+            self.app.call_from_thread(self.app.push_screen, screen, answered)
+            while not done.wait(0.1):
+                if stopped.is_set():  # Esc: the turn ends, and the question with it
+                    self.app.call_from_thread(lambda: screen.dismiss("no") if screen.is_current else None)
+                    return "no"
+            return "always" if answer[0] == "always" else "yes" if answer[0] == "yes" else "no"
+
+        return ask
+
+    def _docs_scope(self) -> DocsScope | None:
+        """What search_docs searches: the documents attached to the chat."""
+        if self.documents is None:
+            return None
+        if self._scope is None or self._scope.file_ids is not self.documents[1]:
+            from gptterm.tools.builtin import DocsScope
+
+            self._scope = DocsScope(*self.documents, label="the documents attached to this chat")
+        return self._scope
 
     # -- templates -------------------------------------------------------------------
 
@@ -346,34 +444,74 @@ class ChatPane(Vertical):
         self._sources = found.hits if found is not None else []
         return found
 
-    async def start_reply(self, current: Turn) -> None:
-        log = self.query_one(ChatLog)
-        self.reply_item = MessageItem("assistant", info="…", streaming=True)
-        await log.mount(self.reply_item)
-        log.scroll_end(animate=False)
+    async def start_reply(self, current: Turn | None, work: Callable[[Run], Iterator[Event]] | None = None) -> None:
+        """Show the reply as it streams: ``current``'s events, or those of ``work`` (a turn made in the worker)."""
+        await self._new_reply_item()
         self.turn = current
-        reply = current.reply
+        reply = current.reply if current is not None else None
         if reply is not None and reply.stats.prompt_tokens:  # the prompt is in the context already
             self.context_used = reply.stats.prompt_tokens
         self.reply_id += 1
         self._steady_cursor(True)
-        self.generation.stream(lambda _run: current.events())
+        if work is None:
+            assert current is not None
+            self.generation.stream(lambda _run: current.events())
+        else:
+            self.generation.stream(work)
+
+    async def _new_reply_item(self) -> MessageItem:
+        log = self.query_one(ChatLog)
+        self.reply_item = MessageItem("assistant", info="…", streaming=True)
+        await log.mount(self.reply_item)
+        log.scroll_end(animate=False)
+        return self.reply_item
 
     async def _reply_events(self, events: list[Event]) -> None:
-        item = self.reply_item
-        if item is None:
-            return
         text: list[str] = []
         for event in events:
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-            elif isinstance(event, ThinkingDelta):
+            if isinstance(event, (TextDelta, ThinkingDelta)):
+                item = self.reply_item or await self._new_reply_item()  # the next step's answer
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                    continue
+                if text:
+                    item.write("".join(text))
+                    text.clear()
                 if item.thinking_view is None:
                     item.thinking_view = ThinkingView(streaming=True)
                     await self.query_one(ChatLog).mount(item.thinking_view, before=item)
                 item.thinking_view.append(event.text)
-        if text:
-            item.write("".join(text))
+                continue
+            if text and self.reply_item is not None:
+                self.reply_item.write("".join(text))
+                text.clear()
+            await self._tool_event(event)
+        if text and self.reply_item is not None:
+            self.reply_item.write("".join(text))
+
+    async def _tool_event(self, event: Event) -> None:
+        log = self.query_one(ChatLog)
+        if isinstance(event, CallEnded) and event.reply.tool_calls:
+            # a step that called tools: its text (if any) stays, and the blocks of its calls follow it
+            item, self.reply_item = self.reply_item, None
+            if item is not None:
+                if event.reply.text.strip():
+                    item.finish(event.reply.text, stats_text(event.reply.summary()))
+                else:
+                    await item.remove()
+        elif isinstance(event, ToolStarted):
+            started = ToolBlock(event.call.name, event.call.arguments, call_id=event.call.id)
+            self._blocks[event.call.id] = started
+            await log.mount(started)
+            log.scroll_end(animate=False)
+        elif isinstance(event, ToolEnded):
+            ended = self._blocks.pop(event.call.id, None)
+            if ended is not None:
+                r = event.result
+                ended.finish(r.content, seconds=r.seconds, error=r.error, refused=event.refused)
+        elif isinstance(event, StepLimit):
+            self.notify(f"Stopped after {event.steps} tool steps (max_steps): the model still wanted to call "
+                        "tools", severity="warning")
 
     def _steady_cursor(self, steady: bool) -> None:
         # A blinking cursor redraws twice a second: while a reply streams,
@@ -389,8 +527,18 @@ class ChatPane(Vertical):
         reply = current.reply if current is not None else None
         item, self.reply_item = self.reply_item, None
         self._steady_cursor(False)
-        if reply is None:
+        for block in self._blocks.values():  # stopped while a tool ran
+            block.finish("", refused="stopped")
+        self._blocks.clear()
+        if reply is None:  # the turn never started (it could not be sent, or the tools failed to start)
+            if item is not None:
+                await item.remove()
+            if current is None and self._sent_item is not None:
+                await self._sent_item.remove()
+                self.query_one(PromptInput).text = self._sent_item.content
+            self._sent_item = None
             return
+        self._sent_item = None
         stats = reply.summary()
         if item is not None:
             if not reply.text and reply.finish_reason in ("cancelled", "error"):
@@ -428,18 +576,13 @@ class ChatPane(Vertical):
         if not self.session.messages:
             self.notify("Nothing to regenerate yet", severity="warning")
             return
-        if not self._borrow():
+        log = self.query_one(ChatLog)
+        last = self.session.messages[-1] if self.session.messages else None
+        shown = log.items[-1] if log.items else None
+        if not await self._begin(lambda tools: turns.regenerate(self.session, tools=tools)):
             return
-        try:
-            current = turns.regenerate(self.session)
-        except GpttermError as err:
-            self.generation.give_back()
-            self.notify(str(err), severity="error")
-            return
-        items = self.query_one(ChatLog).items
-        if items and items[-1].role == "assistant":
-            await items[-1].remove()
-        await self.start_reply(current)
+        if last is not None and last["role"] == "assistant" and shown is not None and shown.role == "assistant":
+            await shown.remove()
 
     # -- editing --------------------------------------------------------------------
 
