@@ -103,6 +103,8 @@ def run_oneshot(opts: PromptOptions, session: Session, prompt: str | None, conte
     try:
         tools = session.tool_use(session.approvals(), tool_calls.terminal_ask(stopped, json_output=opts.json),
                                  stopped=stopped)
+        if tools is not None:
+            setup.advise(session, "tools")
         current = turn(chat, compose_prompt(prompt, context), template=bound, schema=schema,
                        truncate_last=truncate_last, tools=tools)
         first = current.reply
@@ -311,8 +313,11 @@ class Repl:
     def tool_use(self) -> ToolUse | None:
         """The tools for the next message (the ``tools`` parameter may have changed with /set)."""
         stopped = threading.Event()
-        return self.session.tool_use(self.approvals, tool_calls.terminal_ask(stopped), docs=self.docs_scope,
-                                     stopped=stopped)
+        use = self.session.tool_use(self.approvals, tool_calls.terminal_ask(stopped), docs=self.docs_scope,
+                                    stopped=stopped)
+        if use is not None:
+            setup.advise(self.session, "tools")
+        return use
 
     def stream(self, start: Callable[[ToolUse | None], Turn]) -> None:
         current = start(self.tool_use())

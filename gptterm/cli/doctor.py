@@ -92,8 +92,26 @@ def gather(opts: DoctorOptions) -> dict[str, Any]:
         pass
     except (GpttermError, ValueError, OSError) as err:
         problems.append(f"model: {err}")
+    report["tools"] = tools_report(report.get("params", {}))
     report["problems"] = problems
     return report
+
+
+def tools_report(params: dict[str, Any]) -> dict[str, Any]:
+    """Which tools the model would get (the ``tools`` parameter) and how each runs; the network one is named."""
+    from gptterm.settings import load_config
+    from gptterm.tools.builtin import BUILTINS, NETWORK
+
+    on = set(params.get("tools") or ())
+    try:
+        servers = sorted(load_config().mcp)
+    except GpttermError:
+        servers = []
+    return {"on": sorted(on), "mcp_servers": servers,
+            "built_in": {name: {"on": name in on, "network": name in NETWORK,
+                                "runs": "asks before each call" if name == "run_shell" else
+                                        "asks first" if name == "fetch_url" else "reads only"}
+                         for name in BUILTINS}}
 
 
 class _Skip(Exception):
@@ -194,6 +212,14 @@ def run_doctor(opts: DoctorOptions) -> int:
     if "params" in report:
         out += ["", "effective parameters:"]
         out += [f"  {k:<18} {list(v) if isinstance(v, tuple) else v!r}" for k, v in report["params"].items()]
+    tools = report["tools"]
+    out += ["", "tools (off until named: -T NAME, /set tools, the app's Tools entry):"]
+    for name, t in tools["built_in"].items():
+        state = "on" if t["on"] else "off"
+        network = "; reaches the network" if t["network"] else ""
+        out.append(f"  {name:<18} {state} ({t['runs']}{network})")
+    out += [f"  mcp.{name:<14} {'on' if name in tools['on'] or 'mcp:' + name in tools['on'] else 'off'} "
+            "(an MCP server of the config file)" for name in tools["mcp_servers"]]
     out += ["", "paths:"] + [f"  {k:<18} {v}" for k, v in report["paths"].items()]
     out += ["", "permissions (yours only: 0700 folders, 0600 files):"]
     for d in report["permissions"]["dirs"]:

@@ -58,10 +58,11 @@ def _catalog(opts: ModelsOptions) -> int:
     table([(r["id"] + (" *" if r["recommended"] else ""), r["params"], r["quant"], human_size(r["size"]),
              "~" + human_size(r["memory"]), r["fits"], "yes" if r["downloaded"] else "", ",".join(r["tasks"]),
              catalog.languages_text(tuple(r["languages"])), catalog.context_text(r["context"]),
-             r["licence"] + (" (gated)" if r["gated"] else ""), r["class"], "yes" if r["thinking"] else "")
+             r["licence"] + (" (gated)" if r["gated"] else ""), r["class"], "yes" if r["thinking"] else "",
+             "yes" if r["tool_calls"] else "")
             for r in rows],
            ("ID", "PARAMS", "QUANT", "SIZE", "MEMORY", "FITS", "LOCAL", "GOOD FOR", "LANGUAGES", "CTX", "LICENCE",
-            "CLASS", "THINKS"))
+            "CLASS", "THINKS", "TOOLS"))
     if task:
         what = f"{task}" + (f" in {', '.join(langs)}" if langs else "")
         note(f"best first for {what}; " + (f"* suits this machine best: gptterm models pull {best.id}" if best else

@@ -156,6 +156,7 @@ class LocalEngine:
             gpu_layers=n_gpu_layers,
             threads=n_threads,
             thinks=self.thinks,
+            tools=self.native_tools,
             lora=tuple(a.spec.text() for a in self.adapters),
             adapter_paths=tuple(str(a.path) for a in self.adapters),
         )

@@ -158,6 +158,26 @@ def check(profile: Profile | None, task: str, languages: tuple[str, ...] = (), *
                   f"gptterm models pull {entry.id}, then add -m {entry.id}", entry)
 
 
+def tools_advice(info: ModelInfo, *, machine: Machine | None = None, free: int | None = None) -> Advice | None:
+    """An Advice when the loaded model was not trained to call tools (its chat template has no tools section):
+    gptterm's fallback asks it for <tool_call> blocks, which such a model rarely writes on its own."""
+    if info.remote or info.tools:
+        return None
+    from gptterm.models.machine import this_machine
+
+    machine = machine or this_machine()
+    free = disk_free() if free is None else free
+    entry = next((e for e in ranked("chat") if e.tool_calls and suits_machine(e, machine, free)), None)
+    why = (f"{info.name}'s chat template has no tools section: it was not trained to call tools, and rarely calls "
+           "one unless told to (tool_choice)")
+    if entry is None:
+        return Advice(f"{why}; no tool-calling catalog model fits this machine ('gptterm models catalog' marks them)")
+    from gptterm.models.names import human_size
+
+    return Advice(f"{why}. Better on this machine: {entry.id} ({entry.params}, {human_size(entry.size)}), which calls "
+                  f"tools: gptterm models pull {entry.id}, then add -m {entry.id}", entry)
+
+
 def _noun(task: str) -> str:
     return {"translate": "translation", "summarize": "summary", "ask": "answer", "chat": "reply"}.get(task, "result")
 

@@ -364,14 +364,17 @@ class Session:
 
     def advice(self, task: str, languages: tuple[str, ...] = ()) -> Advice | None:
         """Once a session: why the loaded model is not suited to ``task`` or ``languages`` and which catalog
-        model is (gptterm.models.advice); None when it is suited, was said already, or advice is off
-        (-q, 'advice = false' in the config file)."""
+        model is (gptterm.models.advice; task "tools": a model not trained to call tools); None when it is
+        suited, was said already, or advice is off (-q, 'advice = false' in the config file)."""
         engine = self.engine
         if self.quiet or not self.config.advice or engine is None:
             return None
-        from gptterm.models.advice import check, profile_for
+        from gptterm.models.advice import check, profile_for, tools_advice
 
-        found = check(profile_for(engine.info), task, tuple(c for c in languages if c))
+        if task == "tools":
+            found = tools_advice(engine.info)
+        else:
+            found = check(profile_for(engine.info), task, tuple(c for c in languages if c))
         if found is None or found.text in self._advised:
             return None
         self._advised.add(found.text)

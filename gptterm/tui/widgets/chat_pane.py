@@ -341,6 +341,8 @@ class ChatPane(Vertical):
             self._approvals = session.approvals()
         use = session.tool_use(self._approvals, self._asker(run.stopped), docs=self._docs_scope(),
                                stopped=run.stopped)
+        if use is not None:
+            self.app.call_from_thread(host(self).advise, "tools")
         current = make(use)
         self.turn = current
         yield from current.events()
