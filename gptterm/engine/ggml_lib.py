@@ -89,10 +89,25 @@ class OptParams(ctypes.Structure):
     ]
 
 
+#: ``ggml_abort_callback_t``: called with the message of a failed GGML_ASSERT / GGML_ABORT, just before abort()
+ABORT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+
+
 def _lib_dir() -> Path:
     import llama_cpp
 
     return Path(llama_cpp.__file__).parent / "lib"
+
+
+def _base_library() -> Path:
+    """The libggml-base that libllama itself loaded. The wheel holds copies, not links (libggml-base.so,
+    .so.0, .so.0.25.3): opening another name maps a second copy with globals of its own (measured: an abort
+    callback set in the copy was never called)."""
+    folder = _lib_dir()
+    for name in ("libggml-base.so.0", "libggml-base.so", "libggml-base.dylib", "ggml-base.dll"):
+        if (folder / name).exists():
+            return folder / name
+    raise OSError(f"libggml-base is not in {folder}")
 
 
 class _Libs:
@@ -102,7 +117,7 @@ class _Libs:
         import llama_cpp.llama_cpp as binding
 
         llama = binding._lib
-        base = ctypes.CDLL(str(_lib_dir() / "libggml-base.so"))
+        base = ctypes.CDLL(str(_base_library()))
         vp, i64 = ctypes.c_void_p, ctypes.c_int64
 
         def fn(lib: Any, name: str, restype: Any, *argtypes: Any) -> Any:
@@ -127,6 +142,7 @@ class _Libs:
         self.opt_init = fn(llama, "llama_opt_init", None, vp, vp, OptParams)
         self.opt_epoch = fn(llama, "llama_opt_epoch", None, vp, vp, vp, vp, i64, vp, vp)
         self.save_to_file = fn(llama, "llama_model_save_to_file", None, vp, ctypes.c_char_p)
+        self.set_abort_callback = fn(base, "ggml_set_abort_callback", vp, ABORT_CALLBACK)
         self._base = base  # keeps the library loaded
 
 
