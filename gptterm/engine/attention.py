@@ -87,7 +87,11 @@ def capture(engine: LocalEngine, tokens: Sequence[int]) -> Capture:
     n_ctx_train = engine.info.n_ctx_train
     if n_ctx_train and n > n_ctx_train:
         raise InputError(f"the text is {n:,} tokens but the model was trained on at most {n_ctx_train:,}")
-    found: dict[int, np.ndarray] = {}
+    # written in place as each layer is computed: one array of the final size (a list of layers stacked at
+    # the end held both at once: twice the memory)
+    weights = np.zeros((layers, heads, n, n), dtype=np.float32)
+    seen: list[int] = []
+    buffers: dict[tuple[int, ...], np.ndarray] = {}
     failure: list[BaseException] = []
 
     def on_tensor(address: int, ask: bool, _user_data: Any) -> bool:
@@ -99,10 +103,15 @@ def capture(engine: LocalEngine, tokens: Sequence[int]) -> Capture:
                 return True
             t = ggml_lib.Tensor.from_address(address)
             n_kv, n_q, n_head, n_stream = (int(x) for x in t.ne)
-            if t.type != ggml_lib.GGML_TYPE_F32 or n_q != n or n_kv < n:
+            layer = int(name[len(TENSOR_PREFIX):])
+            if t.type != ggml_lib.GGML_TYPE_F32 or n_q != n or n_kv < n or n_head != heads or not 0 <= layer < layers:
                 raise EngineError(f"unexpected attention tensor {name.decode()}: type {t.type}, shape {list(t.ne)}")
-            data = ggml_lib.read_f32(address, (n_stream, n_head, n_q, n_kv))
-            found[int(name[len(TENSOR_PREFIX):])] = data[0, :, :, :n].copy()
+            shape = (n_stream, n_head, n_q, n_kv)
+            if shape not in buffers:
+                buffers[shape] = np.empty(shape, dtype=np.float32)
+            ggml_lib.read_into(address, buffers[shape])
+            weights[layer] = buffers[shape][0, :, :, :n]
+            seen.append(layer)
         except BaseException as err:  # an exception must not cross into C
             failure.append(err)
         return True
@@ -135,9 +144,8 @@ def capture(engine: LocalEngine, tokens: Sequence[int]) -> Capture:
         raise failure[0]
     if rc != 0:
         raise EngineError(f"evaluating the text failed (llama_decode returned {rc})")
-    if not found:
+    if not seen:
         raise EngineError(f"{engine.info.name} has no attention weights llama.cpp names {TENSOR_PREFIX.decode()}N "
                           "(a model without softmax attention, or one llama.cpp fuses)")
-    order = sorted(found)
-    weights = np.stack([found[i] for i in order])
-    return Capture(list(tokens), weights, order)
+    order = sorted(set(seen))
+    return Capture(list(tokens), weights if len(order) == layers else weights[order], order)

@@ -53,7 +53,7 @@ class Tensor(ctypes.Structure):
     ]
 
 
-TENSOR_NAME_OFFSET = Tensor.name.offset  # type: ignore[attr-defined]
+TENSOR_NAME_OFFSET = Tensor.name.offset
 
 
 def tensor_name(address: int) -> bytes:
@@ -151,14 +151,10 @@ def libs() -> _Libs:
     return _Libs()
 
 
-def read_f32(address: int, shape: tuple[int, ...]) -> Any:
-    """A copy of an F32 tensor's data (any backend buffer) as a numpy array of ``shape`` (numpy order)."""
-    import numpy as np
-
+def read_into(address: int, out: Any) -> None:
+    """Copy an F32 tensor's data (any backend buffer) into the C-contiguous float32 numpy array ``out``."""
     lib = libs()
-    out = np.empty(shape, dtype=np.float32)
     size = lib.nbytes(address)
     if size != out.nbytes:
         raise ValueError(f"tensor holds {size} bytes, not {out.nbytes}")
     lib.tensor_get(address, out.ctypes.data, 0, size)
-    return out

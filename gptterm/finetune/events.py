@@ -119,4 +119,5 @@ def loads(line: str) -> Event:
     if cls is None:
         raise ValueError(f"not an event: {line[:80]!r}")
     names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[no-any-return]
+    event: Event = cls(**{k: v for k, v in data.items() if k in names})
+    return event

@@ -4,7 +4,7 @@ Memory, as llama.cpp's training uses it: the F32 weights, their gradients and Ad
 bytes a parameter), the F32 KV cache (the finetune example forces F32: OUT_PROD has no F16 backward), and
 the compute buffers of a forward and backward pass: about one F32 row of logits per token and three F32
 attention matrices (heads × ctx²) per layer. Fitted on the bundled SmolLM2-135M (measured peaks 2.47 GB at
-ctx 256, 3.16 GB at 512; this gives 2.49 and 3.19).
+ctx 256, 3.16 GB at 512; 2.62 GB at 256 in bench/finetune.py; this gives 2.63 and 3.33).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gptterm.models.gguf_meta import GGUFMetadata
 from gptterm.models.names import human_size
 
 CTX_STEP = 256  # llama.cpp pads the context to 256: context = batch = micro-batch must be a multiple of it
-RUNTIME_BYTES = 64 * 2**20  # Python, llama.cpp, numpy, the tokenized data
+RUNTIME_BYTES = 192 * 2**20  # Python, llama.cpp, numpy, the tokenized data, the loader's buffers
 F32 = 4
 #: llama_ftype of an all-F32 file
 FTYPE_ALL_F32 = 0

@@ -101,8 +101,8 @@ class _Child:
             trainer.save(trained)
         finally:
             trainer.close()
-        model, f32 = self._finish(trained, val_docs)
-        self.emit(ev.Done(file=str(model), f32=f32, seconds=time.monotonic() - started))
+        model, in_f32 = self._finish(trained, val_docs)
+        self.emit(ev.Done(file=str(model), f32=in_f32, seconds=time.monotonic() - started))
 
     def _prepare(self) -> tuple[list[list[int]], list[list[int]]]:
         """The documents' tokens (by the base model's tokenizer and chat template); the validation part

@@ -63,7 +63,7 @@ class Selection:
 def matrix(capture: Capture, selection: Selection) -> np.ndarray:
     """The n × n matrix [query, key] the selection shows."""
     selection.check(capture.n_layers, capture.n_heads)
-    w = capture.weights if selection.layer == "all" else capture.weights[[selection.layer]]
+    w = capture.weights if not isinstance(selection.layer, int) else capture.weights[selection.layer:selection.layer + 1]
     if isinstance(selection.head, int):
         per_layer = w[:, selection.head]
     elif selection.head == "max":
