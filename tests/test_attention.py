@@ -64,6 +64,7 @@ def test_views_reduce_layers_and_heads():
     f = views.focus(c, 4, views.Selection(0, 0), k=3)
     assert len(f.weights) == len(f.shade) == 5 and max(f.shade) == 1.0 and len(f.top) == 3
     assert all(0 <= s <= 1 for s in f.shade)
+    assert views.focus_in(m, 4, 3) == f  # a face keeps the reduced matrix and moves from token to token
     with pytest.raises(UsageError, match="layers 0 to 2"):
         views.matrix(c, views.Selection(3, "mean"))
     with pytest.raises(UsageError, match="heads 0 to 1"):

@@ -466,7 +466,8 @@ def finetune_parser() -> Parser:
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of the validation draw and the order of examples (default 0)")
     parser.add_argument("--json", action="store_true", help="print the result (losses, perplexity, the model) as JSON")
-    _add_encoding(parser)
+    # no --encoding: that flag means "reads stdin" (tests/test_encodings.py); DATA's encoding is detected, or
+    # the config file's 'encoding'
     _add_model(parser, "the model to fine-tune: a .gguf file or a local model's name (default: 'model' in the config "
                        "file, else the bundled SmolLM2-135M-Instruct)")
     return parser

@@ -117,8 +117,8 @@ class FineTune:
             ftype = None
         elif ftype is None and self.notify is not None:
             self.notify(f"{base.name} does not say its quantization: the fine-tuned model stays in F32")
-        quant = "F32" if ftype is None else (parse_quant(base.name) or meta.values.get("general.file_type", "?"))
-        self.prepared = Prepared(base, base_name, meta, data, train, val, needs, ftype, str(quant),
+        quant = "F32" if ftype is None else (parse_quant(base.name) or _ftype_name(ftype))
+        self.prepared = Prepared(base, base_name, meta, data, train, val, needs, ftype, quant,
                                  settings.threads or default_threads())
         return self.prepared
 
@@ -281,6 +281,16 @@ class FineTune:
         }
         finetuned.register(self.name, info)
         self.info = info
+
+
+def _ftype_name(ftype: int) -> str:
+    """llama.cpp's name of a file type (3: Q4_1), from the binding's LLAMA_FTYPE_ constants."""
+    import llama_cpp
+
+    for key, value in vars(llama_cpp).items():
+        if key.startswith("LLAMA_FTYPE_") and value == ftype and key != "LLAMA_FTYPE_GUESSED":
+            return key.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_").removeprefix("ALL_")
+    return f"file type {ftype}"
 
 
 def _drain(stream: Any, tail: deque[str]) -> None:
