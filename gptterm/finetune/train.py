@@ -19,7 +19,7 @@ import random
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -40,7 +40,6 @@ class Job:
     seed: int = 0
     #: llama_ftype to quantize back to; None keeps F32
     ftype: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def dumps(self) -> str:
         return json.dumps(self.__dict__, ensure_ascii=False)
