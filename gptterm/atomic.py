@@ -74,3 +74,16 @@ def write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
 
 def write_text(path: Path, text: str, encoding: str = "utf-8", *, durable: bool = True) -> None:
     write_bytes(path, text.encode(encoding), durable=durable)
+
+
+def install(finished: Path, path: Path) -> None:
+    """Put a file that was written whole elsewhere (a model a child process made in a work folder on the same
+    filesystem) in place as ``path``: flushed to disk, then renamed over it in one step."""
+    fd = os.open(finished, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if paths.is_own(path):
+        os.chmod(finished, paths.PRIVATE_FILE)
+    os.replace(finished, path)

@@ -112,6 +112,13 @@ class SchemaError(GpttermError):
     exit_code = 14
 
 
+class FinetuneError(GpttermError):
+    """Fine-tuning cannot start or did not finish: not enough memory or disk, or the training process failed or
+    was killed (nothing is saved then)."""
+
+    exit_code = 15
+
+
 class Interrupted(GpttermError):
     """The user pressed Ctrl+C; what was generated so far is kept."""
 

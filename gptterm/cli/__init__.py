@@ -29,6 +29,8 @@ RUNNERS = {
     "docs": "docs:run_docs",
     "tokens": "inspect:run_tokens",
     "perplexity": "inspect:run_perplexity",
+    "attention": "attention:run_attention",
+    "finetune": "finetune:run_finetune",
     "completion": "completion:run_completion",
     "templates": "templates:run_templates",
     "tools": "tools:run_tools",

@@ -31,6 +31,8 @@ COMMANDS = {
     "docs": "named collections of documents for 'ask': add, list, update, remove",
     "tokens": "show how the model splits a text into tokens (ids, pieces, special tokens)",
     "perplexity": "how well the model predicts a text: cross-entropy, perplexity, the most surprising tokens",
+    "attention": "which earlier tokens each token attends to (self-attention weights), as a heatmap",
+    "finetune": "fine-tune the local model on your chat examples (JSONL) or text, into a new local model",
     "completion": "print a shell completion script: bash, zsh or fish",
     "templates": "list, show, create, edit and import templates (email replies, news, commit messages, …)",
     "tools": "the tools a model can be given (-T): built-ins and MCP servers, their arguments, servers that fail",
@@ -431,6 +433,64 @@ def perplexity_parser() -> Parser:
     return parser
 
 
+def attention_parser() -> Parser:
+    parser = Parser(prog="gptterm attention", description=COMMANDS["attention"] + ": softmax(QKᵀ/√d_k) of every "
+                    "layer and head, read out of llama.cpp as it evaluates the text (local models only). Each row is "
+                    "a token, each column an earlier token it can see; shading grows with the square root of the "
+                    "weight. Off a terminal: one line per token, its index, piece and weights.")
+    parser.add_argument("text", nargs="*", help="the text (words are joined with spaces); '-' or nothing: stdin")
+    parser.add_argument("--layer", metavar="N|all", help="one layer (from 0), or 'all': the mean over layers "
+                                                         "(default; --json: every layer)")
+    parser.add_argument("--head", metavar="N|mean|max", help="one head (from 0), or the mean (default) or maximum "
+                                                             "over heads (--json: every head)")
+    parser.add_argument("--from", dest="from_index", type=int, metavar="TOKEN_INDEX",
+                        help="only this token's attention, as bars over the tokens it can see")
+    parser.add_argument("--chat", action="store_true",
+                        help="the text as a chat message, as the model's chat template renders it")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"tokens": [...], "layers": [{"layer", "heads": [{"head", "weights"}]}]}; '
+                             "row i of weights holds keys 0..i")
+    _add_encoding(parser)
+    _add_model(parser)
+    _add_param_flags(parser, ("load", "prompt"))
+    return parser
+
+
+def finetune_parser() -> Parser:
+    parser = Parser(prog="gptterm finetune", formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description=COMMANDS["finetune"] + ".\n\n"
+                    "Full fine-tuning with llama.cpp's training API (not LoRA): the model is converted to F32,\n"
+                    "trained in a child process, saved and quantized back to its type. DATA is JSONL chat, one\n"
+                    '{"messages": [{"role": "user", "content": "…"}, …]} a line, rendered with the model\'s chat\n'
+                    "template, or plain text. Every token of a conversation is trained on, the prompts' too:\n"
+                    "llama.cpp's training loop has no way to leave them out of the loss. Ctrl+C stops after the\n"
+                    "current step and saves nothing.",
+                    epilog="The result is listed by 'gptterm models ls' and used with -m NAME. Memory: about 16 "
+                           "bytes a parameter\n(weights, gradients, AdamW state, all F32) plus the KV cache and "
+                           "compute buffers; checked first.")
+    parser.add_argument("data", metavar="DATA", help="a .jsonl file of chat examples, or a text file")
+    parser.add_argument("--out", required=True, metavar="NAME", help="the name of the new model (required)")
+    parser.add_argument("--epochs", type=int, default=2, metavar="N", help="passes over the data (default 2)")
+    parser.add_argument("--lr", type=float, default=1e-4, metavar="RATE", help="AdamW learning rate (default 1e-4)")
+    parser.add_argument("--ctx", type=int, default=256, metavar="N",
+                        help="tokens per training window, a multiple of 256 (default 256)")
+    parser.add_argument("--val-split", type=float, default=0.1, metavar="FRACTION",
+                        help="share of the examples kept for validation: its loss after each epoch and its "
+                             "perplexity before and after (default 0.1; 0: none)")
+    parser.add_argument("--keep-f32", action="store_true",
+                        help="keep the fine-tuned model in F32 (4 bytes a weight) instead of quantizing it back")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores, or half on "
+                                                                 "large machines)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the validation draw and the order of examples (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the result (losses, perplexity, the model) as JSON")
+    # no --encoding: that flag means "reads stdin" (tests/test_encodings.py); DATA's encoding is detected, or
+    # the config file's 'encoding'
+    _add_model(parser, "the model to fine-tune: a .gguf file or a local model's name (default: 'model' in the config "
+                       "file, else the bundled SmolLM2-135M-Instruct)")
+    return parser
+
+
 def templates_parser() -> Parser:
     parser = Parser(prog="gptterm templates", description=COMMANDS["templates"] + ". Built-in templates can be "
                     "overridden by a file of the same name in <config dir>/templates/; use one with "
@@ -465,7 +525,8 @@ PARSERS = {"chat": chat_parser, "config": config_parser, "generate": generate_pa
            "summarize": summarize_parser, "translate": translate_parser, "models": models_parser,
            "doctor": doctor_parser, "serve": serve_parser, "tokens": tokens_parser, "ask": ask_parser,
            "docs": docs_parser, "templates": templates_parser,
-           "perplexity": perplexity_parser, "completion": completion_parser, "tools": tools_parser}
+           "perplexity": perplexity_parser, "completion": completion_parser, "tools": tools_parser,
+           "attention": attention_parser, "finetune": finetune_parser}
 
 
 def _default_action(parser: Parser, name: str) -> None:

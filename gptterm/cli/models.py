@@ -270,9 +270,15 @@ def _ls(opts: ModelsOptions) -> int:
             continue
         mark = "*" if default is not None and m.name == default.name else ""
         size = "missing" if m.missing else human_size(m.size)
-        rows.append((mark, m.name, m.quant or "?", size, m.source, m.path))
+        rows.append((mark, m.name, m.quant or "?", size, "fine-tuned" if m.finetune else m.source, m.path))
     if rows:
         table(rows, ("", "NAME", "QUANT", "SIZE", "SOURCE", "PATH"))
+    tuned = [m for m in models if m.finetune is not None]
+    if tuned:
+        print()
+        table([(m.name, m.finetune.get("base", "?"), m.finetune.get("data", "?"), m.finetune.get("epochs", "?"),
+                _losses(m.finetune, "train"), _losses(m.finetune, "val")) for m in tuned if m.finetune is not None],
+              ("FINE-TUNED", "FROM", "ON", "EPOCHS", "TRAINING LOSS", "VALIDATION LOSS"))
     lora = [(m.name, f"{kinds[m.name]} models", human_size(m.size), m.source, m.path) for m in models if kinds[m.name]]
     if lora:
         if rows:
@@ -285,6 +291,13 @@ def _ls(opts: ModelsOptions) -> int:
         note(f"{plural(len(partial), 'interrupted download')} ({human_size(total)}) in {store.hub_cache_dir()}: "
              "pull the same model again to resume")
     return 0
+
+
+def _losses(info: dict, which: str) -> str:
+    first, last = info.get(f"first_{which}_loss"), info.get(f"{which}_loss")
+    if not isinstance(last, (int, float)):
+        return ""
+    return f"{first:.2f} → {last:.2f}" if isinstance(first, (int, float)) else f"{last:.2f}"
 
 
 def _rm(opts: ModelsOptions) -> int:
@@ -401,6 +414,10 @@ def _print_details(model: Any, meta: dict, extra: dict | None = None) -> None:
         lines.append(("", f))
     lines.append(("size", human_size(model.size)))
     lines.append(("quant", model.quant or "?"))
+    if model.finetune is not None:
+        from gptterm.models.finetuned import describe
+
+        lines.append(("fine-tuned", describe(model.finetune).removeprefix("fine-tuned ")))
     if model.sha256:
         lines += [("sha256", s) for s in model.sha256]
     if meta:

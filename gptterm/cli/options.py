@@ -32,13 +32,15 @@ class Options:
     def from_namespace(cls: type[O], ns: argparse.Namespace) -> O:
         given = vars(ns)
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(given) - names - {p.name for p in PARAMS}
+        # a command whose own flag shares a parameter's name (finetune's --ctx) reads it as its own field
+        params = {p.name for p in PARAMS} - names
+        unknown = set(given) - names - params
         if unknown:  # a flag declared in args.py that its options class does not know: a bug, said plainly
             raise TypeError(f"{cls.__name__} has no field for {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name == "params":
-                values["params"] = param_overrides(given)
+                values["params"] = param_overrides({k: v for k, v in given.items() if k in params})
             elif f.name in given:
                 value = given[f.name]
                 if value is None and f.default is not None and f.default is not dataclasses.MISSING:
@@ -191,6 +193,30 @@ class PerplexityOptions(ModelOptions):
 
 
 @dataclass(frozen=True)
+class AttentionOptions(ModelOptions):
+    text: tuple[str, ...] = ()
+    layer: str | None = None
+    head: str | None = None
+    from_index: int | None = None
+    chat: bool = False
+
+
+@dataclass(frozen=True)
+class FinetuneOptions(Options):
+    data: str = ""
+    out: str = ""
+    model: str | None = None
+    epochs: int = 2
+    lr: float = 1e-4
+    ctx: int = 256
+    val_split: float = 0.1
+    keep_f32: bool = False
+    threads: int | None = None
+    seed: int = 0
+    json: bool = False
+
+
+@dataclass(frozen=True)
 class DoctorOptions(ModelOptions):
     pass
 
@@ -275,5 +301,6 @@ BY_COMMAND: dict[str | None, type[Options]] = {
     "summarize": SummarizeOptions, "translate": TranslateOptions, "tokens": TokensOptions,
     "perplexity": PerplexityOptions, "doctor": DoctorOptions, "serve": ServeOptions, "history": HistoryOptions,
     "config": ConfigOptions, "models": ModelsOptions, "docs": DocsOptions, "templates": TemplatesOptions,
-    "completion": CompletionOptions, "tools": ToolsOptions,
+    "completion": CompletionOptions, "tools": ToolsOptions, "attention": AttentionOptions,
+    "finetune": FinetuneOptions,
 }

@@ -142,6 +142,7 @@ class LocalEngine:
         self._piece_buf = ctypes.create_string_buffer(256)
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
         self._formatter = self._make_formatter(meta)
+        self._transcript_formatter: Any = None
         self.meta = meta
         self.info = ModelInfo(
             # the adapters are part of what the model is: the status line, doctor and the history name them
@@ -277,6 +278,30 @@ class LocalEngine:
             tokenize=lambda text: self.tokenize(text, special=True),
             thinking=self.thinks, inside=rendered.rstrip().endswith("<think>"),
             forced=tool_choice not in (None, "auto"))
+
+    def transcript_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The tokens of a whole conversation as the template renders it, with no generation prompt after
+        the last message (what fine-tuning trains on)."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        f = self._formatter
+        if self._transcript_formatter is None:
+            self._transcript_formatter = Jinja2ChatFormatter(template=f.template, eos_token=f.eos_token,
+                                                             bos_token=f.bos_token, add_generation_prompt=False)
+        try:
+            rendered = self._transcript_formatter(messages=[dict(m) for m in messages]).prompt
+        except Exception as err:  # a template that raises is the model's fault, not a crash
+            raise EngineError(f"the model's chat template failed: {err}") from None
+        return self._rendered_tokens(rendered)
+
+    @contextlib.contextmanager
+    def exclusive_model(self) -> Iterator[Any]:
+        """The loaded ``llama_model`` (a C pointer) for a second context on the same weights (attention
+        capture), with no reply or scoring running on this engine meanwhile."""
+        with self._busy:
+            if self._llm is None:
+                raise EngineError("the model was closed")
+            yield self._llm._model.model
 
     @property
     def thinks(self) -> bool:

@@ -7,6 +7,8 @@ place (numpy views, no copy) and compute in float64 only what is returned.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 
@@ -15,6 +17,12 @@ def log_normalizers(logits: np.ndarray) -> np.ndarray:
     peak = logits.max(axis=1)
     shifted = np.exp(logits - peak[:, None], dtype=np.float32)
     return np.log(shifted.sum(axis=1, dtype=np.float64)) + peak
+
+
+def target_logprobs(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+    """log P(targets[i]) under the softmax of row i (fine-tuning scores a window with it)."""
+    rows = np.arange(len(targets))
+    return logits[rows, np.asarray(targets)].astype(np.float64) - log_normalizers(logits)
 
 
 def top_k(row: np.ndarray, k: int, normalizer: float) -> list[tuple[int, float]]:

@@ -10,6 +10,8 @@ Where files live:
   ``blobs/<sha256>.incomplete`` (what ``hf cache`` calls an incomplete file).
 - Imported files stay where they are; ``models.json`` in gptterm's data
   directory maps their names to paths.
+- Fine-tuned models live in gptterm's data directory, each file with a JSON
+  of what it was made from beside it (``gptterm.models.finetuned``).
 
 The cache location is computed here with huggingface_hub's rules rather than
 read from it, so ``models ls`` and ``-m NAME`` never import huggingface_hub.
@@ -55,7 +57,7 @@ def registry_file() -> Path:
 class LocalModel:
     name: str
     path: Path  # what llama.cpp opens: the file, or the first part of a split model
-    source: str  # "hub", "import" or "bundled"
+    source: str  # "hub", "import", "bundled" or "finetune"
     files: tuple[Path, ...] = ()
     size: int | None = None
     quant: str | None = None
@@ -64,6 +66,8 @@ class LocalModel:
     revision: str | None = None
     sha256: tuple[str, ...] = ()
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    #: for a fine-tuned model, what it was made from (its JSON: base, data, settings, losses)
+    finetune: dict[str, Any] | None = None
 
     @property
     def missing(self) -> bool:
@@ -76,7 +80,8 @@ class LocalModel:
     def as_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "path": str(self.path), "size": self.size,
                 "quant": self.quant, "repo": self.repo, "file": self.filename, "revision": self.revision,
-                "files": [str(f) for f in self.files], "sha256": list(self.sha256), "aliases": list(self.aliases)}
+                "files": [str(f) for f in self.files], "sha256": list(self.sha256), "aliases": list(self.aliases),
+                **({"finetune": self.finetune} if self.finetune is not None else {})}
 
 
 # -- listing ---------------------------------------------------------------------
@@ -189,9 +194,23 @@ def _bundled_model() -> list[LocalModel]:
                        quant=parse_quant(path.name), aliases=(bundled.NAME,))]
 
 
+def _finetuned_models() -> list[LocalModel]:
+    from gptterm.models import finetuned
+
+    out = []
+    for name, path, info in finetuned.listed():
+        if not path.exists():
+            continue
+        out.append(LocalModel(name=name, path=path, source=finetuned.SOURCE, files=(path,), size=path.stat().st_size,
+                              quant=info.get("quant") if isinstance(info.get("quant"), str) else None,
+                              finetune=info))
+    return out
+
+
 def list_models() -> list[LocalModel]:
-    """Every usable local model: bundled first, then downloads and imports by name."""
-    return _bundled_model() + sorted(_hub_models() + _imported_models(), key=lambda m: m.name.casefold())
+    """Every usable local model: bundled first, then downloads, imports and fine-tuned models by name."""
+    return _bundled_model() + sorted(_hub_models() + _imported_models() + _finetuned_models(),
+                                     key=lambda m: m.name.casefold())
 
 
 def lookup(name: str, models: list[LocalModel] | None = None) -> LocalModel | None:
@@ -364,18 +383,24 @@ def import_file(path: Path, name: str | None = None) -> LocalModel:
     if part is not None and part.part != 1:
         raise ModelError(f"{path.name} is part {part.part} of a split model: import its first part")
     name = (name or (Path(part.prefix).name if part else path.stem)).strip()
-    if not name or any(c in name for c in "/\\:") or name.casefold() == BUNDLED:
-        raise ModelError(f"cannot use {name!r} as a model name (no '/', '\\', ':'; not 'bundled')")
-    models = list_models()
-    for m in models:
-        if m.answers_to(name) or name.casefold() == m.name.casefold():
-            if m.source == "import" and same_file(m.path, path):
-                return m
-            raise ModelError(f"the name {name!r} is taken by {m.name} ({m.path}); choose another with --name")
+    taken = name_taken(name, "--name")
+    if taken is not None:
+        if taken.source == "import" and same_file(taken.path, path):
+            return taken
+        raise ModelError(f"the name {name!r} is taken by {taken.name} ({taken.path}); choose another with --name")
     imported = _imported()
     imported[name] = str(path)
     _write_registry(imported)
     return next(m for m in _imported_models() if m.name == name)
+
+
+def name_taken(name: str, flag: str) -> LocalModel | None:
+    """The model that answers to ``name`` already (None: free); ModelError for a name no model may have
+    (``flag``: the option that gives it, for the message)."""
+    if not name or any(c in name for c in "/\\:") or name.casefold() == BUNDLED or name.startswith("."):
+        raise ModelError(f"cannot use {name!r} as a model name ({flag}: no '/', '\\', ':', no leading '.', "
+                         "not 'bundled')")
+    return next((m for m in list_models() if m.answers_to(name)), None)
 
 
 @dataclass
@@ -397,6 +422,10 @@ def remove(name: str) -> Removed:
     if default is not None and same_file(default.path, model.path):
         raise ModelError(f"{model.name} is the default model; choose another first "
                          "('gptterm models default NAME', or 'gptterm config unset model' for the bundled one)")
+    if model.source == "finetune":
+        from gptterm.models import finetuned
+
+        return Removed(model, finetuned.remove(model.name))
     if model.source == "import":
         imported = _imported()
         imported.pop(model.name, None)
