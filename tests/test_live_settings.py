@@ -33,6 +33,9 @@ def cases(adapters) -> list[tuple[str, str, str, bool]]:
         ("lora", str(adapters["size"]), "does not fit tiny-test", False),
         ("lora", str(adapters["good"]), "", True),
         ("seed", "7", "", False),
+        ("tools", "read_fiel", "unknown tool 'read_fiel'", False),
+        ("tools", "read_file,list_dir", "", False),
+        ("max_steps", "3", "", False),
         ("system", "be brief", "", False),
     ]
 
@@ -86,3 +89,4 @@ def test_repl_and_settings_pane_have_the_same_effects(tiny_model, adapters, isol
     assert repl_saved["temperature"] == 0.3 and repl_saved["ctx"] == 512 and repl_saved["seed"] == 7
     assert repl_saved["lora"] == [str(adapters["good"])] and repl_saved["system"] == "be brief"
     assert "top_p" not in repl_saved  # refused: never applied
+    assert repl_saved["tools"] == ["read_file", "list_dir"] and repl_saved["max_steps"] == 3

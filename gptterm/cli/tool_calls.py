@@ -43,12 +43,11 @@ def terminal_ask(stopped: threading.Event, *, json_output: bool = False) -> Ask 
 
     def ask(call: ToolCall, tool: Tool) -> Answer | None:
         if tool.name == "run_shell":
-            shown = str(call.arguments.get("command", ""))
-            question = f"run this command?\n    {shown}\n"
+            shown = f"the model wants to run this command:\n    {call.arguments.get('command', '')}\n"
         else:
-            question = f"let {tool.name} ({tool.source}) run with {arguments_text(call, None)}?\n"
+            shown = f"the model wants to call {tool.name} ({tool.source}) with {arguments_text(call, None)}\n"
         always = "" if tool.confirm_each else " / [a]lways in this conversation"
-        sys.stderr.write(f"gptterm: the model wants to {question}gptterm: [y]es / [n]o{always}: ")
+        sys.stderr.write(f"gptterm: {shown}gptterm: allow it? [y]es / [n]o{always}: ")
         sys.stderr.flush()
         line = _read_line(stopped)
         if line is None:

@@ -150,6 +150,9 @@ class GpttermApp(App[None]):
         for line in privacy.take_notices():  # an older install's files made private on start
             self.notify(line, title="Private files", timeout=12)
 
+    def on_unmount(self) -> None:
+        self.session.tools.close()  # the MCP servers stop with the app
+
     def watch_theme(self, theme: str) -> None:
         if self._theme_ready:
             self.apply(self.session.save_theme(theme), quiet=True)

@@ -12,7 +12,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Select, Static
 
 from gptterm.errors import GpttermError, ParamError
-from gptterm.settings import BY_NAME, LOAD, PARAMS, Param
+from gptterm.settings import BY_NAME, LOAD, PARAMS, TOOLS, Param
 
 
 class ParamValidator(Validator):
@@ -43,6 +43,12 @@ class ParamField(Vertical):
             yield Input(p.edit_text(self.value), placeholder=p.none_means or "", id=f"param-{p.name}",
                         validators=[ParamValidator(p)], validate_on=["changed", "submitted"])
         yield Static(p.describe(), classes="param-help", markup=False)
+
+
+def _live(param: Param) -> bool:
+    """Applied as it is typed (sampling, the system prompt); else on Enter: a load setting reloads the model,
+    a tool name is only whole once it is typed out."""
+    return param.kind not in (LOAD, TOOLS)
 
 
 class SettingsPane(VerticalScroll):
@@ -86,7 +92,11 @@ class SettingsPane(VerticalScroll):
             yield Button("Save to config (ctrl+s)", id="save-config", variant="primary")
         yield Label("Generation", classes="section")
         for p in PARAMS:
-            if p.kind != LOAD:
+            if p.kind not in (LOAD, TOOLS):
+                yield ParamField(p, self.values[p.name])
+        yield Label("Tools (Enter applies: from the next message)", classes="section")
+        for p in PARAMS:
+            if p.kind == TOOLS:
                 yield ParamField(p, self.values[p.name])
         yield Label("Model loading (Enter reloads the model)", classes="section")
         with Vertical(classes="param-field", id="field-model"):
@@ -136,7 +146,7 @@ class SettingsPane(VerticalScroll):
         value = param.parse(event.value)
         if value != self.values.get(name):
             self.values[name] = value
-            if param.kind != LOAD:
+            if _live(param):
                 self.post_message(self.ParamChanged(name, value, reload=False))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
