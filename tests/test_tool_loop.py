@@ -88,10 +88,13 @@ def test_the_step_limit_ends_a_turn_with_every_call_answered(roomy_model, folder
     box = build_toolbox(["read_file"], allow=[folder])
     current = turn(chat, "Read it again and again.", tools=ToolUse(box, Approvals(), max_steps=2))
     events = list(current.events())
-    assert isinstance(events[-1], StepLimit) and events[-1].steps == 2
+    [limit] = [e for e in events if isinstance(e, StepLimit)]
+    assert limit.steps == 2
     roles = [m["role"] for m in chat.messages]
-    assert roles.count("assistant") == 3 and roles.count("tool") == 3  # the last calls got "not run" results
-    assert "limit of 2 tool steps" in chat.messages[-1]["content"]
+    # two rounds ran, the third round's calls got "not run" results, and the model answered without tools
+    assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert "limit of 2 tool steps" in chat.messages[-2]["content"] and "tool_calls" not in chat.messages[-1]
+    assert len(current.replies) == 4
     box.close()
     engine.close()
 
@@ -149,6 +152,39 @@ def test_tools_through_a_real_server(llama_server, folder):
     assert data["tool_calls"] and data["tool_calls"][0]["name"] == "read_file" and data["steps"] == 2
 
 
+def test_a_stopped_turn_answers_every_call_and_the_conversation_goes_on(roomy_model, folder, monkeypatch):
+    two = pieces("".join(CALL) * 2)  # two calls in one step
+    script(monkeypatch, (two, "stop"), (["Yes."], "stop"))
+    chat, engine = session_with(roomy_model)
+    box = build_toolbox(["read_file"], allow=[folder])
+    use = ToolUse(box, Approvals())
+    current = turn(chat, "Read it twice.", tools=use)
+    for event in current.events():
+        if isinstance(event, ToolEnded):
+            current.cancel()  # Esc after the first call
+    assert [m["role"] for m in chat.messages] == ["user", "assistant", "tool", "tool"]
+    assert chat.messages[-1]["content"] == "stopped"
+    list(turn(chat, "And now?").events())  # the next message renders: an empty turn bridges tool and user
+    assert chat.messages[-1] == {"role": "assistant", "content": "Yes."}
+    box.close()
+    engine.close()
+
+
+def test_a_reply_that_cannot_start_leaves_no_message_behind(roomy_model, folder):
+    chat, engine = session_with(roomy_model, tool_choice="list_dir")
+    box = build_toolbox(["read_file"], allow=[folder])
+    with pytest.raises(Exception, match="tool_choice names 'list_dir'"):
+        turn(chat, "hello", tools=ToolUse(box, Approvals()))
+    assert chat.messages == [] and chat.conversation_id is None
+    chat.params = chat.params.replace(tool_choice="auto")
+    with pytest.raises(Exception, match="cannot both match a schema and call tools"):  # the engine refuses it
+        turn(chat, "hello", schema={"type": "object"}, tools=ToolUse(box, Approvals()))
+    assert chat.messages == []
+    assert [m.role for m in HistoryStore().get(chat.conversation_id).messages] == []
+    box.close()
+    engine.close()
+
+
 def test_gptterm_tools_lists_built_ins_and_mcp_tools_and_says_which_server_failed(isolated_dirs):
     (isolated_dirs["config"]).mkdir(parents=True, exist_ok=True)
     (isolated_dirs["config"] / "config.toml").write_text(
@@ -201,4 +237,27 @@ def test_the_tui_shows_each_call_as_a_block_and_asks_before_a_command(roomy_mode
             await t.chat.open_conversation(cid)  # reopened: the blocks come back from the history
             await t.pilot.pause()
             assert len(t.app.query(ToolBlock)) == 2
+    asyncio.run(run())
+
+
+def test_esc_during_a_tool_in_the_tui_stops_the_turn(roomy_model, folder, monkeypatch):
+    from gptterm.tui.widgets.chat import ToolBlock
+    from tests.tui_helpers import make_app, running
+
+    monkeypatch.chdir(folder)
+    slow = pieces('<tool_call>\n{"name": "run_shell", "arguments": {"command": "sleep 20"}}\n</tool_call>')
+    said = script(monkeypatch, (slow, "stop"), (["Done."], "stop"))
+
+    async def run():
+        app = make_app(model=str(roomy_model), ctx=4096, threads=1, max_tokens=120, tools=("run_shell",))
+        app.session.tools.settings.yes = True
+        async with running(app) as t:
+            await t.ready()
+            await t.send("Wait a while in the shell.")
+            await t.wait_for(lambda: t.app.query(ToolBlock), what="the call shown while it runs")
+            assert "running" in str(t.app.query_one(ToolBlock).title)
+            await t.pilot.press("escape")
+            await t.wait_for(lambda: t.app.busy is None, timeout=10, what="the stop")
+            assert len(said.prompts) == 1  # no step after the stopped tool
+            assert "stopped" in str(t.app.query_one(ToolBlock).title) or t.app.query_one(ToolBlock).result
     asyncio.run(run())

@@ -104,6 +104,7 @@ def run_oneshot(opts: PromptOptions, session: Session, prompt: str | None, conte
         tools = session.tool_use(session.approvals(), tool_calls.terminal_ask(stopped, json_output=opts.json),
                                  stopped=stopped)
         if tools is not None:
+            tool_calls.say_failures(session)
             setup.advise(session, "tools")
         current = turn(chat, compose_prompt(prompt, context), template=bound, schema=schema,
                        truncate_last=truncate_last, tools=tools)
@@ -316,11 +317,18 @@ class Repl:
         use = self.session.tool_use(self.approvals, tool_calls.terminal_ask(stopped), docs=self.docs_scope,
                                     stopped=stopped)
         if use is not None:
+            tool_calls.say_failures(self.session)
             setup.advise(self.session, "tools")
         return use
 
     def stream(self, start: Callable[[ToolUse | None], Turn]) -> None:
-        current = start(self.tool_use())
+        try:
+            tools = self.tool_use()  # the first message with MCP servers starts them
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            note("stopped while the tools started")
+            return
+        current = start(tools)
         first = current.reply
         assert first is not None
         writer = TurnWriter(setup.reply_writer(self.opts, first), show=self.opts.show_thinking,

@@ -404,8 +404,7 @@ class TurnWriter:
         elif isinstance(event, ThinkingDelta):
             self.thinking(event.text)
         elif self.steps is not None and not isinstance(event, CallEnded):
-            if self.tty:
-                self.writer.end_line()  # a step's line on the terminal, not inside the reply's
+            self.writer.end_line()  # a step's text ends its line: the next step's starts a new one
             self.steps(event)
 
     def thinking(self, text: str) -> None:

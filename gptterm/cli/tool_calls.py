@@ -19,6 +19,7 @@ from gptterm.cli.io import note
 from gptterm.session.turn import StepLimit, ToolEnded, ToolStarted
 
 if TYPE_CHECKING:
+    from gptterm.session import Session
     from gptterm.session.turn import Event, Turn
     from gptterm.tools.permissions import Answer, Ask
     from gptterm.types import Tool, ToolCall
@@ -100,6 +101,12 @@ def show(event: Event) -> None:
             note(f"← {result.name}: {len(result.content):,} characters in {result.seconds:.2f} s{cut}")
     elif isinstance(event, StepLimit):
         note(f"stopped after {event.steps} tool steps (--max-steps): the model still wanted to call tools")
+
+
+def say_failures(session: Session) -> None:
+    """One line for each MCP server that did not start (once)."""
+    for line in session.tools.new_failures():
+        note(f"MCP server not started: {line}")
 
 
 def calls_json(turn: Turn) -> list[dict[str, Any]]:

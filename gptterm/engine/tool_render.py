@@ -131,9 +131,22 @@ def fallback(messages: Sequence[Any], tools: Sequence[Tool], fmt: CallFormat) ->
     return out
 
 
+def bridged(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    """``messages`` with an empty assistant turn where a tool's result is followed by the user's next message
+    (a turn that was stopped, or ended at the step limit, before the model answered): templates that insist on
+    alternating turns (Gemma 3's, Mistral's) would refuse the conversation from then on."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.get("role") == "user" and out and out[-1].get("role") == "tool":
+            out.append({"role": "assistant", "content": ""})
+        out.append(dict(message))
+    return out
+
+
 def prepare(messages: Sequence[Any], tools: Sequence[Tool], template: str,
             fmt: CallFormat) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """What to hand the model's template: messages and extra variables (``tools`` for a native one)."""
+    messages = bridged(messages)
     if template_has_tools(template):
         return native(messages, tools, template, fmt)
     return fallback(messages, tools, fmt), {}

@@ -66,6 +66,7 @@ class SessionTools:
         self.settings = settings or ToolSettings()
         self._box: ToolBox | None = None
         self._key: Any = None
+        self._failures_said = True
 
     def box(self, params: Params, config: Config, docs: DocsScope | None = None) -> ToolBox | None:
         """The tools for these settings (None: none asked for); made again when they changed."""
@@ -80,7 +81,19 @@ class SessionTools:
             self.close()
             self._box = build_toolbox(builtins, allow=list(params.allow or ()), mcp=servers, docs=docs)
             self._key = key
+            self._failures_said = False
+            if not builtins and not self._box.tools and self._box.failures:
+                box, self._box, self._key = self._box, None, None
+                box.close()  # every tool asked for is on a server that did not start: say it, do not go on
+                raise UsageError("no tool could be offered: " + "; ".join(box.failures))
         return self._box
+
+    def new_failures(self) -> list[str]:
+        """The MCP servers that did not start (one line each), once after the tools were made."""
+        if self._box is None or self._failures_said:
+            return []
+        self._failures_said = True
+        return list(self._box.failures)
 
     def close(self) -> None:
         box, self._box, self._key = self._box, None, None

@@ -140,27 +140,41 @@ class Turn:
                 stream.close()  # a face that stops listening ends the call (its partial text is kept)
             yield CallEnded(reply)
             use = self.tools
-            if use is None or not reply.tool_calls or self._stopped or reply.finish_reason in ("cancelled", "error"):
+            if use is None or not reply.tool_calls:
                 return
-            if steps >= use.max_steps:
-                for call in reply.tool_calls:  # each call gets its answer: the history stays whole
-                    self.chat.add_tool_result(ToolResult(call.id, call.name, f"not run: the limit of {use.max_steps} "
-                                                         "tool steps for one message was reached", error=True))
+            stopped = self._stopped or use.stopped.is_set() or reply.finish_reason in ("cancelled", "error")
+            if stopped or steps >= use.max_steps:
+                # every call gets its answer, so that the history stays whole for the next turn
+                why = "stopped" if stopped else f"not run: the limit of {use.max_steps} tool steps was reached"
+                self._unanswered(reply.tool_calls, why)
+                if stopped:
+                    return
                 yield StepLimit(steps)
-                return
+                reply = self.chat.continue_turn("none", with_tools=False)  # the model answers with what it has
+                self.replies.append(reply)
+                use = None
+                self.tools = None
+                continue
             steps += 1
-            for call in reply.tool_calls:
+            for i, call in enumerate(reply.tool_calls):
                 yield from self._run(use, call)
-                if self._stopped:
+                if self._stopped or use.stopped.is_set():
+                    self._unanswered(reply.tool_calls[i + 1:], "stopped")
                     return
             reply = self.chat.continue_turn("auto")  # a forced choice was for the first step only
             self.replies.append(reply)
+
+    def _unanswered(self, calls: list[ToolCall], why: str) -> None:
+        for call in calls:
+            result = ToolResult(call.id, call.name, why, error=True)
+            self.chat.add_tool_result(result)
+            self.calls.append((call, result))
 
     def _run(self, use: ToolUse, call: ToolCall) -> Iterator[Event]:
         tool = use.box.get(call.name)
         yield ToolStarted(call, tool)
         verdict = use.approvals.decide(call, tool, use.ask)
-        if self._stopped:
+        if self._stopped or use.stopped.is_set():
             result, refused = ToolResult(call.id, call.name, "the call was stopped", error=True), "stopped"
         elif not verdict.allowed:
             result, refused = ToolResult(call.id, call.name, verdict.reason, error=True), verdict.reason
@@ -209,8 +223,11 @@ def turn(chat: ChatSession, text: str, *, grounding: Grounding | None = None, te
 
 
 def regenerate(chat: ChatSession, *, tools: ToolUse | None = None) -> Turn:
-    """Drop the last reply and answer the same message again (the results of earlier tool steps stay)."""
-    offer(chat, tools)
+    """Drop the last reply and answer the same message again (the results of earlier tool steps stay: the
+    new reply follows them, and a forced tool choice, which is for a message's first step, does not apply)."""
+    after_tools = len(chat.messages) >= 2 and chat.messages[-1]["role"] == "assistant" \
+        and chat.messages[-2]["role"] == "tool"
+    offer(chat, tools, first_step=not after_tools)
     return Turn(chat, chat.regenerate(), tools=tools)
 
 
@@ -220,8 +237,16 @@ def edit(chat: ChatSession, index: int, text: str, *, tools: ToolUse | None = No
     return Turn(chat, chat.edit(index, text), tools=tools)
 
 
-def offer(chat: ChatSession, tools: ToolUse | None) -> None:
-    """Give the model ``tools`` from the next reply on (and the first step's tool_choice); none: take them away."""
+def offer(chat: ChatSession, tools: ToolUse | None, *, first_step: bool = True) -> None:
+    """Give the model ``tools`` from the next reply on (and, at a message's first step, the tool_choice); none:
+    take them away. A tool_choice that names no tool given is one clear error, before anything is sent."""
     chat.tools = tools.box.tools if tools is not None and tools.box.tools else None
-    choice = chat.params.tool_choice
-    chat.tool_choice = choice if chat.tools and choice and choice != "auto" else None
+    choice = (chat.params.tool_choice or "auto").strip()
+    if choice.lower() in ("auto", "required", "none"):
+        choice = choice.lower()
+    if chat.tools and choice not in ("auto", "required", "none") and choice not in {t.name for t in chat.tools}:
+        from gptterm.errors import UsageError
+
+        raise UsageError(f"tool_choice names {choice!r}, which is not among the tools given "
+                         f"({', '.join(t.name for t in chat.tools)})")
+    chat.tool_choice = choice if chat.tools and first_step and choice != "auto" else None

@@ -138,7 +138,11 @@ class ChatSession:
             stored_user = fitted[-1] if report.dropped_tokens else user
         self.messages.append(stored_user)
         self._ids.append(self._store(stored_user))
-        return self._start(fitted)
+        try:
+            return self._start(fitted)
+        except BaseException:  # the reply could not start (a template, a tool choice): the message is not kept
+            self._forget_from(len(self.messages) - 1)
+            raise
 
     def answer_without_model(self, text: str, answer: str) -> None:
         """Keep an exchange whose answer needs no model (ask's "not found")."""
@@ -161,10 +165,17 @@ class ChatSession:
         else:
             self._ids.append(None)
 
-    def continue_turn(self, tool_choice: str | None = None) -> Reply:
-        """The model's next step in the same turn, after its tool calls got their results."""
-        fitted, _ = self._fit(self.model_messages())
-        return self._start(fitted, tool_choice=tool_choice)
+    def continue_turn(self, tool_choice: str | None = None, *, with_tools: bool = True) -> Reply:
+        """The model's next step in the same turn, after its tool calls got their results; ``with_tools``
+        False: the last step, which must answer (the tools are not offered)."""
+        offered = self.tools
+        if not with_tools:
+            self.tools = None
+        try:
+            fitted, _ = self._fit(self.model_messages())
+            return self._start(fitted, tool_choice=tool_choice)
+        finally:
+            self.tools = offered
 
     def regenerate(self) -> Reply:
         """Drop the last reply and generate it again from the same user message."""

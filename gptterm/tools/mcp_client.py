@@ -133,7 +133,10 @@ def parse_mcp_command(text: str, name: str | None = None) -> McpServerSpec:
     if stripped.startswith(("http://", "https://")):
         from urllib.parse import urlsplit
 
-        host = urlsplit(stripped).hostname or "server"
+        try:
+            host = urlsplit(stripped).hostname or "server"
+        except ValueError as err:
+            raise UsageError(f"--mcp {stripped!r} is not a URL that can be read: {err}") from None
         label = host.replace(".", "-") if host.replace(".", "").isdigit() else host.split(".")[0]
         return McpServerSpec(_clean_name(name or label), url=stripped)
     try:

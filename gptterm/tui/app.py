@@ -151,6 +151,7 @@ class GpttermApp(App[None]):
             self.notify(line, title="Private files", timeout=12)
 
     def on_unmount(self) -> None:
+        self.session.stop()  # a turn waiting on a tool or an approval ends
         self.session.tools.close()  # the MCP servers stop with the app
 
     def watch_theme(self, theme: str) -> None:

@@ -76,9 +76,12 @@ class Generation(Widget):
         run: int
         error: str | None
 
-    def __init__(self, verb: str, *, on_events: Events, on_finished: Finished, **kwargs: Any) -> None:
-        """``verb``: what the status line says while it runs ("generating", "summarizing", …)."""
+    def __init__(self, verb: str, *, on_events: Events, on_finished: Finished,
+                 urgent: Callable[[Any], bool] | None = None, **kwargs: Any) -> None:
+        """``verb``: what the status line says while it runs ("generating", "summarizing", …); ``urgent``: the
+        events that reach the pane at once, with what came before them (a step that may be followed by a wait)."""
         super().__init__(**kwargs)
+        self._urgent = urgent
         self.verb = verb
         self._on_events = on_events
         self._on_finished = on_finished
@@ -149,7 +152,7 @@ class Generation(Widget):
             for event in work(run):
                 pending.append(event)
                 now = time.perf_counter()
-                if now - last >= self.interval:
+                if now - last >= self.interval or (self._urgent is not None and self._urgent(event)):
                     self.post_message(self.Batch(number, pending))
                     pending = []
                     last = now

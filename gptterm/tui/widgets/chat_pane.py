@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from gptterm.errors import GpttermError
+from gptterm.errors import GpttermError, InputError
 from gptterm.session import turn as turns
 from gptterm.session.turn import CallEnded, Event, StepLimit, TextDelta, ThinkingDelta, ToolEnded, ToolStarted, Turn
 from gptterm.tasks.chat import ChatSession
@@ -88,7 +88,9 @@ class ChatPane(Vertical):
         self.turn: Turn | None = None
         self.reply_id = 0
         self.reply_item: MessageItem | None = None
-        self.generation = Generation("generating", on_events=self._reply_events, on_finished=self._reply_finished)
+        # a tool step's events reach the screen at once: the tool may run a while after them
+        self.generation = Generation("generating", on_events=self._reply_events, on_finished=self._reply_finished,
+                                     urgent=lambda e: isinstance(e, (CallEnded, ToolStarted, ToolEnded, StepLimit)))
         #: the user's message shown for the turn in flight (taken back if the turn never starts)
         self._sent_item: MessageItem | None = None
         #: the tool calls of the turn in flight, by call id
@@ -265,7 +267,7 @@ class ChatPane(Vertical):
             self.query_one(PromptInput).focus()
 
     def _refuse_while_replying(self) -> bool:
-        if self.turn is not None:
+        if self.generation.running:
             self.notify("Stop the reply first (Esc)", severity="warning")
             return True
         return False
@@ -282,14 +284,14 @@ class ChatPane(Vertical):
         return True
 
     async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
-        text, editing = message.text, self.editing
+        text, editing, chat = message.text, self.editing, self.session  # the conversation open now
         if editing is not None:
-            started = await self._begin(lambda tools: turns.edit(self.session, editing, text, tools=tools),
+            started = await self._begin(lambda tools: turns.edit(chat, editing, text, tools=tools),
                                         sent=text, at=editing)
         else:
             started = await self._begin(
-                lambda tools: turns.turn(self.session, text, grounding=self._grounding(text), tools=tools),
-                sent=text, at=len(self.session.messages))
+                lambda tools: turns.turn(chat, text, grounding=self._grounding(text), tools=tools),
+                sent=text, at=len(chat.messages))
         if not started:
             return
         self.editing = None
@@ -331,20 +333,32 @@ class ChatPane(Vertical):
         if current is not None:
             await self.start_reply(current)
         else:
-            await self.start_reply(None, lambda run: self._tool_turn(run, make))
+            if self._approvals is None:
+                self._approvals = host(self).session.approvals()
+            approvals, docs = self._approvals, self._docs_scope()
+            await self.start_reply(None, lambda run: self._tool_turn(run, make, approvals, docs))
         return True
 
-    def _tool_turn(self, run: Run, make: Callable[[ToolUse | None], Turn]) -> Iterator[Event]:
+    def _tool_turn(self, run: Run, make: Callable[[ToolUse | None], Turn], approvals: Approvals,
+                   docs: DocsScope | None) -> Iterator[Event]:
         """In the worker: the tools for this turn (MCP servers start on first use), then the turn itself."""
         session = host(self).session
-        if self._approvals is None:
-            self._approvals = session.approvals()
-        use = session.tool_use(self._approvals, self._asker(run.stopped), docs=self._docs_scope(),
-                               stopped=run.stopped)
+        use = session.tool_use(approvals, self._asker(run.stopped), docs=docs, stopped=run.stopped)
         if use is not None:
+            for line in session.tools.new_failures():
+                self.app.call_from_thread(self.notify, line, title="MCP server not started", severity="warning",
+                                          timeout=15)
             self.app.call_from_thread(host(self).advise, "tools")
-        current = make(use)
+        if run.stopped.is_set():  # Esc while the servers started
+            return
+        try:
+            current = make(use)
+        except ValueError as err:  # nothing to regenerate, a message that cannot be edited
+            raise InputError(str(err)) from None
         self.turn = current
+        run.on_stop(current.cancel)
+        if run.stopped.is_set():
+            current.cancel()
         yield from current.events()
 
     def _asker(self, stopped: threading.Event) -> Ask:
@@ -364,6 +378,8 @@ class ChatPane(Vertical):
 
             self.app.call_from_thread(self.app.push_screen, screen, answered)
             while not done.wait(0.1):
+                if not self.app.is_running:  # the app is quitting
+                    return "no"
                 if stopped.is_set():  # Esc: the turn ends, and the question with it
                     self.app.call_from_thread(lambda: screen.dismiss("no") if screen.is_current else None)
                     return "no"
