@@ -64,8 +64,9 @@ class FinetuneScreen(Screen[None]):
     FinetuneScreen .ft-row { height: 3; }
     FinetuneScreen .ft-row Input { width: 1fr; margin: 0 1 0 0; }
     FinetuneScreen #ft-data { width: 2fr; }
+    /* an Input shows its width less 6 cells (border and padding): 1e-4 and 5e-5 need 12 */
     FinetuneScreen .ft-row Input.ft-number { width: 10; }
-    FinetuneScreen .ft-row Input#ft-epochs { width: 12; }
+    FinetuneScreen .ft-row Input#ft-epochs, FinetuneScreen .ft-row Input#ft-lr { width: 12; }
     FinetuneScreen #ft-keep { width: auto; margin: 1 1 0 0; }
     FinetuneScreen .ft-row Button { min-width: 16; }
     FinetuneScreen #ft-stop { display: none; }
