@@ -22,8 +22,8 @@ def tiny(tiny_model, **params):
 
 
 def visible(app, selector: str) -> bool:
-    """Wholly on screen: inside the screen's region and not clipped by a parent."""
-    widget = app.query_one(selector)
+    """Wholly on the screen shown: inside its region and not clipped by a parent."""
+    widget = app.screen.query_one(selector)
     region = widget.region
     screen = app.screen.region
     return (widget.display and region.width > 0 and region.height > 0 and region.x >= 0 and region.y >= 0
@@ -87,6 +87,38 @@ def test_inspect_and_ask_run_by_click_and_by_key(tiny_model, tmp_path):
             pane.query_one("#ask-question").focus()
             await t.pilot.press("enter")
             await t.wait_for(lambda: len(t.of(AskPane.Answered)) == 2, timeout=120, what="asked by Enter")
+    asyncio.run(run())
+
+
+def test_attention_view_and_fine_tune_screen_at_80_by_24(tiny_model):
+    from gptterm.tui.widgets.attention import Captured
+    from gptterm.tui.widgets.finetune import FinetuneScreen
+
+    async def run():
+        async with running(tiny(tiny_model), size=SMALL) as t:
+            pane = await open_pane(t, "f8", "#inspect-pane")
+            assert visible(t.app, "#inspect-attention-on")
+            pane.query_one("#inspect-source").load_text("the cat sat on the mat")
+            await t.wait_for(lambda: pane.view.tokens, what="the tokens")
+            await t.pilot.click("#inspect-attention-on")
+            await t.wait_for(lambda: t.events(Captured) and pane.attention_on, what="captured by a click")
+            await t.pilot.pause()
+            for control in ("#inspect-tokens", "#attention-layer", "#attention-head", "#attention-top",
+                            "#inspect-attention-off"):
+                assert visible(t.app, control), control
+            await t.pilot.click("#inspect-attention-off")
+            assert not pane.attention_on
+
+            pane = await open_pane(t, "f6", "#models-pane")
+            t.app.open_finetune()
+            await t.wait_for(lambda: isinstance(t.app.screen, FinetuneScreen), what="the fine-tune screen")
+            await t.pilot.pause()
+            for control in ("#ft-data", "#ft-name", "#ft-epochs", "#ft-lr", "#ft-ctx", "#ft-val", "#ft-keep",
+                            "#ft-start", "#ft-back", "#ft-memory", "#ft-curve", "#ft-hint"):
+                assert visible(t.app, control), control
+            assert t.app.screen.query_one("#ft-curve").region.height >= 8  # room for the loss curve
+            await t.pilot.click("#ft-back")
+            assert not isinstance(t.app.screen, FinetuneScreen)
     asyncio.run(run())
 
 

@@ -90,6 +90,38 @@ def test_pane(snap_compare, app, pane, size):
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
+def test_attention_view(snap_compare, app):
+    async def before(pilot):
+        from gptterm.tui.widgets.inspect import InspectPane
+
+        await _ready(pilot)
+        await pilot.press("f8")
+        while not pilot.app.query(InspectPane):
+            await pilot.pause(0.05)
+        await pilot.pause()
+        inspect = pilot.app.query_one(InspectPane)
+        inspect.query_one("#inspect-source").load_text("GPT models predict the next token.")
+        inspect.tokenize_now()
+        while not inspect.view.tokens:
+            await pilot.pause(0.05)
+        inspect.action_toggle_attention()
+        while not inspect.attention_on:
+            await pilot.pause(0.05)
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_fine_tune_screen(snap_compare, app):
+    async def before(pilot):
+        await _ready(pilot)
+        pilot.app.open_finetune()
+        await pilot.pause()
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
 def test_help_screen(snap_compare, app):
     async def before(pilot):
         await _ready(pilot)

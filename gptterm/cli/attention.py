@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 LABEL_CHARS = 10
 BAR_WIDTH = 40
-# dark blue -> blue -> yellow: the shade of a weight w is GRADIENT at √w
-GRADIENT = ((24, 26, 48), (58, 92, 200), (250, 214, 80))
 EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
@@ -84,17 +82,17 @@ def _quoted(info: TokenInfo) -> str:
 
 
 def _label(info: TokenInfo) -> str:
-    """A token as a short row label: its text with line breaks and tabs escaped, spaces shown as ·."""
-    shown = json.dumps(info.text, ensure_ascii=False)[1:-1].replace(" ", "·")
-    return shown if len(shown) <= LABEL_CHARS else shown[: LABEL_CHARS - 1] + "…"
+    """A token as a short row label."""
+    from gptterm.tasks.attention import label
+
+    return label(info.text, LABEL_CHARS)
 
 
 def _shade(w: float) -> tuple[int, int, int]:
-    v = math.sqrt(max(0.0, min(1.0, w))) * (len(GRADIENT) - 1)
-    k = min(int(v), len(GRADIENT) - 2)
-    f = v - k
-    a, b = GRADIENT[k], GRADIENT[k + 1]
-    return (round(a[0] + (b[0] - a[0]) * f), round(a[1] + (b[1] - a[1]) * f), round(a[2] + (b[2] - a[2]) * f))
+    """The colour of weight ``w``: the gradient at √w."""
+    from gptterm.tasks.attention import rgb
+
+    return rgb(math.sqrt(max(0.0, min(1.0, w))))
 
 
 def columns(n: int, room: int) -> tuple[int, int]:

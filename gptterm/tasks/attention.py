@@ -9,6 +9,7 @@ draw the matrix, a row (``bars``) or a ``Focus`` (a token's earlier tokens shade
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 Layer = Union[int, str]  # a layer index, or "all"
 Head = Union[int, str]  # a head index, "mean" or "max"
 HEAD_REDUCTIONS = ("mean", "max")
+# dark blue -> blue -> yellow: every face shades a weight along it (the CLI at √weight, the app at a Focus's shade)
+GRADIENT = ((24, 26, 48), (58, 92, 200), (250, 214, 80))
 
 
 def parse_layer(text: str | None) -> Layer:
@@ -108,6 +111,21 @@ def focus_in(m: np.ndarray, index: int, k: int = 5) -> Focus:
     row = [w for _, w in bars(m, index)]
     peak = max(row) or 1.0
     return Focus(index, row, [(w / peak) ** 0.5 for w in row], most_attended(m, index, k))
+
+
+def rgb(level: float) -> tuple[int, int, int]:
+    """The colour of ``level`` (0..1, clamped) along ``GRADIENT``."""
+    v = max(0.0, min(1.0, level)) * (len(GRADIENT) - 1)
+    k = min(int(v), len(GRADIENT) - 2)
+    f = v - k
+    a, b = GRADIENT[k], GRADIENT[k + 1]
+    return (round(a[0] + (b[0] - a[0]) * f), round(a[1] + (b[1] - a[1]) * f), round(a[2] + (b[2] - a[2]) * f))
+
+
+def label(text: str, chars: int) -> str:
+    """A token's text as a short label: line breaks and tabs escaped, spaces shown as ·, cut to ``chars``."""
+    shown = json.dumps(text, ensure_ascii=False)[1:-1].replace(" ", "·")
+    return shown if len(shown) <= chars else shown[: chars - 1] + "…"
 
 
 def as_json(capture: Capture, infos: Sequence[TokenInfo], *, layer: Layer | None = None,

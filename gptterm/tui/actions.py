@@ -109,11 +109,27 @@ MODELS_ACTIONS: tuple[Action, ...] = (
     Action("models-delete", "delete", "delete", "Delete", "Delete the selected local model (asks first)"),
     Action("models-cancel", "c", "cancel_download", "Cancel", "Stop the running download (it resumes later)"),
     Action("models-search", "slash", "focus_search", "Search", "Search the Hub for GGUF models"),
+    # out of the footer: at 80 columns F1 would no longer fit (the pane's hint names it)
+    Action("models-finetune", "t", "finetune", "Fine-tune",
+           "Fine-tune the selected local model on your data into a new local model (also in the palette)", show=False),
+)
+
+# Keys of the fine-tune screen (FinetuneScreen.BINDINGS); the palette's "Fine-tune…" opens it.
+FINETUNE_ACTIONS: tuple[Action, ...] = (
+    Action("finetune-start", "ctrl+g", "start", "Start", "Start fine-tuning with these settings (in the background)"),
+    Action("finetune-stop", "escape", "stop", "Stop", "Stop the training after the current step (nothing is saved)"),
+    Action("finetune-close", "escape", "close", "Close",
+           "Close the fine-tune screen (F2–F9 go back to the panes while it trains on)"),
+    Action("finetune-load", "ctrl+l", "load", "Load it", "Load the model the training made"),
 )
 
 # Keys of the inspect pane (InspectPane.BINDINGS).
 INSPECT_ACTIONS: tuple[Action, ...] = (
     Action("inspect-score", "ctrl+o", "score", "Score", "Score the text: its perplexity and each token's probability"),
+    # ctrl+t: the text inputs take most ctrl keys (the chat's ctrl+t acts only in the chat)
+    Action("inspect-attention", "ctrl+t", "toggle_attention", "Attention",
+           "Show what each token attends to (self-attention, local models): ←/→ or a click picks a token, the "
+           "earlier ones are shaded by its weights; layer and head selectors below; again: back to probabilities"),
 )
 
 # Keys of the message input (PromptInput).
@@ -124,4 +140,4 @@ INPUT_ACTIONS: tuple[Action, ...] = (
 )
 
 ALL_ACTIONS = (APP_ACTIONS + CHAT_ACTIONS + CONVERSATION_ACTIONS + MESSAGE_ACTIONS + INPUT_ACTIONS + MODELS_ACTIONS
-               + INSPECT_ACTIONS)
+               + INSPECT_ACTIONS + FINETUNE_ACTIONS)

@@ -34,7 +34,7 @@ from gptterm.engine.state_cache import StateCache
 from gptterm.errors import GpttermError
 from gptterm.session import Busy, Effect, Lease, Refused, Session, User
 from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS
-from gptterm.tui.messages import ApplyAdapter, ModelFailed, ModelLoaded, SwitchBackend
+from gptterm.tui.messages import ApplyAdapter, ModelAdded, ModelFailed, ModelLoaded, OpenFinetune, SwitchBackend
 from gptterm.tui.screens import AskScreen, HelpScreen
 from gptterm.tui.widgets.chat_pane import ChatPane
 from gptterm.tui.widgets.deferred import AfterFirstFrame
@@ -46,6 +46,7 @@ from gptterm.tui.widgets.welcome import Welcome
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
     from gptterm.session.tools import ToolSettings
+    from gptterm.tui.widgets.finetune import FinetuneScreen
     from gptterm.tui.widgets.settings import SettingsPane
 
 ModelState = Literal["loading", "ready", "failed"]
@@ -91,6 +92,8 @@ class GpttermApp(App[None]):
         self._theme_ready = False
         #: the first start: a welcome is shown once the model has loaded
         self._welcome = welcome
+        #: made on the first "Fine-tune…", kept (installed) so that a training outlives it being hidden
+        self._finetune: FinetuneScreen | None = None
 
     @property
     def params(self) -> Any:
@@ -187,9 +190,14 @@ class GpttermApp(App[None]):
         if found is not None:
             self.notify(found.text, title="Another model would do better", severity="warning", timeout=20)
 
+    def watch_busy(self) -> None:
+        self.refresh_bindings()  # the footer's Stop comes and goes with it
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.busy is not None  # Esc is left to dialogs and widgets unless there is something to stop
+            # Esc is left to dialogs and widgets unless there is something to stop, and to a screen with its own
+            # Stop (the fine-tune screen's)
+            return self.busy is not None and not hasattr(self.screen, "action_stop")
         if action == "run_task":  # shown in the footer only where it runs something
             return hasattr(self._active_pane(), "start")
         return True
@@ -394,9 +402,52 @@ class GpttermApp(App[None]):
                         "load it there (l) when it is done", timeout=10)
         self.refresh_bindings()
 
+    # -- fine-tuning -------------------------------------------------------------------
+
+    def open_finetune(self, base: str | None = None) -> None:
+        """The fine-tune screen (palette, Models pane): of ``base`` (a local model's name), else of the loaded
+        local model (else the default one). A training already running keeps its own model."""
+        from pathlib import Path
+
+        from gptterm.tui.widgets.finetune import FinetuneScreen
+
+        if base is None:
+            engine = self.engine
+            if engine is not None and not engine.info.remote:
+                base, label = engine.info.path, engine.info.name
+            else:
+                base = self.session.backend.local_model
+                label = Path(base).stem if base else "the default model"
+        else:
+            label = Path(base).stem if base.endswith(".gguf") else base
+        if self._finetune is None:
+            self._finetune = FinetuneScreen(base, label)
+            self.install_screen(self._finetune, name="finetune")
+        else:
+            self._finetune.set_base(base, label)
+        if self.screen is not self._finetune:
+            self.push_screen("finetune")
+
+    def on_open_finetune(self, message: OpenFinetune) -> None:
+        self.open_finetune(message.base)
+
+    def on_model_added(self, message: ModelAdded) -> None:
+        from gptterm.tui.widgets.models import ModelsPane  # the pane's module, loaded after the first frame
+
+        for pane in self.query(ModelsPane):
+            pane.refresh_local()
+
+    def on_unmount(self) -> None:
+        # the training process is in a session of its own: it would outlive the app
+        if self._finetune is not None:
+            self._finetune.kill()
+
     # -- tabs ---------------------------------------------------------------------
 
     def show_tab(self, tab: str) -> None:
+        # A full screen over the panes (the fine-tune screen) steps aside; dialogs stay.
+        while len(self.screen_stack) > 1 and not self.screen.is_modal:
+            self.pop_screen()
         # Focus moves first: TabbedContent follows focus, and would switch
         # back if the focused widget stayed in the pane being hidden.
         try:

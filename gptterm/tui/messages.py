@@ -35,6 +35,20 @@ class SwitchBackend(Message):
 
 
 @dataclass
+class OpenFinetune(Message):
+    """The Models pane asks the app for the fine-tune screen, to fine-tune a local model (its name)."""
+
+    base: str
+
+
+@dataclass
+class ModelAdded(Message):
+    """A new local model exists (a fine-tune finished): the Models pane lists it."""
+
+    name: str
+
+
+@dataclass
 class ApplyAdapter(Message):
     """The Models pane asks the app to add a LoRA adapter (a local model's name) to the loaded model."""
 

@@ -29,6 +29,8 @@ def commands(app: GpttermApp) -> Iterable[SystemCommand]:
                         partial(ask_for_documents, app))
     yield SystemCommand("Tools for the chat…", "Let the model call tools: read_file, list_dir, search_docs, "
                         "run_shell, fetch_url, or MCP servers of the config file", partial(ask_for_tools, app))
+    yield SystemCommand("Fine-tune…", "Train the local model on your data (JSONL chat or text) into a new local "
+                        "model, in the background", app.open_finetune)
     yield from backend_commands(app)
 
 

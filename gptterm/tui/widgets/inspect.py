@@ -6,24 +6,28 @@ the text and shades each new token by its probability; Score shades the
 text's own tokens and gives its perplexity and most surprising tokens. Move
 onto a token (←/→, or click it) to see the most likely alternatives as a
 bar chart; choosing one continues the text from there with it instead (a
-branch: the rest is generated again). Tokenizing, scoring and generating
-run in thread workers on the app's engine, local or remote.
+branch: the rest is generated again). ctrl+t switches to the Attention view
+of the tokens shown (gptterm.tui.widgets.attention): the selected token's
+attention to the earlier ones, as shades of the same spans. Tokenizing,
+scoring, generating and capturing run in thread workers on the app's engine
+(attention: a local one only).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from rich.style import Style
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Button, Input, Label, OptionList, Select, Static, TextArea
+from textual.widgets import Button, ContentSwitcher, Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
 
 from gptterm import probability
@@ -31,6 +35,7 @@ from gptterm.types import Alternative, TokenInfo
 from gptterm.errors import GpttermError, ParamError
 from gptterm.tui.actions import INSPECT_ACTIONS
 from gptterm.tui.generation import Generation, Run
+from gptterm.tui.widgets.attention import AttentionPanel, Captured, capture_work, not_local, token_style
 from gptterm.words import plural
 
 if TYPE_CHECKING:
@@ -93,14 +98,23 @@ def _style(t: Shown, index: int, selected: bool) -> Style:
         style = Style.parse(f"black on color({colour})" if colour is not None else "on #2e5d3a")
     if selected:
         style += Style(reverse=True, underline=True)
-    return style + Style(meta={"@click": f"select_token({index})"})
+    return style + _clickable(index)
+
+
+def _clickable(index: int) -> Style:
+    """Which token a click lands on. Not an ``@click`` action: Textual would draw every span as a link
+    (in the link colour, over the shade's own ink)."""
+    return Style(meta={"token": index})
 
 
 class TokenView(Static, can_focus=True):
-    """The tokens as coloured spans; ←/→ move the selection, a click selects."""
+    """The tokens as coloured spans; ←/→ move the selection, a click selects. With ``shading`` set (the
+    Attention view), the spans are shaded by it instead: the levels of tokens 0..selected."""
 
+    # home/end stay out of the footer: at 80 columns it has room for the pane's keys after ←/→
     BINDINGS = [("left", "step(-1)", "Previous token"), ("right", "step(1)", "Next token"),
-                ("home", "step(-1000000)", "First"), ("end", "step(1000000)", "Last")]
+                Binding("home", "step(-1000000)", "First", show=False),
+                Binding("end", "step(1000000)", "Last", show=False)]
 
     selected: reactive[int] = reactive(-1, init=False)
 
@@ -111,6 +125,7 @@ class TokenView(Static, can_focus=True):
     def __init__(self, **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
         self.view = View()
+        self.shading: Callable[[int], Sequence[float] | None] | None = None
 
     def show(self, view: View, selected: int | None = None) -> None:
         self.view = view
@@ -119,10 +134,21 @@ class TokenView(Static, can_focus=True):
         self.selected = min(self.selected, len(view.tokens) - 1)
         self._draw()
 
+    def shade(self, shading: Callable[[int], Sequence[float] | None] | None) -> None:
+        """Shade the spans by ``shading(selected)`` from now on (None: by probability again)."""
+        self.shading = shading
+        self._draw()
+
     def _draw(self) -> None:
         text = Text()
+        levels = self.shading(self.selected) if self.shading is not None and self.selected >= 0 else None
         for i, t in enumerate(self.view.tokens):
-            text.append(t.info.text.replace("\n", "⏎\n"), style=_style(t, i, i == self.selected))
+            if levels is None:
+                style = _style(t, i, i == self.selected)
+            else:
+                style = token_style(levels[i] if i < len(levels) else None, special=t.info.special,
+                                    selected=i == self.selected) + _clickable(i)
+            text.append(t.info.text.replace("\n", "⏎\n"), style=style)
         self.update(text if self.view.tokens else Text("(no tokens yet)", style="dim"))
 
     def watch_selected(self, index: int) -> None:
@@ -134,6 +160,11 @@ class TokenView(Static, can_focus=True):
         if self.view.tokens:
             start = self.selected if self.selected >= 0 else (len(self.view.tokens) if step < 0 else -1)
             self.selected = max(0, min(len(self.view.tokens) - 1, start + step))
+
+    def on_click(self, event: events.Click) -> None:
+        index = event.style.meta.get("token")
+        if isinstance(index, int):
+            self.action_select_token(index)
 
     def action_select_token(self, index: int) -> None:
         self.focus()
@@ -165,6 +196,9 @@ class InspectPane(Vertical):
         self.generation = Generation(self.VERB, on_events=self._events, on_finished=self._finished)
         self.view = View()
         self._base: list[Shown] = []  # the view before the generation in flight
+        #: the Attention view is shown (its capture: the AttentionPanel's)
+        self.attention_on = False
+        self._capturing = False
 
     def compose(self) -> ComposeResult:
         yield self.generation
@@ -177,9 +211,13 @@ class InspectPane(Vertical):
         yield TextArea(id="inspect-source", classes="source", soft_wrap=True)
         with VerticalScroll(id="inspect-tokens-scroll"):
             yield TokenView(id="inspect-tokens")
-        with Horizontal(id="inspect-detail-row"):
-            yield OptionList(id="inspect-alternatives")
-            yield Static("", id="inspect-detail")
+        with ContentSwitcher(initial="inspect-probabilities", id="inspect-detail-row"):
+            with Horizontal(id="inspect-probabilities"):
+                yield OptionList(id="inspect-alternatives")
+                with Vertical(id="inspect-detail-side"):
+                    yield Static("", id="inspect-detail")
+                    yield Button("Attention (ctrl+t)", id="inspect-attention-on")
+            yield AttentionPanel(id="inspect-attention")
         yield Label("Type or paste a text · ←/→ on the tokens · Enter on an alternative continues from it",
                     classes="progress-label", id="inspect-status")
 
@@ -191,6 +229,7 @@ class InspectPane(Vertical):
 
     def _engine_changed(self, engine: Engine | None) -> None:
         self.engine = engine
+        self._attention_off(drop=True)  # captured with the model before
         if engine is not None and self.source.strip():
             self.tokenize_now()
 
@@ -249,7 +288,12 @@ class InspectPane(Vertical):
 
     def _show(self, view: View, selected: int | None = None) -> None:
         self.view = view
+        if self.attention_on and not self.query_one(AttentionPanel).holds(self._ids()):
+            self._attention_off(drop=True)  # other tokens: ctrl+t captures theirs
         self.query_one(TokenView).show(view, selected)
+
+    def _ids(self) -> list[int]:
+        return [t.info.id for t in self.view.tokens]
 
     # -- generating ----------------------------------------------------------------
 
@@ -272,6 +316,8 @@ class InspectPane(Vertical):
             self.action_generate()
         elif event.button.id == "inspect-score":
             self.action_score()
+        elif event.button.id in ("inspect-attention-on", "inspect-attention-off"):
+            self.action_toggle_attention()
 
     def action_generate(self) -> None:
         if not self.source.strip():
@@ -298,6 +344,7 @@ class InspectPane(Vertical):
         self.run += 1
         self.reply = reply
         self._base = list(kept or [])
+        self._attention_off()  # the tokens change: ctrl+t captures the new ones
         self._status("generating… (Esc stops)")
         shown = prompt if kept is None else None
         self.generation.stream(lambda run: self._stream(run.lease.engine, reply, shown))
@@ -309,15 +356,17 @@ class InspectPane(Vertical):
             yield Streamed(reply, done=False)
         yield Streamed(reply, done=True)
 
-    def _events(self, events: list[Streamed | Scored]) -> None:
+    def _events(self, events: list[Streamed | Scored | Captured]) -> None:
         for event in events:
             if isinstance(event, Streamed) and event.prompt is not None:
                 self._base = [Shown(t) for t in event.prompt]
         last = events[-1]
         if isinstance(last, Streamed):
             self._show(View(self._base + self._generated(last.reply)))
-        else:
+        elif isinstance(last, Scored):
             self._scored(last)
+        else:
+            self._captured(last)
 
     @staticmethod
     def _generated(reply: Reply) -> list[Shown]:
@@ -325,6 +374,12 @@ class InspectPane(Vertical):
                 for t in list(reply.logprobs or [])]
 
     def _finished(self, error: str | None) -> None:
+        if self._capturing:
+            self._capturing = False
+            if not self.query_one(AttentionPanel).holds(self._ids()):
+                self._attention_off()
+                self._status("attention not captured" + (f": {error}" if error else ""))
+            return
         reply, self.reply = self.reply, None
         if reply is None:  # a score
             if error:
@@ -362,6 +417,7 @@ class InspectPane(Vertical):
             return
         self.run += 1
         self.reply = None
+        self._attention_off()
         self._status("scoring…")
         window = min(lease.params.ctx, lease.engine.n_ctx)
         self.generation.stream(lambda run: self._score(run, text, window))
@@ -398,6 +454,8 @@ class InspectPane(Vertical):
 
     @on(TokenView.Selected)
     def _token_selected(self, message: TokenView.Selected) -> None:
+        if self.attention_on:
+            self.query_one(AttentionPanel).show_token(message.index)
         t = self.view.tokens[message.index]
         alternatives = self.query_one("#inspect-alternatives", OptionList)
         alternatives.clear_options()
@@ -419,7 +477,7 @@ class InspectPane(Vertical):
     def _alternative_chosen(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         index = self.query_one(TokenView).selected
-        if not 0 <= index < len(self.view.tokens) or event.option.id is None:
+        if not 0 <= index < len(self.view.tokens) or event.option.id is None or self.attention_on:
             return
         if index == 0:
             self.notify("The first token has nothing before it to continue from", severity="warning")
@@ -429,3 +487,70 @@ class InspectPane(Vertical):
         branch = Shown(TokenInfo(chosen.token, piece), chosen.logprob, (), generated=True)
         self._generate_from(View(self.view.tokens[:index] + [branch]).text_before(index + 1),
                             self.view.tokens[:index] + [branch])
+
+    # -- attention -----------------------------------------------------------------------------
+
+    def action_toggle_attention(self) -> None:
+        """ctrl+t: the Attention view of the tokens shown (captured first when they were not), or back."""
+        if self.attention_on:
+            self._attention_off()
+            self._status("probabilities again · ctrl+t shows the attention")
+            return
+        if self.engine is not None and self.engine.info.remote:
+            self.notify(not_local(self.engine), severity="error", timeout=10)
+            return
+        ids = self._ids()
+        if not ids:
+            self.notify("Type or paste a text first: the Attention view shows its tokens", severity="warning")
+            return
+        panel = self.query_one(AttentionPanel)
+        if panel.holds(ids):
+            self._attention_on()
+            return
+        if self.generation.borrow("capturing attention") is None:
+            return
+        panel.clear()
+        self.run += 1
+        self._capturing = True
+        self._status(f"capturing the attention of {plural(len(ids), 'token')}… (every layer and head)")
+        self.generation.stream(lambda run: capture_work(run, ids))
+
+    def _captured(self, captured: Captured) -> None:
+        if captured.ids != tuple(self._ids()):
+            return  # the tokens changed meanwhile
+        self.query_one(AttentionPanel).load(captured, [t.info for t in self.view.tokens])
+        self._attention_on()
+
+    def _attention_on(self) -> None:
+        self.attention_on = True
+        self.query_one("#inspect-detail-row", ContentSwitcher).current = "inspect-attention"
+        panel = self.query_one(AttentionPanel)
+        view = self.query_one(TokenView)
+        if not 0 <= view.selected < len(self.view.tokens):
+            view.set_reactive(TokenView.selected, len(self.view.tokens) - 1)
+        view.shade(panel.levels)
+        panel.show_token(view.selected)
+        self._status(panel.caption())
+
+    def _attention_off(self, drop: bool = False) -> None:
+        """Back to the probabilities; ``drop``: the capture is of tokens no longer shown (its memory freed)."""
+        if not self.is_mounted:
+            return
+        panel = self.query_one(AttentionPanel)
+        if drop:
+            panel.clear()
+        if not self.attention_on:
+            return
+        self.attention_on = False
+        self.query_one("#inspect-detail-row", ContentSwitcher).current = "inspect-probabilities"
+        self.query_one(TokenView).shade(None)
+
+    @on(AttentionPanel.Changed)
+    def _attention_changed(self, message: AttentionPanel.Changed) -> None:
+        message.stop()
+        if self.attention_on:
+            view = self.query_one(TokenView)
+            view.shade(view.shading)
+            panel = self.query_one(AttentionPanel)
+            panel.show_token(view.selected)
+            self._status(panel.caption())

@@ -24,7 +24,7 @@ from gptterm.errors import GpttermError
 from gptterm.models.adapters import adapter_for
 from gptterm.models.names import human_size
 from gptterm.tui.actions import MODELS_ACTIONS
-from gptterm.tui.messages import ApplyAdapter, SwitchBackend
+from gptterm.tui.messages import ApplyAdapter, OpenFinetune, SwitchBackend
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 #: a table's columns: (label, keep); the lower ``keep``, the sooner it is left out on a narrow screen
 Columns = tuple[tuple[str, int], ...]
 
-HINT = ("Enter: load a local model · list a search result's files · pull a catalog model or a file. "
-        "Keys in the footer act on the selected row.")
+HINT = ("Enter: load a local model · list a result's files · pull a model or file · t: fine-tune a local model "
+        "· the footer's keys act on the selected row")
 
 
 class ModelsPane(Vertical):
@@ -168,6 +168,16 @@ class ModelsPane(Vertical):
             self.post_message(ApplyAdapter(model.name))
             return
         self.post_message(SwitchBackend(Backend(local_model=model.name)))
+
+    def action_finetune(self) -> None:
+        """Fine-tune the selected local model (not an adapter: llama.cpp trains a model's own weights)."""
+        model = self.selected_local()
+        if model is None:
+            return
+        if self.adapter_kinds.get(model.name):
+            self.notify(f"{model.name} is a LoRA adapter: fine-tune its base model instead", severity="warning")
+            return
+        self.post_message(OpenFinetune(model.name))
 
     def action_make_default(self) -> None:
         from gptterm.models import store
