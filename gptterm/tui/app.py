@@ -153,10 +153,6 @@ class GpttermApp(App[None]):
         for line in privacy.take_notices():  # an older install's files made private on start
             self.notify(line, title="Private files", timeout=12)
 
-    def on_unmount(self) -> None:
-        self.session.stop()  # a turn waiting on a tool or an approval ends
-        self.session.tools.close()  # the MCP servers stop with the app
-
     def watch_theme(self, theme: str) -> None:
         if self._theme_ready:
             self.apply(self.session.save_theme(theme), quiet=True)
@@ -441,6 +437,8 @@ class GpttermApp(App[None]):
         # the training process is in a session of its own: it would outlive the app
         if self._finetune is not None:
             self._finetune.kill()
+        self.session.stop()  # a turn waiting on a tool or an approval ends
+        self.session.tools.close()  # the MCP servers stop with the app
 
     # -- tabs ---------------------------------------------------------------------
 
