@@ -199,6 +199,7 @@ def turn(chat: ChatSession, text: str, *, grounding: Grounding | None = None, te
     if schema is not None:
         chat.schema = schema
     if grounding is not None and not grounding.found:
+        # only an ask that found nothing needs it (this module is on --help's path)
         from gptterm.tasks.ask import NOT_FOUND
 
         chat.answer_without_model(text, NOT_FOUND)
