@@ -286,9 +286,9 @@ def _try_lock(path: Path) -> Any:
     its 15 ms import on every model load); filelock elsewhere.
     """
     try:
-        import fcntl  # only locking needs it; in the try: Windows has none
+        import fcntl  # only locking needs it, and Windows has none (filelock there)
     except ImportError:  # Windows
-        import filelock  # filelock (~15 ms): only where there is no fcntl
+        import filelock  # filelock (~15 ms): only to lock where there is no fcntl
 
         lock = filelock.FileLock(str(path), timeout=0)
         try:

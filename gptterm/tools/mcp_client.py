@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-import anyio
-
 from gptterm.errors import ConfigError, UsageError
 from gptterm.types import Tool, ToolResult
 
@@ -310,6 +308,8 @@ class McpHub:
             self.tools += listing
 
     async def _serve(self, server: _Server, ready: concurrent.futures.Future[list[McpTool]]) -> None:
+        import anyio  # anyio (~2 ms): only a running server needs it, and this module loads with every conversation
+
         spec = server.spec
         _server.set(spec.name)
         log = _sdk_log()
@@ -414,6 +414,8 @@ class McpHub:
 
     async def _call(self, server: _Server, entry: McpTool, arguments: dict[str, Any],
                     timeout: float) -> tuple[str, bool]:
+        import anyio  # anyio (~2 ms): only a running server needs it, and this module loads with every conversation
+
         _server.set(server.spec.name)
         with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
             self._running.add(scope)
@@ -491,6 +493,8 @@ class _Closing:
 
 def _closed(err: BaseException) -> bool:
     """Whether ``err`` says the connection to the server is gone."""
+    import anyio  # anyio (~2 ms): only a running server needs it, and this module loads with every conversation
+
     if isinstance(err, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, ConnectionError)):
         return True
     return getattr(err, "message", None) == "Connection closed" or type(err).__name__ in ("RemoteProtocolError",
