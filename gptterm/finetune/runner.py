@@ -32,9 +32,8 @@ from gptterm.finetune.curve import Curve
 from gptterm.finetune.data import TrainingData, read_data
 from gptterm.finetune.plan import FTYPE_ALL_F32, Needs, Settings, check_fits, check_model, estimate
 from gptterm.finetune.train import Job
-from gptterm.models import finetuned, store
+from gptterm.models import finetuned, machine, store
 from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
-from gptterm.models.machine import this_machine
 from gptterm.models.names import parse_quant
 from gptterm.models.resolve import resolve_model
 from gptterm.settings import load_config
@@ -110,7 +109,7 @@ class FineTune:
             raise ModelError(f"cannot read {base}: {err}") from None
         check_model(meta, settings)
         needs = estimate(meta, settings.ctx)
-        check_fits(needs, this_machine().ram_available, finetuned.folder())
+        check_fits(needs, machine.this_machine().ram_available, finetuned.folder())
         file_type = meta.values.get("general.file_type")
         ftype = int(file_type) & ~LLAMA_FTYPE_GUESSED if isinstance(file_type, int) else None
         if settings.keep_f32 or ftype == FTYPE_ALL_F32:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from gptterm.assets import language_name
 from gptterm.models import bundled
+from gptterm.models import machine as host  # the module, not this_machine: "machine" is a Machine here
 from gptterm.models.catalog import BUNDLED, CATALOG, CatalogEntry, Profile, entry_for_file, family_profile, profile_of
-from gptterm.models.machine import this_machine
 from gptterm.models.names import human_size
 from gptterm.models.store import hub_cache_dir
 
@@ -123,7 +123,7 @@ def suits_machine(entry: CatalogEntry, machine: Machine, free: int | None) -> bo
 def recommend(task: str, languages: tuple[str, ...] = (), *, machine: Machine | None = None,
               free: int | None = None) -> CatalogEntry | None:
     """The best catalog model for ``task`` in ``languages`` that suits this machine (None: none does)."""
-    machine = machine or this_machine()
+    machine = machine or host.this_machine()
     free = disk_free() if free is None else free
     return next((e for e in ranked(task, languages) if suits_machine(e, machine, free)), None)
 
@@ -158,7 +158,7 @@ def tools_advice(info: ModelInfo, *, machine: Machine | None = None, free: int |
     gptterm's fallback asks it for <tool_call> blocks, which such a model rarely writes on its own."""
     if info.remote or info.tools:
         return None
-    machine = machine or this_machine()
+    machine = machine or host.this_machine()
     free = disk_free() if free is None else free
     entry = next((e for e in ranked("chat") if e.tool_calls and suits_machine(e, machine, free)), None)
     why = (f"{info.name}'s chat template has no tools section: it was not trained to call tools, and rarely calls "
