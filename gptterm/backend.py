@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
+from gptterm.errors import UsageError
 from gptterm.servers import ServerProfile, resolve_server, server_spec
 
 if TYPE_CHECKING:
@@ -72,16 +73,15 @@ class Backend:
         server = self.server
         if server is not None:
             if params.lora:
-                from gptterm.errors import UsageError
-
                 raise UsageError(f"LoRA adapters apply to a local model, not to one on {self.label()} (which loads "
                                  "its own): drop --lora (or 'gptterm config unset lora'), or use --server local")
             if params.ctx != config.params.ctx:
                 # ctx set for this run (--ctx, /set, the Settings pane) bounds what is sent to the server
                 server = dataclasses.replace(server, ctx=params.ctx)
-            from gptterm.engine.remote import RemoteEngine
+            from gptterm.engine.remote import RemoteEngine  # heavy: httpx2 (only a server backend pays for it)
 
             return RemoteEngine(server, model=self.model, ctx=params.ctx)
+        # after the first frame: the app loads the model in a worker (ctypes, the store)
         from gptterm.engine.local import LocalEngine
         from gptterm.models import store
         from gptterm.models.resolve import resolve_model

@@ -41,6 +41,7 @@ def _is_open(mode: int) -> bool:
 def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """``root`` and every file and folder in it, with its ``lstat``: no symbolic link (its target is not
     necessarily ours), nothing in a Hugging Face cache the user put inside (huggingface_hub's to manage)."""
+    # only walking the files needs the store (this module is on the app's start path)
     from gptterm.models.store import hub_cache_dir
 
     hub = os.path.realpath(hub_cache_dir())

@@ -90,7 +90,7 @@ def short_form(text: str) -> dict[str, Any]:
 def _checked(schema: Any, where: str) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise UsageError(f"{where} must be a JSON object (a JSON Schema), not {type(schema).__name__}")
-    from jsonschema import exceptions, validators
+    from jsonschema import exceptions, validators  # heavy: jsonschema (only checking a schema pays for it)
 
     try:
         validators.validator_for(schema).check_schema(schema)
@@ -153,7 +153,7 @@ _JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 
 def grammar(schema: dict[str, Any]) -> str:
     """The GBNF grammar of ``schema``; a UsageError naming what the converter refuses."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
+    from llama_cpp.llama_grammar import json_schema_to_gbnf  # heavy: llama_cpp (only a schema's grammar pays for it)
 
     try:
         gbnf = json_schema_to_gbnf(json.dumps(schema))
@@ -201,7 +201,7 @@ def validate(text: str, schema: dict[str, Any], *, finish_reason: str | None = N
     except ValueError:
         raise SchemaError(f"the reply is not JSON{why}" if why else
                           f"the reply is not JSON (the model wrote {_preview(text)})") from None
-    from jsonschema import exceptions, validators
+    from jsonschema import exceptions, validators  # heavy: jsonschema (only checking a reply pays for it)
 
     cls = validators.validator_for(schema)
     error = exceptions.best_match(cls(schema).iter_errors(value))

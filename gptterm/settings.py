@@ -348,7 +348,7 @@ def save_config(updates: Mapping[str, Any], path: Path | None = None, remove: It
     Written whole or not at all (``gptterm.atomic``), so a crash never
     leaves half a config.
     """
-    import tomlkit
+    import tomlkit  # heavy: tomlkit (only saving the config pays for it)
 
     path = path or paths.config_file()
     try:

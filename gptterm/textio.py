@@ -176,7 +176,7 @@ def _mostly_utf8(data: bytes) -> Decoded | None:
 
 
 def _detect(data: bytes, name: str) -> Decoded:
-    import charset_normalizer
+    import charset_normalizer  # heavy: charset_normalizer (only text that is not UTF-8 pays for it)
 
     sample = data[:SAMPLE_BYTES]
     matches = list(charset_normalizer.from_bytes(sample, cp_isolation=list(LEGACY)))

@@ -1,8 +1,9 @@
 """Rules of the design that a test can hold: the core never imports a UI,
-and the fast paths import nothing heavy."""
+the fast paths import nothing heavy, and a function-local import says why it is not at the top."""
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import subprocess
 import sys
@@ -58,3 +59,63 @@ def test_local_model_commands_never_import_the_hub_client():
             "from gptterm.models.resolve import resolve_model\nresolve_model('bundled')")
     mods = imported_after(code)
     assert not (mods & set(HEAVY)), mods & set(HEAVY)
+
+
+# Files the rule does not apply to (none: every function-local import says why).
+LOCAL_IMPORTS_EXEMPT: tuple[str, ...] = ()
+
+
+def unexplained_local_imports(source: str) -> list[tuple[int, str]]:
+    """(line, text) of each group of imports inside a function (consecutive import statements of one block)
+    whose first line carries no comment and has none on the line above."""
+    lines = source.splitlines()
+    found = set()
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        blocks = [getattr(node, attr) for node in ast.walk(fn) for attr in ("body", "orelse", "finalbody")
+                  if isinstance(getattr(node, attr, None), list)]
+        for block in blocks:
+            after_import = False
+            for stmt in block:
+                is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
+                if is_import and not after_import:
+                    line = lines[stmt.lineno - 1]
+                    above = lines[stmt.lineno - 2].strip() if stmt.lineno >= 2 else ""
+                    if "#" not in line and not above.startswith("#"):
+                        found.add((stmt.lineno, line.strip()))
+                after_import = is_import
+    return sorted(found)
+
+
+def test_the_local_import_rule_finds_an_unexplained_group():
+    source = (
+        "import os\n"
+        "def f():\n"
+        "    import json  # only f needs it\n"
+        "    import re\n"
+        "    if os.sep:\n"
+        "        # heavy: numpy\n"
+        "        import numpy\n"
+        "    try:\n"
+        "        import tomllib\n"
+        "    except ImportError:\n"
+        "        pass\n"
+        "    def inner():\n"
+        "        from gptterm import paths\n"
+    )
+    assert unexplained_local_imports(source) == [(9, "import tomllib"), (13, "from gptterm import paths")]
+
+
+def test_function_local_imports_say_why():
+    """A function-local import stays only where it buys start-up time (a heavy module, or one that a fast
+    path or the app's first frame does not load), with a comment saying so; elsewhere it goes to the top."""
+    for name in LOCAL_IMPORTS_EXEMPT:
+        assert (ROOT / name).is_file(), f"{name} is gone: drop it from LOCAL_IMPORTS_EXEMPT"
+    found = []
+    for path in sorted((ROOT / "gptterm").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        if name not in LOCAL_IMPORTS_EXEMPT:
+            found += [f"{name}:{line}: {text}" for line, text in unexplained_local_imports(path.read_text())]
+    assert not found, ("function-local imports with no comment saying why (move each to the top if it buys "
+                       "no start-up time):\n" + "\n".join(found))

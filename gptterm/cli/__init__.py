@@ -12,6 +12,9 @@ import importlib
 import sys
 from typing import Sequence
 
+from gptterm.cli.args import parse
+from gptterm.cli.io import utf8_streams
+from gptterm.cli.options import PromptOptions
 from gptterm.errors import GpttermError
 
 RUNNERS = {
@@ -39,8 +42,6 @@ RUNNERS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    from gptterm.cli.io import utf8_streams
-
     utf8_streams()  # output is UTF-8 whatever the locale (--output-encoding asks for another)
     try:
         return _dispatch(args)
@@ -59,15 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: list[str]) -> int:
-    from gptterm.cli.args import parse
-
     command, opts = parse(args)
     module, _, function = RUNNERS[command].partition(":")
     # the runner's module is named by the table above; each takes its command's options (cli/options.py)
     run = getattr(importlib.import_module(f"gptterm.cli.{module}"), function)
     if command == "completion":  # runs on every Tab, and writes nothing
         return run(opts)
-    from gptterm import privacy
+    from gptterm import privacy  # not on the completion path: it runs on every Tab
 
     privacy.tighten_on_start()  # an older install's files, made private once
     if not _app_may_start(opts):
@@ -80,14 +79,12 @@ def _dispatch(args: list[str]) -> int:
 
 def _app_may_start(opts: object) -> bool:
     """Whether this run may open the app (``run_default``'s test), which then shows the notices."""
-    from gptterm.cli.options import PromptOptions
-
     return (isinstance(opts, PromptOptions) and not opts.prompt and not opts.template and sys.stdin is not None
             and sys.stdin.isatty() and sys.stdout.isatty())
 
 
 def _show_notices() -> None:
-    from gptterm import privacy
+    from gptterm import privacy  # not on the completion path: it runs on every Tab
 
     for line in privacy.take_notices():
         print(f"gptterm: {line}", file=sys.stderr, flush=True)

@@ -11,9 +11,10 @@ from gptterm.cli import setup
 from gptterm.cli.docs import embed_scope, index_roots, load_embedder
 from gptterm.cli.io import TurnWriter, keeping_partial, note, read_stdin, run_turn
 from gptterm.cli.options import AskOptions
+from gptterm.docs.index import DocIndex
 from gptterm.errors import InputError, UsageError
 from gptterm.session.turn import turn
-from gptterm.tasks.ask import sources_text
+from gptterm.tasks.ask import Asker, sources_text
 from gptterm.tasks.chat import ChatSession
 
 if TYPE_CHECKING:
@@ -26,9 +27,6 @@ def hit_json(i: int, h: Hit) -> dict[str, object]:
 
 
 def run_ask(opts: AskOptions) -> int:
-    from gptterm.docs.index import DocIndex
-    from gptterm.tasks.ask import Asker
-
     *items, question = opts.items
     question = textio.clean(question, "the question").strip()
     if not question:

@@ -8,9 +8,13 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from gptterm.cli.options import AttentionOptions
+from gptterm.tasks.attention import label, rgb
 from gptterm.cli.inspect import _text_argument
 from gptterm.cli.io import note
+from gptterm.engine import attention
+from gptterm.engine.local import LocalEngine
 from gptterm.errors import InputError, UsageError
+from gptterm.tasks import attention as views
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,10 +27,6 @@ EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
 def run_attention(opts: AttentionOptions) -> int:
-    from gptterm.engine import attention
-    from gptterm.engine.local import LocalEngine
-    from gptterm.tasks import attention as views
-
     session = opts.session(log=False)
     text = _text_argument(list(opts.text), "a text", session.config.encoding)
     if not text:
@@ -83,15 +83,11 @@ def _quoted(info: TokenInfo) -> str:
 
 def _label(info: TokenInfo) -> str:
     """A token as a short row label."""
-    from gptterm.tasks.attention import label
-
     return label(info.text, LABEL_CHARS)
 
 
 def _shade(w: float) -> tuple[int, int, int]:
     """The colour of weight ``w``: the gradient at √w."""
-    from gptterm.tasks.attention import rgb
-
     return rgb(math.sqrt(max(0.0, min(1.0, w))))
 
 
@@ -115,7 +111,7 @@ def binned_row(row: Sequence[float], i: int, per: int) -> list[float | None]:
 
 
 def _draw_heatmap(infos: list[TokenInfo], m: np.ndarray, caption: str) -> None:
-    from rich.color import Color
+    from rich.color import Color  # heavy: rich (only the drawn views pay for it, not --json)
     from rich.console import Console
     from rich.style import Style
     from rich.text import Text
@@ -152,7 +148,7 @@ def _draw_heatmap(infos: list[TokenInfo], m: np.ndarray, caption: str) -> None:
 
 
 def _draw_bars(infos: list[TokenInfo], rows: list[tuple[int, float]], index: int, caption: str) -> None:
-    from rich.console import Console
+    from rich.console import Console  # heavy: rich (only the drawn views pay for it, not --json)
     from rich.text import Text
 
     console = Console(highlight=False)

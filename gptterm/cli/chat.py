@@ -10,16 +10,18 @@ import sys
 import threading
 from typing import Any, Callable, TYPE_CHECKING
 
-from gptterm import textio
+from gptterm import paths, textio
 from gptterm.cli import setup, structured, tool_calls
 from gptterm.cli.io import TurnWriter, keeping_partial, note, read_stdin, run_turn, stdin_is_piped
 from gptterm.cli.options import ChatOptions, PromptOptions, ReplyOptions
+from gptterm.engine.state_cache import StateCache
 from gptterm.errors import GpttermError, InputError, UsageError
 from gptterm.session.turn import ToolUse, Turn, regenerate, turn
 from gptterm.settings import PARAMS, find_param
-from gptterm.tasks.ask import sources_text
+from gptterm.tasks.ask import grounding as find_passages, sources_text
 from gptterm.tasks.chat import ChatSession, compose_prompt
 from gptterm.tasks.context import head_tokens
+from gptterm.templates import library
 from gptterm.types import Message, Reply
 
 if TYPE_CHECKING:
@@ -54,15 +56,13 @@ def run_default(opts: PromptOptions) -> int:
 
 
 def run_tui(opts: PromptOptions) -> int:
-    from gptterm.tui.app import create_app
+    from gptterm.tui.app import create_app  # heavy: textual (only the app pays for it)
 
     # Textual sizes the screen from COLUMNS/LINES when they are set (shutil.get_terminal_size),
     # and a stale exported value would draw the app in a corner of the real terminal.
     if sys.stdout.isatty():
         for name in ("COLUMNS", "LINES"):
             os.environ.pop(name, None)
-    from gptterm import paths
-
     create_app(model=opts.model, overrides=dict(opts.params), server=opts.server, encoding=opts.encoding,
                welcome=not paths.config_file().exists(), tools=opts.tool_settings()).run()
     return 0
@@ -198,8 +198,6 @@ class Repl:
             if conversation is None:
                 raise InputError("there is no conversation to continue yet")
         engine = self.session.load()
-        from gptterm.engine.state_cache import StateCache
-
         self.chat = ChatSession(engine, self.session.params, store=store, kind="chat",
                                 on_overflow=opts.on_overflow, conversation=conversation,
                                 on_truncate=lambda r: note(r.describe()),
@@ -211,7 +209,7 @@ class Repl:
         #: what search_docs searches (-T search_docs): the documents of --docs
         self.docs_scope: DocsScope | None = None
         if self.documents is not None:
-            from gptterm.tools.builtin import DocsScope
+            from gptterm.tools.builtin import DocsScope  # only --docs needs it (this module is on the app's start path)
 
             self.docs_scope = DocsScope(*self.documents, label=" ".join(opts.docs or ()))
         self.chat.schema = structured.schema(opts)  # chat --schema: every reply
@@ -303,8 +301,6 @@ class Repl:
         self.chat.params = self.session.params
         grounding = None
         if self.documents is not None:
-            from gptterm.tasks.ask import grounding as find_passages
-
             index, ids = self.documents
             grounding = find_passages(index, ids, text, self.session.require_engine())
         self.stream(lambda tools: turn(self.chat, text, grounding=grounding, tools=tools))
@@ -413,9 +409,7 @@ class Repl:
 
     def template(self, arg: str) -> None:
         """``/template NAME [VAR=VALUE ...]``: the next message is the template's input."""
-        import shlex
-
-        from gptterm.templates import library
+        import shlex  # only /template needs it (this module is on the app's start path)
 
         if not arg:
             found, problems = library.all_templates()
@@ -467,6 +461,7 @@ def _enable_readline() -> None:
 
 def _attach_documents(items: list[str]) -> tuple[DocIndex, list[int]]:
     """The index brought up to date for --docs, and the files it covers."""
+    # only --docs indexes, with sqlite3 (this module is on the app's start path)
     from gptterm.cli.docs import index_roots
     from gptterm.docs.index import DocIndex
 

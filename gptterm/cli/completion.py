@@ -78,14 +78,14 @@ def run_completion(ns: argparse.Namespace) -> int:
 
 def _values(name: str) -> list[str]:
     if name == "models":
-        from gptterm.models.store import list_models
+        from gptterm.models.store import list_models  # only this kind of value needs it: completion runs on every Tab
 
         return [m.name for m in list_models()]
     if name == "templates":
-        from gptterm.templates.library import names
+        from gptterm.templates.library import names  # only this kind of value needs it: completion runs on every Tab
 
         return names()
-    from gptterm.assets import languages
+    from gptterm.assets import languages  # only this kind of value needs it: completion runs on every Tab
 
     return list(languages())
 

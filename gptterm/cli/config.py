@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 from gptterm.cli.options import ConfigOptions
 from gptterm import paths, textio
@@ -38,8 +39,6 @@ def run_config(opts: ConfigOptions) -> int:
     name = opts.name
     if name in OTHER_KEYS:
         if action == "set" and name == "model":
-            from pathlib import Path
-
             model = Path(opts.value).expanduser()
             if model.exists() or opts.value.lower().endswith(".gguf"):
                 check_gguf_file(model)

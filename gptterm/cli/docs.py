@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING
 
 from gptterm.cli.options import DocsOptions
 from gptterm.cli.io import Status, note
+from gptterm.docs.embed import LocalEmbedder
+from gptterm.docs.index import DocIndex
 from gptterm.errors import DocsError, InputError, UsageError
 from gptterm.models.names import human_size
 from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.docs.embed import Embedder
-    from gptterm.docs.index import DocIndex, Update
+    from gptterm.docs.index import Update
 
 SHOWN_SKIPS = 20  # skipped files listed one line each, up to this many
 
@@ -49,14 +51,10 @@ def embed_scope(index: DocIndex, embedder: Embedder, ids: list[int]) -> int:
 
 
 def load_embedder(spec: str, threads: int | None) -> Embedder:
-    from gptterm.docs.embed import LocalEmbedder
-
     return LocalEmbedder(spec, threads=threads)
 
 
 def run_docs(opts: DocsOptions) -> int:
-    from gptterm.docs.index import DocIndex
-
     index = DocIndex()
     action = opts.action or "ls"
     if action == "ls":

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import stat
 import sys
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from gptterm.cli.options import DoctorOptions
-from gptterm import __version__, paths
+from gptterm import __version__, paths, privacy
+from gptterm.backend import choose_backend
 from gptterm.errors import GpttermError
+from gptterm.models import adapters
+from gptterm.models.gguf_meta import read_metadata
+from gptterm.models.resolve import resolve_model
 from gptterm.settings import Config, Params, load_config
+from gptterm.tools.builtin import BUILTINS, NETWORK
 
 if TYPE_CHECKING:
     from gptterm.backend import Backend
@@ -42,8 +49,6 @@ def gather(opts: DoctorOptions) -> dict[str, Any]:
         config = load_config()
         params = config.params.replace(**opts.params)
         report["params"] = params.as_dict()
-        from gptterm.backend import choose_backend
-
         backend = choose_backend(config, model=opts.model, server=opts.server)
         if backend.is_remote:
             report["backend"] = remote_backend(backend, params, config, problems)
@@ -54,7 +59,7 @@ def gather(opts: DoctorOptions) -> dict[str, Any]:
         problems.append(str(err))
         model = opts.model
     try:
-        import llama_cpp
+        import llama_cpp  # in the try: a broken llama-cpp-python is reported, not raised
 
         report["llama.cpp"] = {
             "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
@@ -66,9 +71,6 @@ def gather(opts: DoctorOptions) -> dict[str, Any]:
     try:
         if backend is not None and backend.is_remote:
             raise _Skip
-        from gptterm.models.gguf_meta import read_metadata
-        from gptterm.models.resolve import resolve_model
-
         path = resolve_model(model)
         meta = read_metadata(path)
         report["model"] = {
@@ -83,8 +85,6 @@ def gather(opts: DoctorOptions) -> dict[str, Any]:
         }
         lora = tuple(report.get("params", {}).get("lora") or ())
         if lora:
-            from gptterm.models import adapters
-
             # the adapters are part of the model that would load: each checked against it (one line if not)
             report["model"]["lora"] = [a.spec.text() + ("" if str(a.path) == a.spec.adapter else f" ({a.path})")
                                       for a in adapters.check(lora, path)]
@@ -99,9 +99,6 @@ def gather(opts: DoctorOptions) -> dict[str, Any]:
 
 def tools_report(params: dict[str, Any]) -> dict[str, Any]:
     """Which tools the model would get (the ``tools`` parameter) and how each runs; the network one is named."""
-    from gptterm.settings import load_config
-    from gptterm.tools.builtin import BUILTINS, NETWORK
-
     on = set(params.get("tools") or ())
     try:
         servers = sorted(load_config().mcp)
@@ -120,11 +117,6 @@ class _Skip(Exception):
 
 def permissions() -> tuple[dict[str, Any], list[str]]:
     """The mode of each of gptterm's own directories and main files; warnings where other users can read."""
-    import os
-    import stat
-
-    from gptterm import privacy
-
     dirs = privacy.report()
     files: dict[str, dict[str, str | None]] = {}
     for name, path in (("config file", paths.config_file()), ("history", paths.history_db())):
@@ -138,6 +130,7 @@ def permissions() -> tuple[dict[str, Any], list[str]]:
 
 def remote_backend(backend: Backend, params: Params, config: Config, problems: list[str]) -> dict[str, Any]:
     """What the server says about itself; the API key only as the name of its variable."""
+    # heavy: httpx2 (only a server backend pays for it)
     from gptterm.engine.openai_http import display_url, normalize_base_url
 
     profile = backend.server

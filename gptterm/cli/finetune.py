@@ -14,18 +14,17 @@ import sys
 
 from gptterm.cli.options import FinetuneOptions
 from gptterm.cli.io import Status, note, run_stream
+from gptterm.finetune import events as ev
+from gptterm.finetune.plan import Settings
+from gptterm.finetune.runner import FineTune
+from gptterm.models.finetuned import describe
+from gptterm.models.names import human_size
 from gptterm.settings import load_config
+from gptterm.tasks.progress import clock
 from gptterm.words import plural
 
 
 def run_finetune(opts: FinetuneOptions) -> int:
-    from gptterm.finetune import events as ev
-    from gptterm.finetune.plan import Settings
-    from gptterm.finetune.runner import FineTune
-    from gptterm.models.finetuned import describe
-    from gptterm.models.names import human_size
-    from gptterm.tasks.progress import clock
-
     settings = Settings(epochs=opts.epochs, lr=opts.lr, ctx=opts.ctx, val_split=opts.val_split, keep_f32=opts.keep_f32,
                         threads=opts.threads, seed=opts.seed)
     job = FineTune(opts.data, opts.out, model=opts.model, settings=settings, encoding=load_config().encoding, notify=note)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gptterm.cli.options import HistoryOptions
 from gptterm.cli.io import note
+from gptterm.engine.state_cache import StateCache
 from gptterm.history import export
 from gptterm.history.store import Conversation, HistoryStore
 from gptterm.words import plural
@@ -44,8 +45,6 @@ def run_history(opts: HistoryOptions) -> int:
     elif action == "delete":
         for cid in opts.ids:
             store.get(cid)  # every id must exist before anything is deleted
-        from gptterm.engine.state_cache import StateCache
-
         cache = StateCache()
         for cid in opts.ids:
             store.delete_conversation(cid)

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 from gptterm import textio
 from gptterm.cli.options import PerplexityOptions, TokensOptions
 from gptterm.cli.io import Status, note, read_stdin, run_stream
-from gptterm.errors import InputError
+from gptterm.errors import InputError, UsageError
 from gptterm.probability import shown as shown_p
 from gptterm.tasks.inputs import read_text_file
+from gptterm.tasks.perplexity import Perplexity, Progress
 from gptterm.words import plural
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def run_tokens(opts: TokensOptions) -> int:
 
 
 def _draw_tokens(infos: list[TokenInfo]) -> None:
-    from rich.console import Console
+    from rich.console import Console  # heavy: rich (only a terminal's view pays for it)
     from rich.table import Table
     from rich.text import Text
 
@@ -95,11 +96,7 @@ def _draw_tokens(infos: list[TokenInfo]) -> None:
 
 
 def run_perplexity(opts: PerplexityOptions) -> int:
-    from gptterm.tasks.perplexity import Perplexity
-
     if opts.worst < 0:
-        from gptterm.errors import UsageError
-
         raise UsageError("--worst must be 0 or more")
     text: str | None
     session = opts.session(log=False)
@@ -117,8 +114,6 @@ def run_perplexity(opts: PerplexityOptions) -> int:
     with Status() as line:
 
         def show(p: object) -> None:
-            from gptterm.tasks.perplexity import Progress
-
             assert isinstance(p, Progress)
             rate = f" · {p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
             ppl = f" · perplexity so far {p.perplexity:.3f}" if p.perplexity == p.perplexity else ""

@@ -7,6 +7,7 @@ goes to stderr through ``note``.
 from __future__ import annotations
 
 import codecs
+import math
 import os
 import sys
 import threading
@@ -159,7 +160,7 @@ class Status:
             _STATUSES.remove(self)
 
     def _renderable(self) -> Any:
-        from rich.progress_bar import ProgressBar
+        from rich.progress_bar import ProgressBar  # heavy: rich (only a shown status line pays for it)
         from rich.table import Table
         from rich.text import Text
 
@@ -177,7 +178,7 @@ class Status:
         if not self._text:
             return
         if self._live is None:
-            from rich.console import Console
+            from rich.console import Console  # heavy: rich (only a shown status line pays for it)
             from rich.live import Live
 
             self._live = Live(self._renderable(), console=Console(stderr=True), transient=True, auto_refresh=False,
@@ -365,9 +366,7 @@ class ProbabilityWriter(StdoutWriter):
         self.seen = 0
 
     def decorate(self, text: str) -> str:
-        import math
-
-        from gptterm import probability
+        from gptterm import probability  # only --show-probs needs it: the fast paths (--help, completion) stay light
 
         logprobs = (self.reply.logprobs if self.reply is not None else None) or []
         new, self.seen = logprobs[self.seen:], len(logprobs)

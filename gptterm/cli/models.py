@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gptterm import paths
 from gptterm.cli.options import ModelsOptions
-from gptterm.cli.io import fields, note, table
+from gptterm.cli.io import Status, fields, note, table
 from gptterm.errors import ModelError, UsageError
+from gptterm.models import adapters, store
+from gptterm.models.adapters import adapter_for
+from gptterm.models.finetuned import describe
+from gptterm.models.gguf_meta import read_metadata
 from gptterm.models.names import human_size
 from gptterm.words import plural
 
@@ -36,7 +43,8 @@ def _json(data: Any) -> None:
 
 
 def _catalog(opts: ModelsOptions) -> int:
-    from gptterm.models import advice, catalog, store
+    # only 'models catalog' needs the catalog and the machine's probe (subprocess)
+    from gptterm.models import advice, catalog
     from gptterm.models.machine import this_machine
 
     machine = this_machine()
@@ -72,7 +80,7 @@ def _catalog(opts: ModelsOptions) -> int:
 
 
 def _catalog_filter(opts: ModelsOptions) -> tuple[str | None, tuple[str, ...]]:
-    from gptterm.assets import language_code
+    from gptterm.assets import language_code  # only 'models catalog --lang' needs it: 'models ls' stays light
 
     task = opts.task
     langs = tuple(language_code(code) for code in (opts.lang or "").split(",") if code.strip())
@@ -97,7 +105,7 @@ def _machine_line(machine: Any) -> str:
 
 
 def _search(opts: ModelsOptions) -> int:
-    from gptterm.models import hub
+    from gptterm.models import hub  # only 'models search' needs the Hub module (ssl, http when used)
 
     query = opts.query.strip()
     if not query:
@@ -142,7 +150,7 @@ def _repo_files(opts: ModelsOptions, listing: RepoListing) -> int:
 
 
 def _pull(opts: ModelsOptions) -> int:
-    from gptterm.models import download
+    from gptterm.models import download  # the Hub client (ssl, http): only 'models pull' needs it
 
     plan = download.plan_pull(opts.spec, notify=note)
     model = plan.model
@@ -174,7 +182,7 @@ def _pull(opts: ModelsOptions) -> int:
 
 
 def _show_plan(plan: PullPlan, as_json: bool) -> None:
-    from gptterm.models.machine import this_machine
+    from gptterm.models.machine import this_machine  # only 'pull --dry-run' needs the machine's probe (subprocess)
 
     data = plan.as_dict()
     if as_json:
@@ -209,8 +217,6 @@ class _progress_display:
         self.samples: list[tuple[float, int]] = []
 
     def __enter__(self) -> ProgressFn:
-        from gptterm.cli.io import Status
-
         self.status = Status().__enter__()
         return self.update if self.status.tty else self.announce
 
@@ -224,9 +230,7 @@ class _progress_display:
              + (f"; {human_size(p.resumed)} already here" if p.resumed else "") + ")")
 
     def update(self, p: Progress) -> None:
-        import time
-
-        from gptterm.tasks.progress import clock
+        from gptterm.tasks.progress import clock  # only a pull's progress line needs it: 'models ls' stays light
 
         now = time.monotonic()
         self.samples = [s for s in self.samples if now - s[0] <= 5.0] + [(now, p.done)]
@@ -251,8 +255,6 @@ class _progress_display:
 
 
 def _ls(opts: ModelsOptions) -> int:
-    from gptterm.models import store
-
     models = store.list_models()
     default = store.default_model(models)
     kinds = {m.name: _adapter_of(m) for m in models}
@@ -301,8 +303,6 @@ def _losses(info: dict, which: str) -> str:
 
 
 def _rm(opts: ModelsOptions) -> int:
-    from gptterm.models import store
-
     removed = store.remove(opts.name)
     if removed.kept_file:
         print(f"removed {removed.model.name} from the list; its file was kept: {removed.model.path}")
@@ -312,19 +312,12 @@ def _rm(opts: ModelsOptions) -> int:
 
 
 def _default(opts: ModelsOptions) -> int:
-    from gptterm import paths
-    from gptterm.models import store
-
     model = store.set_default(opts.name)
     note(f"default model: {model.name} ({model.path}), saved in {paths.config_file()}")
     return 0
 
 
 def _import(opts: ModelsOptions) -> int:
-    from pathlib import Path
-
-    from gptterm.models import store
-
     model = store.import_file(Path(opts.path), opts.name or None)
     _print_details(model, _metadata(model))
     note(f"imported as {model.name}; chat with it: gptterm -m {model.name}")
@@ -333,16 +326,11 @@ def _import(opts: ModelsOptions) -> int:
 
 def _adapter_of(model: Any) -> str | None:
     """The base architecture of a LoRA adapter in the store; None for a model."""
-    from gptterm.models.adapters import adapter_for
-
     return None if model.missing else adapter_for(model.path)
 
 
 def _adapter_details(model: Any) -> dict:
     """What ``models show`` says of an adapter: its header, and which local models it fits."""
-    from gptterm.models import adapters, store
-    from gptterm.models.gguf_meta import read_metadata
-
     try:
         info = adapters.describe(read_metadata(model.path))
     except (OSError, ValueError) as err:
@@ -352,8 +340,6 @@ def _adapter_details(model: Any) -> dict:
 
 
 def _metadata(model: Any) -> dict:
-    from gptterm.models.gguf_meta import read_metadata
-
     try:
         metas = [read_metadata(f) for f in (model.files or (model.path,))]
     except (OSError, ValueError) as err:
@@ -366,8 +352,6 @@ def _metadata(model: Any) -> dict:
 
 
 def _show(opts: ModelsOptions) -> int:
-    from gptterm.models import store
-
     model = store.find(opts.name)
     if not model.missing and _adapter_of(model):
         details = _adapter_details(model)
@@ -415,8 +399,6 @@ def _print_details(model: Any, meta: dict, extra: dict | None = None) -> None:
     lines.append(("size", human_size(model.size)))
     lines.append(("quant", model.quant or "?"))
     if model.finetune is not None:
-        from gptterm.models.finetuned import describe
-
         lines.append(("fine-tuned", describe(model.finetune).removeprefix("fine-tuned ")))
     if model.sha256:
         lines += [("sha256", s) for s in model.sha256]

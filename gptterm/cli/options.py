@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 from gptterm import textio
+from gptterm.session import open_session
+from gptterm.session.tools import ToolSettings
 from gptterm.settings import PARAMS
 
 if TYPE_CHECKING:
     import argparse
 
     from gptterm.session import Session
-    from gptterm.session.tools import ToolSettings
 
 O = TypeVar("O", bound="Options")
 
@@ -84,8 +85,6 @@ class ModelOptions(Options):
     def session(self, *, log: bool = True) -> Session:
         """The session these options describe (no model loaded yet); ``log``: the command keeps a history
         (unless --no-log)."""
-        from gptterm.session import open_session
-
         return open_session(model=self.model, server=self.server, overrides=dict(self.params),
                             encoding=self.encoding, log=log and not self.no_log, quiet=self.quiet)
 
@@ -120,7 +119,7 @@ class ToolOptions(ReplyOptions):
     yes: bool = False
 
     def tool_settings(self) -> ToolSettings:
-        from gptterm.session.tools import ToolSettings
+        # asyncio (the MCP client): not on the fast paths (--help, completion)
         from gptterm.tools.mcp_client import parse_mcp_command
 
         return ToolSettings(servers=[parse_mcp_command(text) for text in self.mcp], approved=set(self.approve),

@@ -19,7 +19,11 @@ import sys
 
 from gptterm.cli.options import ServeOptions
 from gptterm.cli.io import note
+from gptterm.engine.local import default_threads
 from gptterm.errors import RemoteError, UsageError
+from gptterm.models.gguf_meta import read_metadata
+from gptterm.models.resolve import resolve_model
+from gptterm.settings import load_config
 
 # What `python -m llama_cpp.server` imports beyond llama-cpp-python itself
 # (its [server] extra).
@@ -65,12 +69,6 @@ def _check_port(host: str, port: int) -> None:
 
 def server_command(opts: ServeOptions) -> tuple[list[str], dict[str, str], str]:
     """The command line and environment of the server process, and the model's name."""
-    from gptterm.engine.local import default_threads
-    from gptterm.models.gguf_meta import read_metadata
-    from gptterm.models.resolve import resolve_model
-
-    from gptterm.settings import load_config
-
     config = load_config()
     params = config.params.replace(**opts.params)
     path = resolve_model(opts.model or config.model)

@@ -18,7 +18,7 @@ def reply_writer(opts: ReplyOptions, reply: Reply | None = None) -> StdoutWriter
     """Where a streamed reply goes: stdout, coloured by probability with --show-probs on a terminal."""
     if opts.show_probs and not opts.json:
         if sys.stdout.isatty() and "NO_COLOR" not in os.environ:
-            from gptterm import probability
+            from gptterm import probability  # only --show-probs needs it (this module is on the app's start path)
 
             note(probability.LEGEND)
             return ProbabilityWriter(reply)
@@ -53,6 +53,7 @@ def advise(session: Session, task: str, languages: tuple[str, ...] = ()) -> None
 
 def text_languages(text: str) -> tuple[str, ...]:
     """The language a prompt's script names, for advice (none for Latin script: see advice.script_language)."""
+    # the catalog and the machine's probe (subprocess): only advice needs them (this module is on the app's start path)
     from gptterm.models.advice import script_language
 
     lang = script_language(text)

@@ -6,6 +6,7 @@ import json
 from typing import Any, Callable, TYPE_CHECKING
 
 from gptterm import textio
+from gptterm.assets import language_code, language_name
 from gptterm.cli import setup
 from gptterm.cli.options import SummarizeOptions, TaskOptions, TranslateOptions
 from gptterm.cli.io import EncodedWriter, Status, StdoutWriter, note, read_stdin_decoded, run_stream
@@ -13,6 +14,9 @@ from gptterm.errors import InputError, UsageError
 from gptterm.tasks.inputs import read_text_files
 from gptterm.tasks.job import TASK_DEFAULTS, Job, TaskEvent
 from gptterm.tasks.progress import PartProgress
+from gptterm.tasks.summarize import Summarizer, SummaryOptions
+from gptterm.tasks.translate import Translator, check_target, detect_language, load_glossary, source_language
+from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.settings import Params
@@ -70,8 +74,6 @@ def run_job(opts: TaskOptions, job: Job, text: str, verb: str, extra: Callable[[
         writer.finish()
     stats = job.stats()
     if opts.verbose:
-        from gptterm.words import plural
-
         note(f"{plural(stats['model_calls'], 'model call')} for {plural(stats['parts'], 'part')}, "
              f"{stats['prompt_tokens']} prompt and "
              f"{stats['completion_tokens']} generated tokens, {stats['seconds']:.1f} s")
@@ -91,8 +93,6 @@ def run_job(opts: TaskOptions, job: Job, text: str, verb: str, extra: Callable[[
 
 
 def run_summarize(opts: SummarizeOptions) -> int:
-    from gptterm.tasks.summarize import Summarizer, SummaryOptions
-
     focus = textio.clean(opts.focus, "--focus", note) if opts.focus else opts.focus
     options = SummaryOptions.parse(opts.length, opts.form, opts.lang, focus)
     session = opts.session(log=False)
@@ -101,10 +101,6 @@ def run_summarize(opts: SummarizeOptions) -> int:
         raise InputError("nothing to summarize: the input is empty")
     writer = output_writer(opts, source)
     engine = session.load()
-    from gptterm.assets import language_code
-
-    from gptterm.tasks.translate import source_language
-
     asked = (language_code(options.language),) if options.language else ()
     setup.advise(session, "summarize", (*asked, *source_language(source.text)))
     job = Summarizer(engine, task_params(opts, session.params), options)
@@ -114,9 +110,6 @@ def run_summarize(opts: SummarizeOptions) -> int:
 
 
 def run_translate(opts: TranslateOptions) -> int:
-    from gptterm.assets import language_name
-    from gptterm.tasks.translate import Translator, check_target, load_glossary
-
     check_target(opts.to)
     if opts.source:
         language_name(opts.source)
@@ -127,9 +120,6 @@ def run_translate(opts: TranslateOptions) -> int:
         raise InputError("nothing to translate: the input is empty")
     writer = output_writer(opts, source)
     engine = session.load()
-    from gptterm.assets import language_code
-    from gptterm.tasks.translate import detect_language
-
     source_code = language_code(opts.source) if opts.source else detect_language(source.text)
     setup.advise(session, "translate", (language_code(opts.to), source_code))
     job = Translator(engine, task_params(opts, session.params), target=opts.to, source=opts.source or source_code,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,6 @@ def editor_command() -> list[str]:
         value = os.environ.get(var, "").strip()
         if value:
             return shlex.split(value)
-    import shutil
-
     for name in ("nano", "vi"):
         if shutil.which(name):
             return [name]

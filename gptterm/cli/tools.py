@@ -9,15 +9,14 @@ from typing import Any
 from gptterm.cli.io import Status, note
 from gptterm.cli.options import ToolsOptions
 from gptterm.errors import GpttermError
+from gptterm.session.tools import configured_server
+from gptterm.settings import load_config
+from gptterm.tools import builtin
+from gptterm.tools.mcp_client import parse_mcp_command
+from gptterm.tools.registry import build_toolbox
 
 
 def run_tools(opts: ToolsOptions) -> int:
-    from gptterm.session.tools import configured_server
-    from gptterm.settings import load_config
-    from gptterm.tools import builtin
-    from gptterm.tools.mcp_client import parse_mcp_command
-    from gptterm.tools.registry import build_toolbox
-
     config = load_config()
     servers, failures = [], []
     for name in config.mcp:

@@ -13,7 +13,10 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gptterm.engine import llama_log
+from gptterm.engine.local import default_threads
 from gptterm.errors import ModelError
+from gptterm.models.resolve import resolve_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,11 +31,7 @@ class Embedder(Protocol):
 
 class LocalEmbedder:
     def __init__(self, model: str | Path, *, threads: int | None = None, ctx: int = 512) -> None:
-        import llama_cpp
-
-        from gptterm.engine import llama_log
-        from gptterm.engine.local import default_threads
-        from gptterm.models.resolve import resolve_model
+        import llama_cpp  # heavy: llama_cpp (only the commands that load a model pay for it)
 
         path = resolve_model(str(model))
         llama_log.install()
@@ -63,7 +62,7 @@ class LocalEmbedder:
         self.path = path
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        import numpy as np
+        import numpy as np  # heavy: numpy (only embedding pays for it)
 
         # one call: llama-cpp-python packs the texts into batches of up to n_batch tokens
         found = self._llm.embed([t or " " for t in texts], truncate=True)

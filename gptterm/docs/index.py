@@ -397,7 +397,7 @@ class DocIndex:
         return [(int(pid), -float(score)) for pid, score in rows]  # bm25() is lower for better matches
 
     def _vectors(self, question: str, embedder: Embedder, limit: int) -> list[tuple[int, float]]:
-        import numpy as np
+        import numpy as np  # heavy: numpy (only a search with embeddings pays for it)
 
         rows = self._db.execute("SELECT v.passage_id, v.vec FROM vectors v JOIN passages p ON p.id = v.passage_id "
                                 "WHERE v.model=? AND p.file_id IN (SELECT id FROM scope)",
@@ -452,7 +452,7 @@ class DocIndex:
                       progress: Callable[[int, int], None] | None = None,
                       cancel: threading.Event | None = None, batch: int = 16) -> int:
         """Give every passage of ``file_ids`` a vector from ``embedder`` (those without one); returns how many."""
-        import numpy as np
+        import numpy as np  # heavy: numpy (only embedding pays for it)
 
         with self._lock, self._scope_table(file_ids):
             todo = self._db.execute(

@@ -55,7 +55,7 @@ class Capture:
 
 def shape_of(engine: LocalEngine) -> tuple[int, int]:
     """(layers, heads) of the engine's model."""
-    import llama_cpp
+    import llama_cpp  # heavy: llama_cpp (only the commands that load a model pay for it)
 
     with engine.exclusive_model() as model:
         return int(llama_cpp.llama_model_n_layer(model)), int(llama_cpp.llama_model_n_head(model))
@@ -76,7 +76,7 @@ def check_size(n: int, layers: int, heads: int) -> None:
 
 def capture(engine: LocalEngine, tokens: Sequence[int]) -> Capture:
     """Evaluate ``tokens`` on a second context of ``engine``'s model and return every layer's attention."""
-    import llama_cpp
+    import llama_cpp  # heavy: llama_cpp, numpy (only the commands that load a model pay for them)
     import numpy as np
 
     n = len(tokens)

@@ -94,7 +94,7 @@ ABORT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 
 
 def _lib_dir() -> Path:
-    import llama_cpp
+    import llama_cpp  # heavy: llama_cpp (only the commands that load a model pay for it)
 
     return Path(llama_cpp.__file__).parent / "lib"
 
@@ -114,7 +114,7 @@ class _Libs:
     """Prototypes over libllama (already loaded by llama_cpp) and libggml-base."""
 
     def __init__(self) -> None:
-        import llama_cpp.llama_cpp as binding
+        import llama_cpp.llama_cpp as binding  # heavy: llama_cpp (only the commands that load a model pay for it)
 
         llama = binding._lib
         base = ctypes.CDLL(str(_base_library()))

@@ -34,7 +34,7 @@ def install() -> None:
     global _callback
     if _callback is not None:
         return
-    import llama_cpp
+    import llama_cpp  # heavy: llama_cpp (only the commands that load a model pay for it)
 
     @llama_cpp.llama_log_callback
     def _on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import hashlib
 import io
 import os
 import threading
@@ -19,9 +20,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
 
-from gptterm.engine import llama_log
+from gptterm import schema as schemas
+from gptterm.engine import llama_log, tool_formats as formats, tool_render as render
 from gptterm.engine.thinking import ThinkSplitter, template_thinks
+from gptterm.engine.tool_stream import CallSplitter
 from gptterm.errors import ContextOverflowError, EngineError, InputError, ModelError, UsageError
+from gptterm.models import adapters
 from gptterm.models.gguf_meta import GGUFMetadata, check_gguf_file, read_metadata
 from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
 
@@ -53,6 +57,7 @@ def default_threads() -> int:
 def _prompt_lookup(n: int) -> Any:
     if n <= 0:
         return None
+    # heavy: llama_cpp (only the commands that load a model pay for it)
     from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
     return LlamaPromptLookupDecoding(num_pred_tokens=n)
@@ -70,10 +75,9 @@ class LocalEngine:
         It needs logits for every position (``logits_all``), which llama-cpp-python
         then copies into numpy on each step; see bench/prompt_lookup.py for its cost.
         """
-        import llama_cpp
+        import llama_cpp  # heavy: llama_cpp (only the commands that load a model pay for it)
 
         from gptterm.engine.grammar import GrammarLlama
-        from gptterm.models import adapters
 
         path = Path(model_path)
         check_gguf_file(path)
@@ -182,6 +186,7 @@ class LocalEngine:
             raise ModelError("llama.cpp could not set the LoRA adapters on the model")
 
     def _make_formatter(self, meta: GGUFMetadata) -> Any:
+        # heavy: llama_cpp (only the commands that load a model pay for it)
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         model = self._llm._model
@@ -235,22 +240,16 @@ class LocalEngine:
     @property
     def tool_format(self) -> CallFormat:
         """How this model writes a tool call (chosen from its chat template; Hermes when it shows none)."""
-        from gptterm.engine import tool_formats as formats
-
         return formats.for_template(self._formatter.template)
 
     @property
     def native_tools(self) -> bool:
         """Whether the model's own chat template renders tools (else gptterm's fallback prompt does)."""
-        from gptterm.engine import tool_formats as formats
-
         return formats.template_has_tools(self._formatter.template)
 
     def _marker_pieces(self, fmt: CallFormat) -> dict[int, bytes]:
         """The format's markers that are single control tokens (Llama 3's <|python_tag|>, Mistral's
         [TOOL_CALLS]), by id: generated text shows control tokens as nothing, these as their text."""
-        from gptterm.engine import tool_formats as formats
-
         found: dict[int, bytes] = {}
         for marker in formats.marker_texts(fmt):
             ids = self.tokenize(marker, special=True)
@@ -260,7 +259,7 @@ class LocalEngine:
 
     def _tool_trigger(self, fmt: CallFormat, tools: Sequence[Tool], tool_choice: str | None, rendered: str,
                       markers: dict[int, bytes]) -> ToolTrigger | None:
-        from gptterm.engine import grammar
+        from gptterm.engine import grammar  # heavy: llama_cpp (only the commands that load a model pay for it)
 
         if tool_choice == "none":
             return None
@@ -282,6 +281,7 @@ class LocalEngine:
     def transcript_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The tokens of a whole conversation as the template renders it, with no generation prompt after
         the last message (what fine-tuning trains on)."""
+        # heavy: llama_cpp (only the commands that load a model pay for it)
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         f = self._formatter
@@ -319,8 +319,6 @@ class LocalEngine:
         values: dict[str, Any] = {}
         shown: list[dict[str, Any]] = [dict(m) for m in messages]
         if tools or any(m.get("role") == "tool" or m.get("tool_calls") for m in shown):
-            from gptterm.engine import tool_render as render
-
             shown, values = render.prepare(shown, list(tools or ()), self._formatter.template, self.tool_format)
         if thinking in ("on", "off") and self.thinks:
             if "enable_thinking" in self._formatter.template:
@@ -353,8 +351,6 @@ class LocalEngine:
         # a <think> block is kept apart from the answer; some templates open it in the prompt
         reply.split_thinking(ThinkSplitter(inside=rendered.rstrip().endswith("<think>")))
         if tools:
-            from gptterm.engine.tool_stream import CallSplitter
-
             reply.split_calls(CallSplitter(self.tool_format))
         return reply
 
@@ -371,8 +367,6 @@ class LocalEngine:
     def state_key(self) -> str:
         """Identifies what a saved KV state is valid for: this model file, its LoRA adapters, context size and
         KV layout."""
-        import hashlib
-
         st = Path(self.info.path).stat()
         # flash attention stores V untransposed: a state from the other layout does not load
         ident = f"{Path(self.info.path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.n_ctx}|fa={self.flash_attn}"
@@ -427,8 +421,7 @@ class LocalEngine:
                trigger: ToolTrigger | None = None, markers: dict[int, bytes] | None = None) -> Reply:
         gbnf: Any = trigger
         if schema is not None:
-            from gptterm import schema as schemas
-            from gptterm.engine import grammar
+            from gptterm.engine import grammar  # heavy: llama_cpp (only the commands that load a model pay for it)
 
             gbnf = schemas.grammar(schema)
             grammar.check(self._vocab, gbnf)
@@ -481,7 +474,7 @@ class LocalEngine:
         return tuple(Alternative(t, s.text, lp, s.piece) for (t, lp), s in zip(found, shown))
 
     def score(self, tokens: Sequence[int], first: int, *, top: int = 0) -> ScoredWindow:
-        import numpy as np
+        import numpy as np  # heavy: numpy (only the commands that load a model pay for it)
 
         from gptterm.engine import logprobs
 
@@ -618,7 +611,7 @@ class LocalEngine:
     def _logprob_recorder(self, reply: Reply, k: int) -> Callable[[int], None]:
         """Appends each generated token's log-probability (and ``k`` alternatives) to ``reply.logprobs``:
         read from the last position's logits, which llama.cpp still holds when the token is handed over."""
-        import numpy as np
+        import numpy as np  # heavy: numpy (only the commands that load a model pay for it)
 
         from gptterm.engine import logprobs
 

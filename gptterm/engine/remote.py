@@ -10,6 +10,7 @@ socket, which tells the server to stop generating.
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import secrets
@@ -18,12 +19,13 @@ import threading
 import time
 from typing import Any, Iterator, Sequence, TYPE_CHECKING
 
+from gptterm import schema as schemas
 from gptterm.engine import remote_tokens
 from gptterm.engine.openai_http import ServerAPI, StreamDropped
 from gptterm.engine.thinking import ThinkSplitter
 from gptterm.errors import ContextOverflowError, ModelError, RemoteContextError, RemoteError
 from gptterm.servers import ServerProfile
-from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob
+from gptterm.types import Alternative, Message, ModelInfo, Reply, ScoredWindow, TokenInfo, TokenLogprob, calls_of
 
 if TYPE_CHECKING:
     from gptterm.settings import Params
@@ -116,8 +118,6 @@ def _server_context(props: dict[str, Any] | None, entry: dict[str, Any]) -> tupl
 
 def _wire_message(m: Message) -> dict[str, Any]:
     """A message as OpenAI's API takes it: tool calls with their arguments as JSON text."""
-    import json
-
     out: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
     if m.get("tool_calls"):
         out["tool_calls"] = [
@@ -156,8 +156,6 @@ def _take_tool_calls(calls: dict[int, dict[str, str]], deltas: Any) -> bool:
             if isinstance(arguments, str):
                 entry["arguments"] += arguments
             elif isinstance(arguments, dict):  # a server that sends the arguments decoded, in one piece
-                import json
-
                 entry["arguments"] = json.dumps(arguments, ensure_ascii=False)
         seen = True
     return seen
@@ -297,8 +295,6 @@ class RemoteEngine:
     def complete(self, prompt: str, params: Params, *, schema: dict[str, Any] | None = None) -> Reply:
         body: dict[str, Any] = {"prompt": prompt}
         if schema is not None:
-            from gptterm import schema as schemas
-
             # no response_format for completions: llama.cpp's servers (llama-server, llama-cpp-python) take a grammar
             body["grammar"] = schemas.grammar(schema)
         return self._reply("/completions", body, self.count_tokens(prompt), params)
@@ -460,8 +456,6 @@ class RemoteEngine:
             finish = "stop"
         reply.finish_reason = finish
         if calls:
-            from gptterm.types import calls_of
-
             reply.tool_calls.extend(calls_of({"tool_calls": [
                 {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                 for _, c in sorted(calls.items())]}))

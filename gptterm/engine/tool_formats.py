@@ -30,6 +30,8 @@ import json
 import re
 from typing import Any, Iterable, Sequence
 
+from gptterm import schema as schemas
+from gptterm.errors import UsageError
 from gptterm.types import Tool, ToolCall, new_call_id
 
 #: tool arguments that the converter cannot turn into a grammar are decoded as any JSON object
@@ -152,9 +154,6 @@ _GRAMMAR_CACHE: dict[str, str] = {}
 def _arguments_schema(tool: Tool) -> dict[str, Any]:
     """The tool's schema as the grammar enforces it: an object, with no properties beyond the named ones
     unless it says otherwise (a small model otherwise wanders into keys of its own)."""
-    from gptterm import schema as schemas
-    from gptterm.errors import UsageError
-
     params = tool.parameters if isinstance(tool.parameters, dict) else {}
     shaped = dict(params)
     shaped.setdefault("type", "object")
@@ -212,8 +211,6 @@ def gbnf_literal(text: str) -> str:
 def call_grammar(tools: Sequence[Tool], key: str, root: str, *, with_id: bool = False) -> str:
     """A grammar whose ``root`` is ``root`` (GBNF using ``gptterm-call`` for one call and ``gptterm-ws``
     for blank space) over the call schema of ``tools``."""
-    from gptterm import schema as schemas
-
     cache_key = json.dumps([key, root, with_id, [t.openai() for t in tools]], sort_keys=True)
     hit = _GRAMMAR_CACHE.get(cache_key)
     if hit is not None:
@@ -435,8 +432,6 @@ class Mistral(CallFormat):
 
 def _args_rule(tool: Tool, name: str) -> str:
     """One tool's argument object as a rule called ``name`` (its own rules prefixed to stay apart)."""
-    from gptterm import schema as schemas
-
     gbnf = schemas.grammar(_arguments_schema(tool))
     rules = re.findall(r"^([\w-]+) ::=", gbnf, re.MULTILINE)
     return _rename(gbnf, {r: name if r == "root" else f"{name}-{r}" for r in rules})

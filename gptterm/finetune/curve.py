@@ -27,7 +27,7 @@ class Curve:
         return bool(self.train or self.val)
 
     def text(self, width: int = 72, height: int = 18, *, colour: bool = True) -> str:
-        import plotext
+        import plotext  # heavy: plotext (only the drawn loss curve pays for it)
 
         fig = plotext.figure
         fig.clear()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gptterm.errors import InputError
+from gptterm.tasks.inputs import read_text_file
 
 ROLES = ("system", "user", "assistant")
 KINDS = ("chat", "text")
@@ -61,8 +62,6 @@ class TrainingData:
 def read_data(path: str | Path, *, encoding: str | None = None,
               notify: Callable[[str], None] | None = None) -> TrainingData:
     """The examples of ``path``; an InputError naming the line for the first bad one."""
-    from gptterm.tasks.inputs import read_text_file
-
     path = Path(path).expanduser()
     text = read_text_file(path, encoding=encoding, notify=notify).text
     if not text.strip():

@@ -12,14 +12,13 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
+from gptterm.engine import llama_log
 from gptterm.errors import FinetuneError
 from gptterm.finetune.plan import FTYPE_ALL_F32
 
 
 def _quantize(src: Path, dst: Path, ftype: int, threads: int, what: str) -> None:
-    import llama_cpp
-
-    from gptterm.engine import llama_log
+    import llama_cpp  # heavy: llama_cpp (only the commands that load a model pay for it)
 
     llama_log.install()
     mark = llama_log.mark()
@@ -42,7 +41,7 @@ def quantize(src: Path, dst: Path, ftype: int, threads: int) -> None:
 
 def with_base_metadata(base: Path, trained: Path, out: Path, *, file_type: int) -> None:
     """Write ``out``: the tensors of ``trained`` under the metadata of ``base`` (``general.file_type`` set)."""
-    import gguf
+    import gguf  # heavy: gguf (only writing the fine-tuned file pays for it)
 
     head = gguf.GGUFReader(base)
     body = gguf.GGUFReader(trained)

@@ -18,16 +18,14 @@ import ctypes
 from pathlib import Path
 from typing import Any, Sequence
 
-from gptterm.engine import ggml_lib
+from gptterm.engine import ggml_lib, llama_log
 from gptterm.errors import FinetuneError
 
 
 class Trainer:
     def __init__(self, path: Path, *, ctx: int, threads: int, lr: float) -> None:
-        import llama_cpp
+        import llama_cpp  # heavy: llama_cpp, numpy (only the commands that load a model pay for them)
         import numpy as np
-
-        from gptterm.engine import llama_log
 
         self._np = np
         self.ctx = ctx
@@ -100,7 +98,7 @@ class Trainer:
         a window would be read round and round (measured: a loss of 1.2 where the text's own was 4.6).
         A plain inference context on the same model reads the same weights, in place.
         """
-        from gptterm.engine import logprobs
+        from gptterm.engine import logprobs  # heavy: numpy (only the commands that load a model pay for it)
 
         llama, np = self._llama, self._np
         if self._scoring is None:

@@ -19,15 +19,24 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import gptterm
+from gptterm import atomic, paths
+from gptterm.engine.local import default_threads
 from gptterm.errors import FinetuneError, ModelError
 from gptterm.finetune import events as ev
 from gptterm.finetune.curve import Curve
 from gptterm.finetune.data import TrainingData, read_data
 from gptterm.finetune.plan import FTYPE_ALL_F32, Needs, Settings, check_fits, check_model, estimate
-from gptterm.models.gguf_meta import GGUFMetadata
+from gptterm.finetune.train import Job
+from gptterm.models import finetuned, machine, store
+from gptterm.models.gguf_meta import GGUFMetadata, read_metadata
+from gptterm.models.names import parse_quant
+from gptterm.models.resolve import resolve_model
+from gptterm.settings import load_config
 
 LLAMA_FTYPE_GUESSED = 1024
 
@@ -51,10 +60,6 @@ class Prepared:
 
 def resolve_base(spec: str | None) -> tuple[Path, str]:
     """The base model's file and the name ``models ls`` knows it by (-m, else the default model)."""
-    from gptterm.models import store
-    from gptterm.models.resolve import resolve_model
-    from gptterm.settings import load_config
-
     spec = spec or load_config().model
     path = resolve_model(spec)
     known = next((m for m in store.list_models() if store.same_file(m.path, path)), None)
@@ -88,12 +93,6 @@ class FineTune:
     def prepare(self) -> Prepared:
         """Check the settings, the name, the data and the machine; raises a one-line error for the first
         problem. ``run()`` calls it when it was not called before."""
-        from gptterm.engine.local import default_threads
-        from gptterm.models import finetuned, store
-        from gptterm.models.gguf_meta import read_metadata
-        from gptterm.models.machine import this_machine
-        from gptterm.models.names import parse_quant
-
         settings = self.settings
         settings.check()
         taken = store.name_taken(self.name, "--out")
@@ -110,7 +109,7 @@ class FineTune:
             raise ModelError(f"cannot read {base}: {err}") from None
         check_model(meta, settings)
         needs = estimate(meta, settings.ctx)
-        check_fits(needs, this_machine().ram_available, finetuned.folder())
+        check_fits(needs, machine.this_machine().ram_available, finetuned.folder())
         file_type = meta.values.get("general.file_type")
         ftype = int(file_type) & ~LLAMA_FTYPE_GUESSED if isinstance(file_type, int) else None
         if settings.keep_f32 or ftype == FTYPE_ALL_F32:
@@ -148,10 +147,6 @@ class FineTune:
         return self._proc.pid if self._proc is not None else None
 
     def run(self) -> Iterator[ev.Event]:
-        from gptterm import atomic, paths
-        from gptterm.finetune.train import Job
-        from gptterm.models import finetuned
-
         prep = self.prepared or self.prepare()
         if self._stop.is_set():
             self.stopped = True
@@ -180,8 +175,6 @@ class FineTune:
             shutil.rmtree(work, ignore_errors=True)
 
     def _events(self, work: Path) -> Iterator[ev.Event]:
-        import gptterm
-
         env = dict(os.environ)
         # the child imports this very gptterm, wherever it runs from
         root = str(Path(gptterm.__file__).resolve().parent.parent)
@@ -256,10 +249,6 @@ class FineTune:
                "; nothing was saved"
 
     def _register(self, prep: Prepared, done: ev.Done) -> None:
-        from datetime import datetime, timezone
-
-        from gptterm.models import finetuned
-
         data = self._data
         last = self._epochs[-1] if self._epochs else None
         before = self._epochs[0] if self._epochs and self._epochs[0].epoch == 0 else None
@@ -285,7 +274,7 @@ class FineTune:
 
 def _ftype_name(ftype: int) -> str:
     """llama.cpp's name of a file type (3: Q4_1), from the binding's LLAMA_FTYPE_ constants."""
-    import llama_cpp
+    import llama_cpp  # heavy: llama_cpp (only the commands that load a model pay for it)
 
     for key, value in vars(llama_cpp).items():
         if key.startswith("LLAMA_FTYPE_") and value == ftype and key != "LLAMA_FTYPE_GUESSED":

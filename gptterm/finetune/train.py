@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from gptterm.finetune import events as ev
+from gptterm.engine import ggml_lib
+from gptterm.engine.local import LocalEngine
+from gptterm.errors import GpttermError
+from gptterm.finetune import data, events as ev, gguf_files
+from gptterm.finetune.data import chunks
+from gptterm.finetune.llama_train import Trainer
+from gptterm.finetune.plan import FTYPE_ALL_F32
+from gptterm.tasks.perplexity import Result
 
 
 @dataclass
@@ -75,9 +82,6 @@ class _Child:
         self.emit(ev.Stage(name))
 
     def run(self) -> None:
-        from gptterm.finetune import data, gguf_files
-        from gptterm.finetune.llama_train import Trainer
-
         job = self.job
         work = Path(job.work)
         started = time.monotonic()
@@ -106,9 +110,6 @@ class _Child:
     def _prepare(self) -> tuple[list[list[int]], list[list[int]]]:
         """The documents' tokens (by the base model's tokenizer and chat template); the validation part
         scored by the base model."""
-        from gptterm.engine.local import LocalEngine
-        from gptterm.finetune import data
-
         job = self.job
         engine = LocalEngine(job.base, ctx=job.ctx, gpu_layers=0, threads=job.threads)
         try:
@@ -131,8 +132,6 @@ class _Child:
         return train, val
 
     def _score(self, model: Path, docs: list[list[int]]) -> ev.Score:
-        from gptterm.engine.local import LocalEngine
-
         self.emit(ev.Stage("score-after"))
         engine = LocalEngine(model, ctx=self.job.ctx, gpu_layers=0, threads=self.job.threads)
         try:
@@ -142,8 +141,6 @@ class _Child:
 
     def _epoch_windows(self, docs: list[list[int]], epoch: int) -> list[list[int]]:
         """This epoch's windows: the documents in a new order (chat), cut, and the windows shuffled."""
-        from gptterm.finetune import data
-
         rng = random.Random(self.job.seed * 1000 + epoch)
         order = list(docs)
         if len(order) > 1:
@@ -187,9 +184,6 @@ class _Child:
         gone again as Q4_1). When ``quantizing_undid`` says so, the F32 model is handed over instead, and a
         note says why.
         """
-        from gptterm.finetune import gguf_files
-        from gptterm.finetune.plan import FTYPE_ALL_F32
-
         job = self.job
         f32 = trained.with_name("model-f32.gguf")
         gguf_files.with_base_metadata(Path(job.base), trained, f32, file_type=FTYPE_ALL_F32)
@@ -237,9 +231,6 @@ def _mean_loss(trainer: Any, pieces: list[list[int]]) -> float | None:
 def _score_with(engine: Any, docs: list[list[int]], ctx: int, which: str,
                 check: Callable[[], None] | None) -> ev.Score:
     """Perplexity of ``docs`` (token lists) in windows of ``ctx`` tokens, every next token scored."""
-    from gptterm.finetune.data import chunks
-    from gptterm.tasks.perplexity import Result
-
     result = Result()
     for doc in docs:
         for piece in chunks(doc, ctx):
@@ -259,8 +250,6 @@ def _report_aborts(child: _Child) -> None:
     """A failed GGML_ASSERT aborts the process; say why on the events pipe first (one line, where ggml would
     print the message and then a debugger's backtrace of every thread)."""
     global _on_abort
-    from gptterm.engine import ggml_lib
-
     def on_abort(message: bytes | None) -> None:
         text = (message or b"").decode("utf-8", "replace").strip()
         where, _, what = text.rpartition(": ")
@@ -279,8 +268,6 @@ def _watch_stdin(stop: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gptterm.errors import GpttermError
-
     args = sys.argv[1:] if argv is None else argv
     # the events' pipe is the stdout we were given; llama.cpp's own prints go to stderr from here on
     out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ FORMATS = ("md", "json")
 
 
 def _when(ts: float) -> str:
-    import datetime as dt
+    import datetime as dt  # only an export needs it (this module is on --help's path, for FORMATS)
 
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
@@ -49,8 +50,6 @@ def to_markdown(conv: Conversation) -> str:
 
 
 def to_json(conv: Conversation) -> str:
-    import json
-
     return json.dumps(conv.as_dict(), ensure_ascii=False, indent=2) + "\n"
 
 

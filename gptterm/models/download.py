@@ -20,6 +20,7 @@ fetched here (``http_get``), with huggingface_hub still supplying the URL
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import shutil
@@ -36,6 +37,7 @@ from gptterm.errors import DownloadError, HubError, Interrupted
 from gptterm.models import catalog, http_get, hub, part_file, store
 from gptterm.models.hub import RemoteFile, RemoteModel
 from gptterm.models.machine import this_machine
+from gptterm.models.names import human_size
 
 PART_SUFFIX = ".incomplete"
 READ_TIMEOUT_S = 60.0
@@ -202,14 +204,12 @@ def pull(model: RemoteModel, *, progress: ProgressFn | None = None, cancel: thre
 
 
 def _mb(n: int) -> str:
-    from gptterm.models.names import human_size
-
     return human_size(n)
 
 
 def _fetch_locked(p: PullPlan, fp: FilePlan, before: int, progress: ProgressFn | None,
                   cancel: threading.Event | None, notify: hub.Notify | None) -> tuple[int, int]:
-    import filelock
+    import filelock  # filelock (~15 ms): only a download takes its lock
 
     # huggingface_hub's lock path for this blob: hf_hub_download in another
     # process waits for us instead of writing the same blob.
@@ -280,8 +280,6 @@ class _Fetch:
 
     def _disk_error(self, err: OSError) -> DownloadError:
         kept = self.fp.part.stat().st_size if self.fp.part.exists() else 0
-        import errno
-
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             return DownloadError(f"the disk is full ({self.fp.part.parent}): {_mb(kept)} kept in the part file; "
                                  "free some space and pull again to resume")
@@ -311,6 +309,7 @@ class _Fetch:
 
     def _source(self) -> tuple[str, dict[str, str]]:
         """The URL the bytes come from (after the Hub's redirect) and the headers it may see."""
+        # heavy: huggingface_hub (only talking to the Hub pays for it)
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
         model, f = self.p.model, self.fp.file
@@ -448,8 +447,6 @@ _STORAGE_LINES = {
 
 def _transfer_error(err: OSError) -> bool:
     """Whether an OSError came from the connection (retry, resume) rather than the disk (stop)."""
-    import errno
-
     if isinstance(err, (ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError)):
         return True
     return err.errno in (errno.ECONNRESET, errno.ECONNABORTED, errno.ENETUNREACH, errno.EHOSTUNREACH,

@@ -8,6 +8,7 @@ header with ``struct`` and skips arrays, which takes milliseconds, so
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -132,8 +133,6 @@ def read_metadata(path: Path | str) -> GGUFMetadata:
 
 
 def _record(path: Path) -> Path:
-    import hashlib
-
     key = hashlib.sha1(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:20]
     return paths.cache_dir() / "gguf-meta" / f"{key}.json"
 

@@ -72,7 +72,7 @@ def _quiet_library() -> None:
 
 
 def api() -> Any:
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # heavy: huggingface_hub (only talking to the Hub pays for it)
 
     _quiet_library()
     return HfApi(endpoint=endpoint())
@@ -80,13 +80,13 @@ def api() -> Any:
 
 def auth_headers() -> dict[str, str]:
     """huggingface_hub's headers: user agent, and ``Authorization`` from HF_TOKEN or the stored login."""
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import build_hf_headers  # heavy: huggingface_hub (only talking to the Hub pays for it)
 
     return build_hf_headers()
 
 
 def token_set() -> bool:
-    from huggingface_hub import get_token
+    from huggingface_hub import get_token  # heavy: huggingface_hub (only talking to the Hub pays for it)
 
     return bool(get_token())
 
@@ -106,7 +106,7 @@ def _retry_after(err: BaseException) -> float | None:
 
 def hub_error(err: BaseException, repo: str | None = None, filename: str | None = None) -> HubError:
     """One line that says what went wrong with the Hub and what to do about it."""
-    import httpx2
+    import httpx2  # heavy: httpx2, huggingface_hub (only talking to the Hub pays for them)
     from huggingface_hub import errors as hf
 
     ep = endpoint()
@@ -168,7 +168,7 @@ def _reason(err: BaseException) -> str:
 
 
 def _retryable(err: BaseException) -> bool:
-    import httpx2
+    import httpx2  # heavy: httpx2 (only talking to the Hub pays for it)
 
     if isinstance(err, httpx2.ConnectError):
         return False  # no network or wrong endpoint: waiting rarely helps, and offline must fail fast
@@ -184,7 +184,7 @@ def with_retries(call: Callable[[], T], *, notify: Notify | None = None, repo: s
     A ``stop`` during a wait raises KeyboardInterrupt, as Ctrl+C would: the
     caller's cancel path (a download keeps its part file) takes it from there.
     """
-    import httpx2
+    import httpx2  # heavy: httpx2, huggingface_hub (only talking to the Hub pays for them)
     from huggingface_hub import errors as hf
 
     policy = retry_policy()
@@ -226,7 +226,7 @@ def search(query: str, *, limit: int = 20, notify: Notify | None = None) -> list
     The request ``HfApi.list_models(search=, filter="gguf", sort="downloads",
     limit=)`` sends, without its built-in back-off (see the module note).
     """
-    from huggingface_hub.hf_api import ModelInfo
+    from huggingface_hub.hf_api import ModelInfo  # heavy: huggingface_hub (only talking to the Hub pays for it)
     from huggingface_hub.utils import get_session, hf_raise_for_status
 
     _quiet_library()
@@ -305,7 +305,7 @@ class RepoListing:
 
 
 def check_repo_id(repo: str) -> None:
-    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.errors import HFValidationError  # heavy: huggingface_hub (only talking to the Hub pays for it)
     from huggingface_hub.utils import validate_repo_id
 
     try:

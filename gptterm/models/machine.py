@@ -91,7 +91,7 @@ def parse_nvidia_smi(out: str) -> tuple[str, int, int] | None:
 
 def _gpu_offload() -> bool:
     try:
-        import llama_cpp
+        import llama_cpp  # heavy: llama_cpp (only the machine's probe pays for it); in the try: a build may lack it
     except ImportError:
         return False
     return bool(llama_cpp.llama_supports_gpu_offload())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gptterm.errors import ModelError
-from gptterm.models import bundled
+from gptterm.models import bundled, store
 from gptterm.models.gguf_meta import check_gguf_file
 
 __all__ = ["check_gguf_file", "resolve_model"]
@@ -26,8 +26,6 @@ def resolve_model(spec: str | None) -> Path:
     if path.exists():
         check_gguf_file(path)
         return path
-    from gptterm.models import store
-
     model = store.lookup(spec)
     if model is not None:
         check_gguf_file(model.path)

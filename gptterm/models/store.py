@@ -28,8 +28,9 @@ from typing import Any
 
 from gptterm import atomic, paths
 from gptterm.errors import ModelError
-from gptterm.models import bundled
+from gptterm.models import bundled, finetuned
 from gptterm.models.names import parse_quant, split_part
+from gptterm.settings import load_config, save_config
 
 BUNDLED = "bundled"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -195,8 +196,6 @@ def _bundled_model() -> list[LocalModel]:
 
 
 def _finetuned_models() -> list[LocalModel]:
-    from gptterm.models import finetuned
-
     out = []
     for name, path, info in finetuned.listed():
         if not path.exists():
@@ -249,8 +248,6 @@ def incomplete_downloads() -> list[Path]:
 
 def default_model(models: list[LocalModel] | None = None) -> LocalModel | None:
     """The model gptterm loads without -m: config 'model' (a name or a path), else the bundled one."""
-    from gptterm.settings import load_config
-
     models = list_models() if models is None else models
     spec = load_config().model
     if not spec:
@@ -265,8 +262,6 @@ def default_model(models: list[LocalModel] | None = None) -> LocalModel | None:
 
 
 def set_default(name: str) -> LocalModel:
-    from gptterm.settings import save_config
-
     model = find(name)
     if model.missing:
         raise ModelError(f"the file of {model.name} is missing: {model.path}")
@@ -291,9 +286,9 @@ def _try_lock(path: Path) -> Any:
     its 15 ms import on every model load); filelock elsewhere.
     """
     try:
-        import fcntl
+        import fcntl  # only locking needs it, and Windows has none (filelock there)
     except ImportError:  # Windows
-        import filelock
+        import filelock  # filelock (~15 ms): only to lock where there is no fcntl
 
         lock = filelock.FileLock(str(path), timeout=0)
         try:
@@ -375,6 +370,7 @@ def _write_registry(imported: dict[str, str]) -> None:
 
 def import_file(path: Path, name: str | None = None) -> LocalModel:
     """Register an existing GGUF file under ``name`` (default: its file name without .gguf)."""
+    # only 'models import' needs it (this module is on the completion path)
     from gptterm.models.gguf_meta import check_gguf_file
 
     path = path.expanduser().resolve()
@@ -423,8 +419,6 @@ def remove(name: str) -> Removed:
         raise ModelError(f"{model.name} is the default model; choose another first "
                          "('gptterm models default NAME', or 'gptterm config unset model' for the bundled one)")
     if model.source == "finetune":
-        from gptterm.models import finetuned
-
         return Removed(model, finetuned.remove(model.name))
     if model.source == "import":
         imported = _imported()

@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from gptterm import atomic, paths
+from gptterm.adapter_spec import parse_spec
 from gptterm.errors import GpttermError, ParamError
-from gptterm.session.tools import SessionTools, ToolSettings
+from gptterm.session.tools import SessionTools, ToolSettings, wanted
+from gptterm.session.turn import ToolUse, result_budget
 from gptterm.settings import LOAD, Config, Params, find_param, load_config, save_config
 
 if TYPE_CHECKING:
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
     from gptterm.engine.base import Engine
     from gptterm.history.store import HistoryStore
     from gptterm.models.advice import Advice
-    from gptterm.session.turn import ToolUse
     from gptterm.tools.builtin import DocsScope
     from gptterm.tools.permissions import Approvals, Ask
     from gptterm.tools.registry import ToolBox
@@ -164,6 +166,7 @@ class Session:
 
     def approvals(self) -> Approvals:
         """A new conversation's approvals: --approve and --yes, and nothing answered "always" yet."""
+        # only a conversation with tools needs it (this module is on --help's path)
         from gptterm.tools.permissions import Approvals
 
         settings = self.tools.settings
@@ -173,8 +176,6 @@ class Session:
                  stopped: threading.Event | None = None) -> ToolUse | None:
         """What the next turn may do with tools (None: the ``tools`` parameter names none). Blocking: the
         first use starts the MCP servers."""
-        from gptterm.session.turn import ToolUse, result_budget
-
         box = self.toolbox(docs)
         if box is None:
             return None
@@ -223,8 +224,6 @@ class Session:
             if problem:
                 return refused(problem)
         if param.name == "tools":
-            from gptterm.session.tools import wanted
-
             try:  # a name that is no tool is said now, not at the next message
                 wanted(self.params.replace(tools=parsed), self.config, self.tools.settings)
             except GpttermError as err:
@@ -249,7 +248,7 @@ class Session:
         if engine.info.remote:
             return (f"LoRA adapters apply to a local model, not to one on server {engine.info.server} (which loads "
                     "its own)")
-        from gptterm.models import adapters
+        from gptterm.models import adapters  # only a LoRA change needs it (this module is on --help's path)
 
         try:
             adapters.check(specs, Path(engine.info.path))
@@ -259,8 +258,6 @@ class Session:
 
     def add_adapter(self, name: str) -> Effect:
         """Add the LoRA adapter ``name`` to those applied (checked against the loaded model first)."""
-        from gptterm.adapter_spec import parse_spec
-
         engine = self.engine
         if engine is None or engine.info.remote:
             return refused("A LoRA adapter applies to a local model: load one first (a server loads its own)")
@@ -283,6 +280,7 @@ class Session:
     def use_model(self, model: str | None) -> Effect:
         """Run the local model ``model`` (a path or a local model's name; None or "": the default) from now on."""
         if model:
+            # only a change of model needs it (this module is on --help's path)
             from gptterm.models.resolve import resolve_model
 
             try:
@@ -351,8 +349,6 @@ class Session:
         path = self.config.path
         if path.exists():
             return
-        from gptterm import atomic, paths
-
         try:
             paths.private_dir(path.parent)
             atomic.write_text(path, "# gptterm's settings: 'gptterm config ls' lists them, the README explains "
@@ -369,6 +365,7 @@ class Session:
         engine = self.engine
         if self.quiet or not self.config.advice or engine is None:
             return None
+        # the catalog and the machine's probe (subprocess): only advice needs them (this module is on --help's path)
         from gptterm.models.advice import check, profile_for, tools_advice
 
         if task == "tools":
@@ -386,7 +383,7 @@ def open_session(*, model: str | None = None, server: str | None = None, overrid
                  config: Config | None = None, tools: ToolSettings | None = None) -> Session:
     """The session for ``-m``, ``--server``, the parameter flags (``overrides``, parsed), --encoding, --no-log
     (``log``), -q and the tool flags (``tools``), over the config file: the one way every face starts."""
-    from gptterm.backend import choose_backend
+    from gptterm.backend import choose_backend  # only opening a session needs it (this module is on --help's path)
 
     config = config or load_config()
     if encoding:
@@ -394,7 +391,7 @@ def open_session(*, model: str | None = None, server: str | None = None, overrid
     params = config.params.replace(**(overrides or {}))
     store = None
     if log:
-        from gptterm.history.store import HistoryStore
+        from gptterm.history.store import HistoryStore  # heavy: sqlite3 (only a session that keeps history pays for it)
 
         store = HistoryStore()
     return Session(config, choose_backend(config, model=model, server=server), params=params, store=store,

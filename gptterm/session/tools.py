@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gptterm.errors import UsageError
+from gptterm.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from gptterm.settings import Config, Params
@@ -31,6 +31,7 @@ class ToolSettings:
 def wanted(params: Params, config: Config, settings: ToolSettings) -> tuple[list[str], list[McpServerSpec]]:
     """The built-ins and MCP servers the ``tools`` parameter names (with --mcp's); a UsageError for a name
     that is neither."""
+    # subprocess, html: only a session with tools needs them (this module is on --help's path)
     from gptterm.tools.builtin import BUILTINS
 
     builtins: list[str] = []
@@ -50,7 +51,7 @@ def wanted(params: Params, config: Config, settings: ToolSettings) -> tuple[list
 
 def configured_server(config: Config, name: str) -> McpServerSpec:
     """The config file's ``[mcp.NAME]`` server, checked (one line naming the file when it is wrong)."""
-    from gptterm.errors import ConfigError
+    # asyncio (the MCP client): only a configured server needs it (this module is on --help's path)
     from gptterm.tools.mcp_client import check_mcp_table
 
     values = dict(config.mcp[name])
@@ -76,6 +77,7 @@ class SessionTools:
             return None
         key = (tuple(builtins), tuple(servers), tuple(params.allow or ()), id(docs))
         if self._box is None or key != self._key:
+            # asyncio (the MCP client): only a session with tools builds its box (this module is on --help's path)
             from gptterm.tools.registry import build_toolbox
 
             self.close()

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
+from gptterm.errors import UsageError
 from gptterm.types import ANSWER, Message, Reply, Tool, ToolCall, ToolResult
 
 if TYPE_CHECKING:
@@ -213,6 +214,7 @@ def turn(chat: ChatSession, text: str, *, grounding: Grounding | None = None, te
     if schema is not None:
         chat.schema = schema
     if grounding is not None and not grounding.found:
+        # only an ask that found nothing needs it (this module is on --help's path)
         from gptterm.tasks.ask import NOT_FOUND
 
         chat.answer_without_model(text, NOT_FOUND)
@@ -245,8 +247,6 @@ def offer(chat: ChatSession, tools: ToolUse | None, *, first_step: bool = True) 
     if choice.lower() in ("auto", "required", "none"):
         choice = choice.lower()
     if chat.tools and choice not in ("auto", "required", "none") and choice not in {t.name for t in chat.tools}:
-        from gptterm.errors import UsageError
-
         raise UsageError(f"tool_choice names {choice!r}, which is not among the tools given "
                          f"({', '.join(t.name for t in chat.tools)})")
     chat.tool_choice = choice if chat.tools and first_step and choice != "auto" else None

@@ -12,11 +12,12 @@ overridable like the others.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from gptterm.assets import load_prompt
-from gptterm.tasks.context import reply_reserve
+from gptterm.tasks.context import head_tokens, overflow_error, reply_reserve
 
 if TYPE_CHECKING:
     from gptterm.docs.embed import Embedder
@@ -114,10 +115,6 @@ class Asker:
     def _shorten(self, question: str, hit: Hit, budget: int) -> list[Message]:
         """The prompt with the best passage cut to what the context has room for; an overflow error
         when not even the instructions and the question fit."""
-        import dataclasses
-
-        from gptterm.tasks.context import head_tokens, overflow_error
-
         fixed = self.engine.count_chat_tokens(self._messages(question, [dataclasses.replace(hit, text="")], []))
         room = budget - fixed
         while room >= 16:
@@ -147,10 +144,6 @@ def grounding(index: DocIndex, file_ids: list[int], question: str, engine: Engin
     """For a chat turn with documents attached: the passages that bear on ``question`` as a block to put
     before it (None when none is relevant). The block takes at most a third of the context: the weakest
     passages go first, then the best one is cut."""
-    import dataclasses
-
-    from gptterm.tasks.context import head_tokens
-
     hits = index.search(question, file_ids, k, embedder=embedder)
     if not relevant(hits):
         return None

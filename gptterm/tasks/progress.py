@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gptterm.words import plural
+
 if TYPE_CHECKING:
     from gptterm.tasks.job import TaskEvent
 
@@ -111,7 +113,5 @@ class PartProgress:
 
     def finished(self, stats: dict) -> str:
         """The last line: 'done · 9 model calls · 812 tokens · 14.2 s' (or 'stopped')."""
-        from gptterm.words import plural
-
         return (f"{'stopped' if stats.get('cancelled') else 'done'} · {plural(stats['model_calls'], 'model call')} · "
                 f"{plural(stats['completion_tokens'], 'token')} · {stats['seconds']:.1f} s")

@@ -17,6 +17,7 @@ from gptterm.assets import language_name, load_prompt
 from gptterm.errors import TaskError, UsageError
 from gptterm.tasks.chunking import chunk_text
 from gptterm.tasks.job import Job, SentenceHold, TaskEvent, strip_preamble, stream_reply, trim_to_sentence
+from gptterm.words import plural
 
 if TYPE_CHECKING:
     from gptterm.engine.base import Engine
@@ -121,8 +122,6 @@ class Summarizer(Job):
             if level == 0:
                 self.count.total += len(chunks)
             else:
-                from gptterm.words import plural
-
                 self.count.grow(len(chunks), f"the partial summaries need round {level + 1}: "
                                              f"{plural(len(chunks), 'more part')}")
             summaries = []

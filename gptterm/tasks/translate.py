@@ -48,7 +48,7 @@ def _marker(line: str) -> str:
 
 def detect_language(text: str) -> str:
     """Language code of ``text`` (py3langid, restricted to the languages gptterm offers)."""
-    import py3langid.langid as langid
+    import py3langid.langid as langid  # heavy: py3langid (only detecting a language pays for it)
 
     sample = "\n".join(p for p in paragraphs(text) if not p.lstrip().startswith(("```", "~~~")))[:4000]
     if not _LETTER.search(sample):

@@ -74,7 +74,7 @@ def patterns_in(folder: Path) -> list[Path]:
 
 def _toml_text(value: str) -> str:
     """``value`` as a TOML multi-line literal-free basic string."""
-    import tomlkit
+    import tomlkit  # heavy: tomlkit (only converting a Fabric pattern pays for it)
 
     return tomlkit.string(value, multiline="\n" in value).as_string()
 

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from gptterm import paths
+from gptterm.assets import assets_dir
 from gptterm.errors import ConfigError, GpttermError, UsageError
 from gptterm.templates.fabric import from_fabric
 from gptterm.templates.parse import decode, parse
@@ -19,8 +20,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 
 
 def builtin_dir() -> Path:
-    from gptterm.assets import assets_dir
-
     return assets_dir() / "templates"
 
 

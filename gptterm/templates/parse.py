@@ -13,6 +13,7 @@ from typing import Any
 
 from gptterm import textio
 from gptterm.errors import ConfigError, InputError, UsageError
+from gptterm.settings import OUTPUT, SAMPLING, check_values, find_param
 from gptterm.templates.template import INPUT, Template, Variable, placeholders
 
 KEYS = {"description", "system", "user", "variables", "params", "schema"}
@@ -28,7 +29,7 @@ def decode(data: bytes, path: Path) -> str:
 
 def parse(text: str, name: str, source: Path | None = None, origin: str = "path") -> Template:
     """A template from TOML text; a ConfigError naming ``source`` and what is wrong."""
-    import tomllib
+    import tomllib  # heavy: tomllib (only reading a template pays for it)
 
     where = f"template {source or name}"
     try:
@@ -86,8 +87,6 @@ def _variables(table: Any, where: str) -> tuple[Variable, ...]:
 
 
 def _params(table: Any, where: str) -> dict[str, Any]:
-    from gptterm.settings import OUTPUT, SAMPLING, check_values, find_param
-
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: params must be a table ([params])")
     values = check_values(table, f"{where}: params")
@@ -99,6 +98,7 @@ def _params(table: Any, where: str) -> dict[str, Any]:
 
 
 def _schema(schema: Any, where: str, source: Path | None) -> dict[str, Any] | str:
+    # only a template with a schema needs it (this module is on the completion path)
     from gptterm import schema as schemas
 
     if isinstance(schema, str) and placeholders(schema):

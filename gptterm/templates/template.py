@@ -65,6 +65,7 @@ class Template:
             filled[v.name] = value
         schema = self.schema
         if isinstance(schema, str):
+            # only a template with a schema needs it (this module is on the completion path)
             from gptterm import schema as schemas
 
             schema = schemas.load(fill(schema, filled), base=self.source.parent if self.source else None)

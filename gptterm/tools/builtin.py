@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from gptterm import retry, textio
+from gptterm.errors import InputError, UsageError
+from gptterm.models.names import human_size
+from gptterm.tasks.ask import relevant
 from gptterm.types import Tool
 
 if TYPE_CHECKING:
@@ -65,8 +69,6 @@ class Folders:
     """The folders the readers may see; model-given paths are relative to the first."""
 
     def __init__(self, roots: Sequence[str | Path]) -> None:
-        from gptterm.errors import UsageError
-
         self.given: list[Path] = []
         self.real: list[Path] = []
         for root in roots or [Path.cwd()]:
@@ -124,9 +126,6 @@ class ReadFile(Builtin):
                          read_only=True)
 
     def run(self, arguments: dict[str, Any], stop: threading.Event, timeout: float) -> str:
-        from gptterm import textio
-        from gptterm.errors import InputError
-
         path = self.folders.resolve(arguments.get("path", ""))
         try:
             info = path.stat()
@@ -164,8 +163,6 @@ class ListDir(Builtin):
                          read_only=True)
 
     def run(self, arguments: dict[str, Any], stop: threading.Event, timeout: float) -> str:
-        from gptterm.models.names import human_size
-
         given = arguments.get("path") or "."
         path = self.folders.resolve(given)
         if not path.is_dir():
@@ -213,8 +210,6 @@ class SearchDocs(Builtin):
                          read_only=True)
 
     def run(self, arguments: dict[str, Any], stop: threading.Event, timeout: float) -> str:
-        from gptterm.tasks.ask import relevant
-
         query = str(arguments.get("query") or "").strip()
         if not query:
             raise Refused("give a query")
@@ -235,9 +230,6 @@ def _read_limited(stream: Any, limit: int, out: list[bytes], dropped: list[int])
 
 
 def _as_text(data: bytes, name: str) -> str:
-    from gptterm import textio
-    from gptterm.errors import InputError
-
     try:
         return textio.decode(data, name).text
     except InputError:
@@ -344,8 +336,7 @@ class FetchUrl(Builtin):
                          read_only=False)
 
     def run(self, arguments: dict[str, Any], stop: threading.Event, timeout: float) -> str:
-        from gptterm import retry
-        from gptterm.models import http_get
+        from gptterm.models import http_get  # ssl, http: only fetch_url pays for them
 
         url = str(arguments.get("url") or "").strip()
         if not url.startswith(("http://", "https://")):
@@ -392,8 +383,6 @@ class FetchUrl(Builtin):
 
 def make(name: str, folders: Folders, docs: DocsScope | None, max_file_bytes: int = MAX_FILE_BYTES) -> Builtin:
     """The built-in ``name``; a UsageError for an unknown name, or search_docs without documents."""
-    from gptterm.errors import UsageError
-
     if name == "read_file":
         return ReadFile(folders, max_file_bytes)
     if name == "list_dir":

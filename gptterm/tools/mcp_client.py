@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import json
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from gptterm.errors import ConfigError, UsageError
 from gptterm.types import Tool, ToolResult
@@ -131,8 +133,6 @@ def parse_mcp_command(text: str, name: str | None = None) -> McpServerSpec:
     if not stripped:
         raise UsageError("--mcp needs a command that starts an MCP server, or its http(s):// URL")
     if stripped.startswith(("http://", "https://")):
-        from urllib.parse import urlsplit
-
         try:
             host = urlsplit(stripped).hostname or "server"
         except ValueError as err:
@@ -311,7 +311,7 @@ class McpHub:
             self.tools += listing
 
     async def _serve(self, server: _Server, ready: concurrent.futures.Future[list[McpTool]]) -> None:
-        import anyio
+        import anyio  # anyio (~2 ms): only a running server needs it, and this module loads with every conversation
 
         spec = server.spec
         _server.set(spec.name)
@@ -350,7 +350,7 @@ class McpHub:
                 server.errlog.close()
 
     def _client(self, server: _Server) -> Any:
-        import httpx2
+        import httpx2  # heavy: mcp, httpx2 (~0.7 s): only starting a server pays for them
         from mcp import Client
         from mcp.client.stdio import StdioServerParameters, stdio_client
         from mcp.client.streamable_http import streamable_http_client
@@ -417,7 +417,7 @@ class McpHub:
 
     async def _call(self, server: _Server, entry: McpTool, arguments: dict[str, Any],
                     timeout: float) -> tuple[str, bool]:
-        import anyio
+        import anyio  # anyio (~2 ms): only a running server needs it, and this module loads with every conversation
 
         _server.set(server.spec.name)
         with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
@@ -496,7 +496,7 @@ class _Closing:
 
 def _closed(err: BaseException) -> bool:
     """Whether ``err`` says the connection to the server is gone."""
-    import anyio
+    import anyio  # anyio (~2 ms): only a running server needs it, and this module loads with every conversation
 
     if isinstance(err, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, ConnectionError)):
         return True
@@ -507,7 +507,7 @@ def _closed(err: BaseException) -> bool:
 def _describe(err: BaseException) -> str:
     """One line for an exception from the SDK, a transport or a server."""
     try:
-        from mcp.shared.exceptions import MCPError
+        from mcp.shared.exceptions import MCPError  # heavy: mcp (only describing a server's error needs it)
     except ImportError:  # pragma: no cover - the SDK is a dependency
         MCPError = ()  # type: ignore[assignment,misc]
     if isinstance(err, MCPError):
@@ -517,7 +517,7 @@ def _describe(err: BaseException) -> str:
     if type(err).__name__ == "ConnectError":
         return "cannot connect (is the server running, and is the URL right?)"
     try:
-        from pydantic import ValidationError
+        from pydantic import ValidationError  # pydantic (~30 ms, with mcp): only describing a server's error needs it
     except ImportError:  # pragma: no cover
         ValidationError = ()  # type: ignore[assignment,misc]
     if isinstance(err, ValidationError):
@@ -546,7 +546,5 @@ def content_text(answer: Any) -> str:
         elif kind == "resource_link":
             parts.append(f"[resource: {block.uri}]")
     if not parts and getattr(answer, "structured_content", None) is not None:
-        import json
-
         parts.append(json.dumps(answer.structured_content, ensure_ascii=False))
     return "\n".join(parts)

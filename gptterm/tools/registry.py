@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
+from gptterm.errors import UsageError
 from gptterm.tools import builtin
 from gptterm.types import Tool, ToolCall, ToolResult
 from gptterm.tools.mcp_client import McpHub, McpServerSpec, McpTool
@@ -152,7 +153,7 @@ def check_arguments(tool: Tool, arguments: Any) -> str | None:
     """Why ``arguments`` do not match the tool's schema (one line), or None."""
     if not isinstance(arguments, dict):
         return "the arguments must be a JSON object"
-    from jsonschema import exceptions, validators
+    from jsonschema import exceptions, validators  # heavy: jsonschema (only checking a call's arguments pays for it)
 
     try:
         cls = validators.validator_for(tool.parameters)
@@ -173,8 +174,6 @@ def build_toolbox(builtins: Sequence[str] = (), *, allow: Sequence[str | Path] =
     and the MCP servers of ``mcp`` (started here, in parallel; those that fail are lines in ``failures``).
 
     A UsageError for an unknown built-in, a missing --allow folder, or search_docs without ``docs``."""
-    from gptterm.errors import UsageError
-
     names = list(dict.fromkeys(n.strip() for n in builtins if n.strip()))
     folders = builtin.Folders(list(allow))
     made = [builtin.make(n, folders, docs, max_file_bytes) for n in names]

@@ -14,10 +14,12 @@ listings. The first frame is drawn before the model has loaded.
 from __future__ import annotations
 
 import gc
+import importlib
 import inspect
 import sys
 import time
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from textual import work
@@ -29,10 +31,11 @@ from textual.widget import Widget
 from textual.widgets import Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from gptterm import privacy
 from gptterm.backend import Backend
 from gptterm.engine.state_cache import StateCache
 from gptterm.errors import GpttermError
-from gptterm.session import Busy, Effect, Lease, Refused, Session, User
+from gptterm.session import Busy, Effect, Lease, Refused, Session, User, open_session
 from gptterm.tui.actions import ALL_ACTIONS, APP_ACTIONS
 from gptterm.tui.messages import ApplyAdapter, ModelAdded, ModelFailed, ModelLoaded, OpenFinetune, SwitchBackend
 from gptterm.tui.screens import AskScreen, HelpScreen
@@ -103,8 +106,6 @@ class GpttermApp(App[None]):
     # -- layout -----------------------------------------------------------------
 
     def _make_pane(self, tab: str, module: str, cls: str) -> Widget:
-        import importlib
-
         pane_class = getattr(importlib.import_module(module), cls)
         if tab == "settings":
             return pane_class(self.session.params.as_dict(), self.session.backend.local_model or "",
@@ -148,8 +149,6 @@ class GpttermApp(App[None]):
         # there would otherwise share the interpreter with drawing that frame
         self.call_after_refresh(self.load_model)
         self.chat.focus_default()
-        from gptterm import privacy
-
         for line in privacy.take_notices():  # an older install's files made private on start
             self.notify(line, title="Private files", timeout=12)
 
@@ -345,6 +344,7 @@ class GpttermApp(App[None]):
     def _show_welcome(self, engine: Engine) -> None:
         """Which model is loaded, what it is good for, and the model to download for this machine; the config
         file is written then, so the welcome comes once."""
+        # the catalog and the machine's probe: only the welcome needs them, after the first frame
         from gptterm.models.advice import recommend
 
         try:
@@ -363,6 +363,7 @@ class GpttermApp(App[None]):
             shown.close()
             self.pull_recommended(shown.entry.id)
             return
+        # the catalog and the machine's probe: only the welcome needs them, after the first frame
         from gptterm.models.advice import recommend
 
         found = recommend("translate")
@@ -403,9 +404,7 @@ class GpttermApp(App[None]):
     def open_finetune(self, base: str | None = None) -> None:
         """The fine-tune screen (palette, Models pane): of ``base`` (a local model's name), else of the loaded
         local model (else the default one). A training already running keeps its own model."""
-        from pathlib import Path
-
-        from gptterm.tui.widgets.finetune import FinetuneScreen
+        from gptterm.tui.widgets.finetune import FinetuneScreen  # its module (plotext): when it is opened
 
         if base is None:
             engine = self.engine
@@ -489,13 +488,13 @@ class GpttermApp(App[None]):
         self.push_screen(HelpScreen(self.current_keys()))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        from gptterm.tui import palette
+        from gptterm.tui import palette  # the command palette's module: loaded when it opens, after the first frame
 
         yield from super().get_system_commands(screen)
         yield from palette.commands(self)
 
     def backend_commands(self) -> Iterable[SystemCommand]:
-        from gptterm.tui import palette
+        from gptterm.tui import palette  # the command palette's module: loaded when it opens, after the first frame
 
         return palette.backend_commands(self)
 
@@ -511,7 +510,5 @@ def create_app(*, model: str | None = None, overrides: dict[str, Any] | None = N
     read in it (over the config file's). ``welcome``: the first start (the CLI
     passes it when there is no config file yet). ``tools``: --mcp, --approve and --yes.
     """
-    from gptterm.session import open_session
-
     session = open_session(model=model, server=server, overrides=overrides, encoding=encoding, tools=tools)
     return GpttermApp(session, conversation_id=conversation_id, welcome=welcome)

@@ -24,10 +24,12 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from gptterm import textio
 from gptterm.errors import DocsError, GpttermError
 from gptterm.session import turn as turns
 from gptterm.session.turn import TextDelta, Turn
 from gptterm.settings import Params
+from gptterm.tasks.ask import Asker
 from gptterm.tasks.chat import ChatSession
 from gptterm.tui.generation import Generation, Run
 from gptterm.tui.host import host
@@ -147,8 +149,6 @@ class AskPane(Vertical):
         self._status("New conversation: ask a question")
 
     def start(self) -> None:
-        from gptterm import textio
-
         where = self.query_one("#ask-where", Input).value.strip()
         question = self.query_one("#ask-question", Input).value.strip()
         if not where:
@@ -177,8 +177,7 @@ class AskPane(Vertical):
 
     def _answer(self, run: Run, items: list[str], question: str) -> Iterator[object]:
         """In the worker: bring the index up to date, retrieve, and answer as a turn of the conversation."""
-        from gptterm.docs.index import DocIndex
-        from gptterm.tasks.ask import Asker
+        from gptterm.docs.index import DocIndex  # in the worker: the index's modules load off the UI thread
 
         if self.index is None:
             self.index = DocIndex()

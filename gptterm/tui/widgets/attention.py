@@ -55,6 +55,7 @@ class Captured:
 
 def capture_work(run: Run, ids: Sequence[int]) -> Iterator[Captured]:
     """The pane's Generation work: the size checked first (one line giving the limit), then the capture."""
+    # heavy: llama_cpp and numpy, in the worker when a capture is asked for
     from gptterm.engine import attention
     from gptterm.engine.local import LocalEngine
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -99,8 +100,6 @@ class ToolBlock(Collapsible):
     SHOWN = 60
 
     def __init__(self, name: str, arguments: dict, *, call_id: str = "") -> None:
-        import json
-
         self.call_id = call_id
         self.tool_name = name
         self.arguments = json.dumps(arguments, ensure_ascii=False)

@@ -10,6 +10,7 @@ reactive state.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -21,9 +22,11 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from gptterm import schema as schemas
 from gptterm.errors import GpttermError, InputError
 from gptterm.session import turn as turns
 from gptterm.session.turn import CallEnded, Event, StepLimit, TextDelta, ThinkingDelta, ToolEnded, ToolStarted, Turn
+from gptterm.tasks.ask import grounding
 from gptterm.tasks.chat import ChatSession
 from gptterm.tui.actions import CHAT_ACTIONS
 from gptterm.tui.generation import Generation, Run
@@ -296,7 +299,7 @@ class ChatPane(Vertical):
             return
         self.editing = None
         self.call_after_refresh(self.refresh_list)  # a new conversation is listed at once
-        from gptterm.models.advice import script_language
+        from gptterm.models.advice import script_language  # after the first frame: the app's start stays fast
 
         lang = script_language(text)  # a message in a script the model does not know
         host(self).advise("chat", (lang,) if lang else ())
@@ -364,8 +367,6 @@ class ChatPane(Vertical):
     def _asker(self, stopped: threading.Event) -> Ask:
         """Asks about a call in a dialog (from the worker, which waits for the answer or for Esc)."""
         def ask(call: ToolCall, tool: Tool) -> Answer | None:
-            import json
-
             shown = str(call.arguments.get("command", "")) if tool.name == "run_shell" else \
                 json.dumps(call.arguments, ensure_ascii=False, indent=2)
             screen = ToolApproval(tool.name, tool.source, shown, always=not tool.confirm_each)
@@ -392,7 +393,7 @@ class ChatPane(Vertical):
         if self.documents is None:
             return None
         if self._scope is None or self._scope.file_ids is not self.documents[1]:
-            from gptterm.tools.builtin import DocsScope
+            from gptterm.tools.builtin import DocsScope  # after the first frame: the app's start stays fast
 
             self._scope = DocsScope(*self.documents, label="the documents attached to this chat")
         return self._scope
@@ -400,7 +401,7 @@ class ChatPane(Vertical):
     # -- templates -------------------------------------------------------------------
 
     def action_pick_template(self) -> None:
-        from gptterm.tui.widgets.templates import TemplatePicker
+        from gptterm.tui.widgets.templates import TemplatePicker  # after the first frame: the app's start stays fast
 
         if not self._refuse_while_replying():
             self.app.push_screen(TemplatePicker(), self._template_chosen)
@@ -435,7 +436,7 @@ class ChatPane(Vertical):
 
     @work(thread=True, exclusive=True, group="chat-docs", exit_on_error=False)
     def _index_documents(self, items: list[str]) -> None:
-        from gptterm.docs.index import DocIndex
+        from gptterm.docs.index import DocIndex  # in the worker, after the first frame: the app's start stays fast
 
         try:
             index = DocIndex()
@@ -456,8 +457,6 @@ class ChatPane(Vertical):
         self._sources = []
         if self.documents is None or self.engine is None:
             return None
-        from gptterm.tasks.ask import grounding
-
         found = grounding(*self.documents, text, self.engine)
         self._sources = found.hits if found is not None else []
         return found
@@ -571,8 +570,6 @@ class ChatPane(Vertical):
         self.post_message(self.ReplyFinished(self.reply_id, reply, error))
         schema_error = None
         if not error and self.session.active_schema is not None and reply.finish_reason != "cancelled":
-            from gptterm import schema as schemas
-
             try:
                 schemas.check_reply(reply, self.session.active_schema, self.session.active_params.max_tokens)
             except GpttermError as err:  # the reply stays in the chat and in history

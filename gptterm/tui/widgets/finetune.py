@@ -231,7 +231,7 @@ class FinetuneScreen(Screen[None]):
         return settings
 
     def action_start(self) -> None:
-        from gptterm.finetune.runner import FineTune
+        from gptterm.finetune.runner import FineTune  # the training runner: only when a fine-tune starts
 
         if self.running:
             self.notify("Training is running: Esc stops it", severity="warning")
@@ -263,7 +263,7 @@ class FinetuneScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="finetune", exit_on_error=False)
     def _train(self, job: FineTune) -> None:
-        from gptterm.models.machine import this_machine
+        from gptterm.models.machine import this_machine  # probes the machine: in the worker, not at start
 
         try:
             prep = job.prepare()
@@ -367,7 +367,7 @@ class FinetuneScreen(Screen[None]):
         self.refresh_bindings()
 
     def _finished(self, name: str, info: dict[str, Any]) -> None:
-        from gptterm.models.finetuned import describe
+        from gptterm.models.finetuned import describe  # the finetune store: only once a run finished
 
         self.made = name
         self.set_class(True, "-done")

@@ -33,6 +33,7 @@ from textual.widgets.option_list import Option
 from gptterm import probability
 from gptterm.types import Alternative, TokenInfo
 from gptterm.errors import GpttermError, ParamError
+from gptterm.settings import BY_NAME
 from gptterm.tui.actions import INSPECT_ACTIONS
 from gptterm.tui.generation import Generation, Run
 from gptterm.tui.widgets.attention import AttentionPanel, Captured, capture_work, not_local, token_style
@@ -298,8 +299,6 @@ class InspectPane(Vertical):
     # -- generating ----------------------------------------------------------------
 
     def _max_tokens(self) -> int | None:
-        from gptterm.settings import BY_NAME
-
         try:
             return int(BY_NAME["max_tokens"].parse(self.query_one("#inspect-max", Input).value or "40"))
         except ParamError as err:
@@ -423,7 +422,7 @@ class InspectPane(Vertical):
         self.generation.stream(lambda run: self._score(run, text, window))
 
     def _score(self, run: Run, text: str, window: int) -> Iterator[Scored]:
-        from gptterm.tasks.perplexity import Perplexity
+        from gptterm.tasks.perplexity import Perplexity  # heavy: numpy (only a score needs it)
 
         engine = run.lease.engine
         tokens = engine.completion_tokens(text)

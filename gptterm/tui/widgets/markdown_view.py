@@ -200,7 +200,7 @@ class MarkdownView(Widget):
         if fence is None or len(fence[1]) <= CODE_STEP:
             return None
         info, code = fence
-        from rich.syntax import Syntax
+        from rich.syntax import Syntax  # pygments (~10 ms): only a long code block pays for it
 
         lexer = info.partition(" ")[0] or "text"
 

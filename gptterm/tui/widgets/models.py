@@ -21,10 +21,12 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from gptterm.backend import Backend
 from gptterm.errors import GpttermError
+from gptterm.models import catalog, store
 from gptterm.models.adapters import adapter_for
 from gptterm.models.names import human_size
 from gptterm.tui.actions import MODELS_ACTIONS
 from gptterm.tui.messages import ApplyAdapter, OpenFinetune, SwitchBackend
+from gptterm.tui.screens import ConfirmScreen
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -128,8 +130,6 @@ class ModelsPane(Vertical):
             self.refresh_local()
 
     def refresh_local(self) -> None:
-        from gptterm.models import store
-
         try:
             models = store.list_models()
             default = store.default_model(models)
@@ -180,8 +180,6 @@ class ModelsPane(Vertical):
         self.post_message(OpenFinetune(model.name))
 
     def action_make_default(self) -> None:
-        from gptterm.models import store
-
         model = self.selected_local()
         if model is None:
             return
@@ -194,8 +192,6 @@ class ModelsPane(Vertical):
         self.refresh_local()
 
     def action_delete(self) -> None:
-        from gptterm.tui.screens import ConfirmScreen
-
         model = self.selected_local()
         if model is None:
             return
@@ -209,8 +205,6 @@ class ModelsPane(Vertical):
         self.app.push_screen(ConfirmScreen(f"{what} the model {model.name}{size}?", yes=what), done)
 
     def _remove(self, name: str) -> None:
-        from gptterm.models import store
-
         try:
             removed = store.remove(name)
         except GpttermError as err:
@@ -249,8 +243,7 @@ class ModelsPane(Vertical):
             self._fill(self.query_one(f"#{table_id}", DataTable), columns, rows)
 
     def show_catalog(self) -> None:
-        from gptterm.models import catalog
-        from gptterm.models.machine import this_machine
+        from gptterm.models.machine import this_machine  # probes the machine: on the pane's first sight
 
         local = {m.name for m in self.local}
         table = self._remote_table("Catalog (fits: this machine's free memory)")
@@ -286,7 +279,7 @@ class ModelsPane(Vertical):
 
     @work(thread=True, exclusive=True, group="models-search", exit_on_error=False)
     def search(self, query: str) -> None:
-        from gptterm.models import hub
+        from gptterm.models import hub  # the Hub client (huggingface_hub): only a search or a listing needs it
 
         try:
             found = hub.find(query, limit=50)
@@ -305,7 +298,7 @@ class ModelsPane(Vertical):
 
     @work(thread=True, exclusive=True, group="models-search", exit_on_error=False)
     def list_files(self, repo: str) -> None:
-        from gptterm.models import hub
+        from gptterm.models import hub  # the Hub client (huggingface_hub): only a search or a listing needs it
 
         try:
             listing = hub.list_repo(repo)
@@ -379,7 +372,7 @@ class ModelsPane(Vertical):
 
     @work(thread=True, exclusive=True, group="models-download", exit_on_error=False)
     def pull(self, spec: str) -> None:
-        from gptterm.models import download
+        from gptterm.models import download  # the Hub client (huggingface_hub): only a pull needs it
 
         # Set by 'c' and when the app quits (Textual cancels every worker then):
         # the download stops at its next piece and keeps its part file.

@@ -11,6 +11,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select, TextArea
 from gptterm.assets import languages
 from gptterm.tasks.job import Job
 from gptterm.tasks.summarize import FORMS, LENGTH_WORDS, Summarizer, SummaryOptions
+from gptterm.tasks.translate import source_language
 from gptterm.tui.widgets.markdown_view import MarkdownView
 from gptterm.tui.widgets.task_pane import TaskPane
 
@@ -61,8 +62,6 @@ class SummarizePane(TaskPane):
 
     def languages(self) -> tuple[str, ...]:
         """The summary's language (when chosen) and the text's own."""
-        from gptterm.tasks.translate import source_language
-
         language = self.query_one("#sum-language", Select).value
         asked = () if language is Select.NULL else (str(language),)
         return (*asked, *source_language(self.source_text()))

@@ -22,7 +22,7 @@ PULL_KEY = "f10"
 def welcome_text(info: ModelInfo, entry: CatalogEntry | None, key: str = PULL_KEY, *, short: bool = False) -> str:
     """What the welcome says about ``info`` (the loaded model) and ``entry`` (the recommended one);
     ``short``: for a screen of few rows (80x24), where the welcome must leave the chat room."""
-    from gptterm.models.advice import profile_for
+    from gptterm.models.advice import profile_for  # after the first frame: the app's start stays fast
     from gptterm.models.names import human_size
 
     profile = profile_for(info)
