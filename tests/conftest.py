@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +13,11 @@ import pytest
 from tests.fixtures.tiny_gguf import make_tiny_gguf
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored, and every gptterm it
+# starts would too: the Ctrl+C tests need it delivered (a handler, unlike SIG_IGN, is reset by exec).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # Variables that would send every test to some server (or leak a real key into one).

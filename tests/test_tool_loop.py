@@ -131,16 +131,18 @@ def test_the_bundled_model_calls_a_tool_forced_by_the_grammar_and_answers(bundle
 
 
 def test_a_tool_that_is_not_read_only_is_refused_in_a_pipe_unless_approved(bundled_model, folder):
-    args = ["--mcp", FIXTURE_SERVER, "--tool-choice", "add", "--max-tokens", "80", "--temperature", "0", "--json",
+    args = ["--mcp", FIXTURE_SERVER, "--tool-choice", "add", "--max-tokens", "40", "--temperature", "0", "--json",
             "--no-log", "Add 2 and 3 with the add tool."]
     refused = run_cli(*args, input="")
     assert refused.returncode == 0, refused.stderr
     call = json.loads(refused.stdout)["tool_calls"][0]
     assert call["name"] == "add" and call["error"]
     assert "add needs approval and there is no terminal to ask: give --approve add" in refused.stderr
-    approved = run_cli(*args, "--approve", "add", input="")
+    approved = run_cli(*args, "--approve", "add", "--approve", "ad", input="")
     call = json.loads(approved.stdout)["tool_calls"][0]
     assert not call["error"] and call["result"].strip().isdigit()
+    assert "--approve ad: no tool of that name is offered" in approved.stderr  # a misspelling is said
+    assert "--approve add:" not in approved.stderr
 
 
 def test_tools_through_a_real_server(llama_server, folder):

@@ -119,11 +119,13 @@ class ToolOptions(ReplyOptions):
     yes: bool = False
 
     def tool_settings(self) -> ToolSettings:
-        # asyncio (the MCP client): not on the fast paths (--help, completion)
-        from gptterm.tools.mcp_client import parse_mcp_command
+        servers = []
+        if self.mcp:
+            # asyncio (the MCP client): only a run given --mcp needs it, not every prompt
+            from gptterm.tools.mcp_client import parse_mcp_command
 
-        return ToolSettings(servers=[parse_mcp_command(text) for text in self.mcp], approved=set(self.approve),
-                            yes=self.yes)
+            servers = [parse_mcp_command(text) for text in self.mcp]
+        return ToolSettings(servers=servers, approved=set(self.approve), yes=self.yes)
 
     def session(self, *, log: bool = True) -> Session:
         session = super().session(log=log)

@@ -104,9 +104,9 @@ def show(event: Event) -> None:
 
 
 def say_failures(session: Session) -> None:
-    """One line for each MCP server that did not start (once)."""
+    """One line for each MCP server that did not start and each --approve that names no tool (once)."""
     for line in session.tools.new_failures():
-        note(f"MCP server not started: {line}")
+        note(line)
 
 
 def calls_json(turn: Turn) -> list[dict[str, Any]]:

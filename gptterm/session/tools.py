@@ -91,11 +91,16 @@ class SessionTools:
         return self._box
 
     def new_failures(self) -> list[str]:
-        """The MCP servers that did not start (one line each), once after the tools were made."""
+        """What the user should hear once after the tools were made, one line each: the MCP servers that did not
+        start, and the --approve names that match no tool offered."""
         if self._box is None or self._failures_said:
             return []
         self._failures_said = True
-        return list(self._box.failures)
+        offered = {tool.name for tool in self._box.tools} | {tool.source for tool in self._box.tools}
+        unknown = sorted(self.settings.approved - offered)
+        # a misspelt --approve would leave the tool asking (or refused in a pipe) with no word why
+        return ([f"MCP server not started: {line}" for line in self._box.failures]
+                + [f"--approve {name}: no tool of that name is offered" for name in unknown])
 
     def close(self) -> None:
         box, self._box, self._key = self._box, None, None

@@ -349,7 +349,7 @@ class ChatPane(Vertical):
         use = session.tool_use(approvals, self._asker(run.stopped), docs=docs, stopped=run.stopped)
         if use is not None:
             for line in session.tools.new_failures():
-                self.app.call_from_thread(self.notify, line, title="MCP server not started", severity="warning",
+                self.app.call_from_thread(self.notify, line, title="Tools", severity="warning",
                                           timeout=15)
             self.app.call_from_thread(host(self).advise, "tools")
         if run.stopped.is_set():  # Esc while the servers started
