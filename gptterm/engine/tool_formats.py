@@ -302,6 +302,23 @@ def _call_json(call: ToolCall, key: str) -> str:
     return json.dumps({"name": call.name, key: call.arguments}, ensure_ascii=False)
 
 
+def _blocks(block: re.Pattern[str], text: str, *, flag_rest: bool) -> tuple[list[str], list[ToolCall]]:
+    """The text around each marked call block, and the calls inside (``flag_rest``: text after a block's JSON
+    makes its last call an error)."""
+    calls: list[ToolCall] = []
+    pieces: list[str] = []
+    last = 0
+    for m in block.finditer(text):
+        pieces.append(text[last:m.start()])
+        last = m.end()
+        found, rest = calls_from_json(m.group(1))
+        calls += found
+        if flag_rest and rest.strip():
+            calls[-1].error = calls[-1].error or f"text after the call's JSON: {rest.strip()[:40]!r}"
+    pieces.append(text[last:])
+    return pieces, calls
+
+
 class Hermes(CallFormat):
     name = "hermes"
     openings = ("<tool_call>",)
@@ -309,17 +326,7 @@ class Hermes(CallFormat):
     _BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 
     def parse(self, text: str) -> tuple[str, list[ToolCall]]:
-        calls: list[ToolCall] = []
-        pieces: list[str] = []
-        last = 0
-        for m in self._BLOCK.finditer(text):
-            pieces.append(text[last:m.start()])
-            last = m.end()
-            found, rest = calls_from_json(m.group(1))
-            calls += found
-            if rest.strip():
-                calls[-1].error = calls[-1].error or f"text after the call's JSON: {rest.strip()[:40]!r}"
-        pieces.append(text[last:])
+        pieces, calls = _blocks(self._BLOCK, text, flag_rest=True)
         return _join(*pieces), calls
 
     def grammar(self, tools: Sequence[Tool]) -> str:
@@ -444,15 +451,7 @@ class Phi4(CallFormat):
     _BLOCK = re.compile(r"<\|tool_call\|>(.*?)(?:<\|/tool_call\|>|$)", re.DOTALL)
 
     def parse(self, text: str) -> tuple[str, list[ToolCall]]:
-        calls: list[ToolCall] = []
-        pieces: list[str] = []
-        last = 0
-        for m in self._BLOCK.finditer(text):
-            pieces.append(text[last:m.start()])
-            last = m.end()
-            found, _ = calls_from_json(m.group(1))
-            calls += found
-        pieces.append(text[last:])
+        pieces, calls = _blocks(self._BLOCK, text, flag_rest=False)
         answer = "".join(pieces)
         head, marker, body = answer.partition("functools[")
         if marker:  # vLLM's reading of Phi-4-mini: functools[{...}, ...]
