@@ -313,3 +313,13 @@ def test_calls_round_trip_through_the_openai_shape():
                                       {"id": "2", "function": {"name": "g", "arguments": "[1]"}}]})
     assert "not valid JSON" in broken[0].error and "must be a JSON object" in broken[1].error
     assert json.loads(call.openai()["function"]["arguments"]) == call.arguments
+
+
+def test_a_call_cut_inside_its_closing_marker_is_still_a_call():
+    # max_tokens can end the reply after the JSON but before "</tool_call>" is whole
+    answer, calls = formats.FORMATS["hermes"].parse('<tool_call>\n{"name": "read_file", "arguments": '
+                                                   '{"path": "notes.txt"}}\n</tool_')
+    assert answer == "" and [(c.name, c.arguments, c.error) for c in calls] == [("read_file", {"path": "notes.txt"},
+                                                                                None)]
+    _, calls = formats.FORMATS["hermes"].parse('<tool_call>{"name": "read_file", "arguments": {}} and more')
+    assert calls[0].error and "text after the call's JSON" in calls[0].error

@@ -302,9 +302,10 @@ def _call_json(call: ToolCall, key: str) -> str:
     return json.dumps({"name": call.name, key: call.arguments}, ensure_ascii=False)
 
 
-def _blocks(block: re.Pattern[str], text: str, *, flag_rest: bool) -> tuple[list[str], list[ToolCall]]:
+def _blocks(block: re.Pattern[str], text: str, *, flag_rest: bool,
+            close: str = "") -> tuple[list[str], list[ToolCall]]:
     """The text around each marked call block, and the calls inside (``flag_rest``: text after a block's JSON
-    makes its last call an error)."""
+    makes its last call an error, unless it is the start of the closing marker: a reply cut by max_tokens)."""
     calls: list[ToolCall] = []
     pieces: list[str] = []
     last = 0
@@ -313,7 +314,7 @@ def _blocks(block: re.Pattern[str], text: str, *, flag_rest: bool) -> tuple[list
         last = m.end()
         found, rest = calls_from_json(m.group(1))
         calls += found
-        if flag_rest and rest.strip():
+        if flag_rest and rest.strip() and not close.startswith(rest.strip()):
             calls[-1].error = calls[-1].error or f"text after the call's JSON: {rest.strip()[:40]!r}"
     pieces.append(text[last:])
     return pieces, calls
@@ -326,7 +327,7 @@ class Hermes(CallFormat):
     _BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 
     def parse(self, text: str) -> tuple[str, list[ToolCall]]:
-        pieces, calls = _blocks(self._BLOCK, text, flag_rest=True)
+        pieces, calls = _blocks(self._BLOCK, text, flag_rest=True, close="</tool_call>")
         return _join(*pieces), calls
 
     def grammar(self, tools: Sequence[Tool]) -> str:
