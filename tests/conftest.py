@@ -123,6 +123,20 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny256(tmp_path_factory) -> Path:
+    """A tiny model that can be fine-tuned: training needs context = batch = micro-batch, a multiple of 256."""
+    return make_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny256.gguf", context_length=256)
+
+
+@pytest.fixture
+def text_file(tmp_path) -> Path:
+    """Plain training text, a few windows of 256 tokens."""
+    path = tmp_path / "notes.txt"
+    path.write_text("\n\n".join(f"the cat sat on the mat {i % 3}. the dog ran in the park." for i in range(40)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_model_no_template(tmp_path_factory) -> Path:
     return make_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny-base.gguf", chat_template=None)
 

@@ -17,23 +17,6 @@ from gptterm.finetune.train import quantizing_undid
 from gptterm.models import finetuned, store
 from gptterm.models.gguf_meta import read_metadata
 from tests.conftest import run_cli
-from tests.fixtures.tiny_gguf import make_tiny_gguf
-
-TEXT = "\n\n".join(f"the cat sat on the mat {i % 3}. the dog ran in the park." for i in range(40)) + "\n"
-
-
-@pytest.fixture(scope="module")
-def tiny256(tmp_path_factory):
-    # training needs context = batch = micro-batch, a multiple of 256
-    return make_tiny_gguf(tmp_path_factory.mktemp("ft") / "tiny256.gguf", context_length=256)
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "notes.txt"
-    path.write_text(TEXT)
-    return path
-
 
 def _chat_line(q: str, a: str) -> str:
     return json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})

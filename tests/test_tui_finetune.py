@@ -6,30 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 
-import pytest
-
 from gptterm.finetune import events as ev
 from gptterm.models import finetuned
 from gptterm.tui import palette
 from gptterm.tui.messages import ModelAdded, ModelLoaded
 from gptterm.tui.widgets.finetune import FinetuneScreen
 from gptterm.tui.widgets.models import ModelsPane
-from tests.test_finetune import TEXT
-from tests.fixtures.tiny_gguf import make_tiny_gguf
 from tests.tui_helpers import make_app, running
-
-
-@pytest.fixture(scope="module")
-def tiny256(tmp_path_factory):
-    # training needs context = batch = micro-batch, a multiple of 256
-    return make_tiny_gguf(tmp_path_factory.mktemp("tui-ft") / "tiny256.gguf", context_length=256)
-
-
-@pytest.fixture
-def notes(tmp_path):
-    path = tmp_path / "notes.txt"
-    path.write_text(TEXT)
-    return path
 
 
 def app_on(model):
@@ -64,12 +47,12 @@ def events(t, kind):
     return [m.event for m in t.of(FinetuneScreen.Progress) if isinstance(m.event, kind)]
 
 
-def test_a_run_from_the_palette_draws_its_curve_and_the_model_is_listed_and_loaded(tiny256, notes):
+def test_a_run_from_the_palette_draws_its_curve_and_the_model_is_listed_and_loaded(tiny256, text_file):
     async def run():
         async with running(app_on(tiny256), size=(80, 24)) as t:
             screen = await open_screen(t)
             assert "Fine-tune tiny256" in str(screen.query_one("#ft-title").render())
-            fill(screen, notes, "tiny-tuned")
+            fill(screen, text_file, "tiny-tuned")
             await t.pilot.press("ctrl+g")
             await t.wait_for(lambda: t.of(FinetuneScreen.Ended), what="the end of the run")
             await t.pilot.pause()
@@ -94,23 +77,23 @@ def test_a_run_from_the_palette_draws_its_curve_and_the_model_is_listed_and_load
     asyncio.run(run())
 
 
-def test_wrong_settings_too_little_memory_esc_mid_training_and_quitting(tiny256, notes, monkeypatch):
+def test_wrong_settings_too_little_memory_esc_mid_training_and_quitting(tiny256, text_file, monkeypatch):
     from gptterm.models import machine
 
     async def run():
         async with running(app_on(tiny256), size=(80, 24)) as t:
             screen = await open_screen(t)
             await t.pilot.press("ctrl+g")  # nothing filled in
-            fill(screen, notes, "x", epochs="two")
+            fill(screen, text_file, "x", epochs="two")
             await t.pilot.press("ctrl+g")
-            fill(screen, notes.with_name("missing.txt"), "x")
+            fill(screen, text_file.with_name("missing.txt"), "x")
             await t.pilot.press("ctrl+g")
             await t.wait_for(lambda: len(t.of(FinetuneScreen.Ended)) == 1, what="the missing file")
             assert t.of(FinetuneScreen.Ended)[0].error
             real = machine.this_machine
             monkeypatch.setattr(machine, "this_machine", lambda: machine.Machine(ram_total=2**30,
                                                                                    ram_available=8 * 2**20))
-            fill(screen, notes, "x")
+            fill(screen, text_file, "x")
             await t.pilot.press("ctrl+g")
             await t.wait_for(lambda: len(t.of(FinetuneScreen.Ended)) == 2, what="the memory check")
             monkeypatch.setattr(machine, "this_machine", real)
@@ -123,7 +106,7 @@ def test_wrong_settings_too_little_memory_esc_mid_training_and_quitting(tiny256,
             assert not any("Traceback" in n for n in said)
 
             # Esc after the first step: stopped after it, nothing saved
-            fill(screen, notes, "stopped", epochs="500")
+            fill(screen, text_file, "stopped", epochs="500")
             await t.pilot.press("ctrl+g")
             await t.wait_for(lambda: events(t, ev.Step), what="a step")
             await t.pilot.press("escape")
@@ -138,7 +121,7 @@ def test_wrong_settings_too_little_memory_esc_mid_training_and_quitting(tiny256,
 
             # back on the screen (the palette), a long run, then F2: the panes, while it trains on
             screen = await open_screen(t)
-            fill(screen, notes, "left-running", epochs="500")
+            fill(screen, text_file, "left-running", epochs="500")
             await t.pilot.press("ctrl+g")
             await t.wait_for(lambda: len(events(t, ev.Step)) > 3 and screen.job is not None and screen.job.pid,
                              what="training")
